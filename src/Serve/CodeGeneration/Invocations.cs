@@ -1,0 +1,86 @@
+using System.ComponentModel;
+
+namespace Serve.CodeGeneration;
+
+// The contracts between generated code and the runtime. User code never implements these; they are public only
+// because the generated code in the user's assembly uses them.
+
+/// <summary>A generated argument struct for one handle method returning a value. Not for user code.</summary>
+/// <typeparam name="TResult">The method's result type.</typeparam>
+[EditorBrowsable(EditorBrowsableState.Never)]
+public interface IInvocation<TResult>
+{
+    /// <summary>The stable method id (a hash of the method signature).</summary>
+    int MethodId { get; }
+
+    /// <summary>Calls the user method on <paramref name="instance"/> directly (no reflection).</summary>
+    ValueTask<TResult> InvokeAsync(object instance, CancellationToken cancellationToken);
+}
+
+/// <summary>A generated argument struct for one handle method returning no value. Not for user code.</summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
+public interface IVoidInvocation
+{
+    /// <summary>The stable method id (a hash of the method signature).</summary>
+    int MethodId { get; }
+
+    /// <summary>Calls the user method on <paramref name="instance"/> directly (no reflection).</summary>
+    ValueTask InvokeAsync(object instance, CancellationToken cancellationToken);
+}
+
+/// <summary>A generated argument struct for one handle method returning <see cref="IAsyncEnumerable{T}"/>. Not for user code.</summary>
+/// <typeparam name="TItem">The stream's item type.</typeparam>
+[EditorBrowsable(EditorBrowsableState.Never)]
+public interface IStreamInvocation<TItem>
+{
+    /// <summary>The stable method id (a hash of the method signature).</summary>
+    int MethodId { get; }
+
+    /// <summary>Calls the user method on <paramref name="instance"/> directly (no reflection).</summary>
+    IAsyncEnumerable<TItem> Invoke(object instance, CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// The generated switch-based invoker of one deployment: dispatches a method id with boxed arguments to the
+/// instance. Used by untyped handles and (later) by calls that cross an isolation or process boundary.
+/// </summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
+public interface IDeploymentInvoker
+{
+    /// <summary>
+    /// Calls method <paramref name="methodId"/> on <paramref name="instance"/> with <paramref name="arguments"/>
+    /// (one per handle-method parameter, cancellation token excluded). The result of a void method is <c>null</c>;
+    /// a stream method returns its <see cref="IAsyncEnumerable{T}"/>.
+    /// </summary>
+    ValueTask<object?> InvokeAsync(object instance, int methodId, object?[] arguments, CancellationToken cancellationToken);
+}
+
+/// <summary>How a handle method returns.</summary>
+public enum DeploymentMethodKind
+{
+    /// <summary><c>T</c>, <c>Task&lt;T&gt;</c> or <c>ValueTask&lt;T&gt;</c>: the handle returns <c>ValueTask&lt;T&gt;</c>.</summary>
+    Value,
+    /// <summary><c>void</c>, <c>Task</c> or <c>ValueTask</c>: the handle returns <c>ValueTask</c>.</summary>
+    Void,
+    /// <summary><c>IAsyncEnumerable&lt;T&gt;</c>: the handle returns a stream.</summary>
+    Stream,
+}
+
+/// <summary>Describes one handle method of a deployment.</summary>
+/// <param name="Name">The user method's name, e.g. <c>Shout</c>.</param>
+/// <param name="HandleName">The handle method's name, e.g. <c>ShoutAsync</c>.</param>
+/// <param name="MethodId">The stable method id.</param>
+/// <param name="IsCall">True for the call method (<c>Call</c>/<c>CallAsync</c>).</param>
+/// <param name="Kind">How the method returns.</param>
+/// <param name="ResultType">The value or item type; <c>null</c> for void methods.</param>
+/// <param name="ParameterNames">The parameter names, cancellation token excluded.</param>
+/// <param name="ParameterTypes">The parameter types, cancellation token excluded.</param>
+public sealed record DeploymentMethod(
+    string Name,
+    string HandleName,
+    int MethodId,
+    bool IsCall,
+    DeploymentMethodKind Kind,
+    Type? ResultType,
+    string[] ParameterNames,
+    Type[] ParameterTypes);

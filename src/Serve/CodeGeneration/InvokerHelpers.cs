@@ -1,0 +1,81 @@
+using System.ComponentModel;
+using System.Text.Json;
+
+namespace Serve.CodeGeneration;
+
+/// <summary>Helpers used by generated invokers and factories; not for user code.</summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
+public static class InvokerHelpers
+{
+    /// <summary>Reads boxed argument <paramref name="index"/> as <typeparamref name="T"/>; a <see cref="JsonElement"/> is deserialized.</summary>
+    /// <exception cref="ArgumentException">The argument is missing or of another type; the message names the method and parameter.</exception>
+    public static T Argument<T>(object?[] arguments, int index, string method, string parameter)
+    {
+        if ((uint)index >= (uint)arguments.Length)
+            throw new ArgumentException($"Method '{method}' expects an argument for parameter '{parameter}' at position {index}, but only {arguments.Length} were given.");
+        var value = arguments[index];
+        if (value is T t)
+            return t;
+        if (value is null && default(T) is null)
+            return default!;
+        if (value is JsonElement json)
+        {
+            try
+            {
+                return json.Deserialize<T>()!;
+            }
+            catch (JsonException e)
+            {
+                throw new ArgumentException($"Method '{method}' parameter '{parameter}' expects {typeof(T)}; the JSON value could not be read: {e.Message}", e);
+            }
+        }
+        throw new ArgumentException($"Method '{method}' parameter '{parameter}' expects {typeof(T)}, but got " +
+                                    (value is null ? "null" : value.GetType().ToString()) + ".");
+    }
+
+    /// <summary>Checks the number of boxed arguments.</summary>
+    public static void ExpectArguments(object?[] arguments, int count, string method)
+    {
+        if (arguments.Length != count)
+            throw new ArgumentException($"Method '{method}' takes {count} argument(s), but {arguments.Length} were given.");
+    }
+
+    /// <summary>Boxes the result of a value method.</summary>
+    public static async ValueTask<object?> Box<T>(ValueTask<T> task) => await task.ConfigureAwait(false);
+
+    /// <summary>Turns a void method's completion into a <c>null</c> result.</summary>
+    public static async ValueTask<object?> Box(ValueTask task)
+    {
+        await task.ConfigureAwait(false);
+        return null;
+    }
+
+    /// <summary>Returns a stream method's enumerable as the boxed result.</summary>
+    public static ValueTask<object?> BoxStream<T>(IAsyncEnumerable<T> stream) => new(stream);
+
+    /// <summary>The exception for a method id the invoker does not know.</summary>
+    public static Exception UnknownMethod(string deployment, int methodId) =>
+        new InvalidOperationException($"Deployment '{deployment}' has no method with id {methodId}; the caller and the deployment were built from different code. Rebuild and redeploy.");
+
+    /// <summary>Converts a user config to <typeparamref name="TConfig"/>: as is when it already is one, else through JSON.</summary>
+    /// <exception cref="ArgumentException">The config cannot be converted; the message names the deployment and type.</exception>
+    public static TConfig ConvertUserConfig<TConfig>(object? config, string deployment)
+    {
+        if (config is TConfig t)
+            return t;
+        try
+        {
+            var json = config is JsonElement e ? e : JsonSerializer.SerializeToElement(config, config?.GetType() ?? typeof(object));
+            return json.Deserialize<TConfig>()!;
+        }
+        catch (Exception e) when (e is JsonException or NotSupportedException or InvalidOperationException)
+        {
+            throw new ArgumentException(
+                $"Deployment '{deployment}': UserConfig of type {config?.GetType().ToString() ?? "null"} cannot be converted to {typeof(TConfig)} " +
+                $"for IReconfigurable<{typeof(TConfig).Name}>: {e.Message}. Set UserConfig to a {typeof(TConfig).Name} or to JSON of its shape.", e);
+        }
+    }
+
+    /// <summary>The placeholder instance of a function deployment (its method is static).</summary>
+    public static object FunctionInstance { get; } = new();
+}

@@ -1,0 +1,49 @@
+namespace Serve;
+
+/// <summary>
+/// Marks a <c>partial</c> class (or a static method of a <c>static partial</c> class) as a Serve deployment.
+/// The Serve source generator then emits a strongly typed handle (<c>XHandle</c>) and <c>Bind(...)</c> builders.
+/// </summary>
+/// <remarks>
+/// The values set here are the deployment's defaults; <see cref="Application{THandle}.WithOptions"/> overrides
+/// them for one bound deployment. Out-of-range constants are reported at compile time (SERVE0xx diagnostics).
+/// </remarks>
+[AttributeUsage(AttributeTargets.Class | AttributeTargets.Method, AllowMultiple = false, Inherited = false)]
+public sealed class DeploymentAttribute : Attribute
+{
+    /// <summary>The deployment name; defaults to the class (or function) name.</summary>
+    public string? Name { get; set; }
+
+    /// <summary>How many replicas run; default 1. Zero is allowed (the deployment exists but serves nothing).</summary>
+    public int NumReplicas { get; set; } = DeploymentOptions.DefaultNumReplicas;
+
+    /// <summary>How many calls one replica runs at once; default 5.</summary>
+    public int MaxOngoingRequests { get; set; } = DeploymentOptions.DefaultMaxOngoingRequests;
+
+    /// <summary>How many calls may wait when every replica is full; -1 (default) means unbounded.</summary>
+    public int MaxQueuedRequests { get; set; } = DeploymentOptions.Unbounded;
+
+    /// <summary>The HTTP route prefix of an ingress deployment.</summary>
+    public string? RoutePrefix { get; set; }
+
+    /// <summary>The code version. Redeploying with another version rolls the replicas over.</summary>
+    public string? Version { get; set; }
+
+    /// <summary>CPUs reserved per replica; default 1.</summary>
+    public double NumCpus { get; set; } = DeploymentOptions.DefaultNumCpus;
+
+    /// <summary>GPUs reserved per replica, fractional allowed; default 0.</summary>
+    public double NumGpus { get; set; }
+
+    /// <summary>Seconds a stopping replica waits for in-flight calls before it is disposed; default 20.</summary>
+    public double GracefulShutdownTimeoutSeconds { get; set; } = DeploymentOptions.DefaultGracefulShutdownTimeoutSeconds;
+}
+
+/// <summary>
+/// Marks a deployment constructor parameter that the host resolves from its <see cref="IServiceProvider"/>
+/// instead of taking it from <c>Bind(...)</c>.
+/// </summary>
+[AttributeUsage(AttributeTargets.Parameter, AllowMultiple = false, Inherited = false)]
+public sealed class FromServicesAttribute : Attribute
+{
+}

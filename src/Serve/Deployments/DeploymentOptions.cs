@@ -1,0 +1,140 @@
+using System.Globalization;
+using System.Text.Json;
+
+namespace Serve;
+
+/// <summary>
+/// The options of one deployment (Ray Serve's <c>@serve.deployment(...)</c> arguments). The
+/// <see cref="DeploymentAttribute"/> values are the defaults; <see cref="Application{THandle}.WithOptions"/>
+/// changes them for one bound deployment.
+/// </summary>
+public sealed class DeploymentOptions
+{
+    /// <summary>The value of <see cref="MaxQueuedRequests"/> meaning "no limit".</summary>
+    public const int Unbounded = -1;
+    /// <summary>Default <see cref="NumReplicas"/>.</summary>
+    public const int DefaultNumReplicas = 1;
+    /// <summary>Default <see cref="MaxOngoingRequests"/>.</summary>
+    public const int DefaultMaxOngoingRequests = 5;
+    /// <summary>Default <see cref="NumCpus"/>.</summary>
+    public const double DefaultNumCpus = 1;
+    /// <summary>Default <see cref="GracefulShutdownTimeout"/> in seconds.</summary>
+    public const double DefaultGracefulShutdownTimeoutSeconds = 20;
+
+    /// <summary>The deployment name, unique within its application. Defaults to the class or function name.</summary>
+    public string Name { get; set; } = "";
+
+    /// <summary>How many replicas run. Zero keeps the deployment defined with no replica.</summary>
+    public int NumReplicas { get; set; } = DefaultNumReplicas;
+
+    /// <summary>How many calls one replica runs at once (Ray's <c>max_ongoing_requests</c>).</summary>
+    public int MaxOngoingRequests { get; set; } = DefaultMaxOngoingRequests;
+
+    /// <summary>
+    /// How many calls may wait in the deployment's queue when every replica is at
+    /// <see cref="MaxOngoingRequests"/>; beyond it calls fail at once with <see cref="BackPressureException"/>.
+    /// <see cref="Unbounded"/> (-1, the default) means no limit; 0 means never queue.
+    /// </summary>
+    public int MaxQueuedRequests { get; set; } = Unbounded;
+
+    /// <summary>The HTTP route prefix when this deployment is an application's ingress.</summary>
+    public string? RoutePrefix { get; set; }
+
+    /// <summary>
+    /// The code version. Redeploying the same version with the same options is a no-op; a different version is a
+    /// rolling update. When unset, the version is derived from the implementation assembly's identity (its MVID),
+    /// so a rebuilt assembly counts as new code.
+    /// </summary>
+    public string? Version { get; set; }
+
+    /// <summary>
+    /// Any JSON-serializable value handed to <see cref="IReconfigurable{TConfig}.ReconfigureAsync"/>. Changing only
+    /// this on redeploy reconfigures live replicas without restarting them.
+    /// </summary>
+    public object? UserConfig { get; set; }
+
+    /// <summary>CPUs reserved per replica (recorded and reported; placement is enforced by the resource scheduler).</summary>
+    public double NumCpus { get; set; } = DefaultNumCpus;
+
+    /// <summary>GPUs reserved per replica, fractional allowed (recorded and reported; placement by the scheduler).</summary>
+    public double NumGpus { get; set; }
+
+    /// <summary>Custom resources reserved per replica, name to amount.</summary>
+    public IDictionary<string, double> Resources { get; set; } = new Dictionary<string, double>(StringComparer.Ordinal);
+
+    /// <summary>How long a stopping replica waits for its in-flight calls before it is disposed anyway.</summary>
+    public TimeSpan GracefulShutdownTimeout { get; set; } = TimeSpan.FromSeconds(DefaultGracefulShutdownTimeoutSeconds);
+
+    /// <summary>Returns a deep copy (the <see cref="UserConfig"/> object itself is shared).</summary>
+    public DeploymentOptions Clone() => new()
+    {
+        Name = Name,
+        NumReplicas = NumReplicas,
+        MaxOngoingRequests = MaxOngoingRequests,
+        MaxQueuedRequests = MaxQueuedRequests,
+        RoutePrefix = RoutePrefix,
+        Version = Version,
+        UserConfig = UserConfig,
+        NumCpus = NumCpus,
+        NumGpus = NumGpus,
+        Resources = new Dictionary<string, double>(Resources, StringComparer.Ordinal),
+        GracefulShutdownTimeout = GracefulShutdownTimeout,
+    };
+
+    /// <summary>
+    /// Throws <see cref="ArgumentOutOfRangeException"/> naming the deployment, the option and the value when an
+    /// option is out of range.
+    /// </summary>
+    /// <param name="deploymentName">The deployment the options belong to, used in the message.</param>
+    public void Validate(string deploymentName)
+    {
+        if (string.IsNullOrWhiteSpace(Name))
+            throw Invalid(deploymentName, nameof(Name), Name, "must not be empty; set Name to a non-empty string or leave it unset to use the class name");
+        if (NumReplicas < 0)
+            throw Invalid(deploymentName, nameof(NumReplicas), NumReplicas, "must be 0 or more; use 1 or more replicas to serve calls");
+        if (MaxOngoingRequests < 1)
+            throw Invalid(deploymentName, nameof(MaxOngoingRequests), MaxOngoingRequests, "must be at least 1 (the default is 5)");
+        if (MaxQueuedRequests < Unbounded)
+            throw Invalid(deploymentName, nameof(MaxQueuedRequests), MaxQueuedRequests, "must be -1 (unbounded), 0 (never queue) or a positive limit");
+        if (!(NumCpus >= 0) || double.IsInfinity(NumCpus))
+            throw Invalid(deploymentName, nameof(NumCpus), NumCpus, "must be a finite number of 0 or more (the default is 1)");
+        if (!(NumGpus >= 0) || double.IsInfinity(NumGpus))
+            throw Invalid(deploymentName, nameof(NumGpus), NumGpus, "must be a finite number of 0 or more, e.g. 0.5 to share a GPU between two replicas");
+        if (NumGpus > 1 && NumGpus != Math.Floor(NumGpus))
+            throw Invalid(deploymentName, nameof(NumGpus), NumGpus, "above 1 must be a whole number of GPUs; a replica never spans part of a second device");
+        foreach (var (name, amount) in Resources)
+        {
+            if (string.IsNullOrWhiteSpace(name))
+                throw Invalid(deploymentName, nameof(Resources), name, "has an empty resource name; name every custom resource");
+            if (!(amount >= 0) || double.IsInfinity(amount))
+                throw Invalid(deploymentName, $"{nameof(Resources)}[\"{name}\"]", amount, "must be a finite amount of 0 or more");
+        }
+        if (GracefulShutdownTimeout < TimeSpan.Zero)
+            throw Invalid(deploymentName, nameof(GracefulShutdownTimeout), GracefulShutdownTimeout, "must not be negative");
+        if (RoutePrefix is { } prefix && (prefix.Length == 0 || prefix[0] != '/'))
+            throw Invalid(deploymentName, nameof(RoutePrefix), prefix, "must start with '/', e.g. \"/greeter\"");
+    }
+
+    private static ArgumentOutOfRangeException Invalid(string deployment, string option, object? value, string rule)
+    {
+        var shown = value switch
+        {
+            null => "null",
+            string s => $"\"{s}\"",
+            IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
+            _ => value.ToString(),
+        };
+        return new ArgumentOutOfRangeException(option, value,
+            $"Deployment '{deployment}': option {option} = {shown} is out of range: it {rule}.");
+    }
+
+    /// <summary>True when a replica started with these options can keep serving under <paramref name="other"/>: only the resources it reserved matter.</summary>
+    internal bool SameReplicaShape(DeploymentOptions other) =>
+        NumCpus == other.NumCpus
+        && NumGpus == other.NumGpus
+        && Resources.Count == other.Resources.Count
+        && Resources.All(r => other.Resources.TryGetValue(r.Key, out var v) && v == r.Value);
+
+    /// <summary>The user config as canonical JSON, used to detect a change on redeploy.</summary>
+    internal string UserConfigJson() => UserConfig is null ? "null" : JsonSerializer.Serialize(UserConfig, UserConfig.GetType());
+}

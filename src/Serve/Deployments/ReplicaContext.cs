@@ -1,0 +1,39 @@
+namespace Serve;
+
+/// <summary>
+/// What a replica knows about itself. Declare a <see cref="ReplicaContext"/> constructor parameter to receive it;
+/// it is injected by the host and left out of <c>Bind(...)</c>.
+/// </summary>
+public sealed class ReplicaContext
+{
+    internal ReplicaContext(string applicationName, string deploymentName, string replicaId, string version, CancellationToken stoppingToken)
+    {
+        ApplicationName = applicationName;
+        DeploymentName = deploymentName;
+        ReplicaId = replicaId;
+        Version = version;
+        StoppingToken = stoppingToken;
+    }
+
+    /// <summary>The application the replica belongs to.</summary>
+    public string ApplicationName { get; }
+
+    /// <summary>The deployment the replica belongs to.</summary>
+    public string DeploymentName { get; }
+
+    /// <summary>A unique id, <c>{Deployment}#{suffix}</c>.</summary>
+    public string ReplicaId { get; }
+
+    /// <summary>The code version the replica runs.</summary>
+    public string Version { get; }
+
+    /// <summary>
+    /// Cancelled when the replica starts stopping (scale-down, rolling update, delete or shutdown). It stops taking
+    /// new calls at that moment, and in-flight calls may finish within the graceful shutdown timeout; background
+    /// work the replica started should end when this fires.
+    /// </summary>
+    public CancellationToken StoppingToken { get; }
+
+    /// <inheritdoc />
+    public override string ToString() => $"{ApplicationName}/{ReplicaId}";
+}

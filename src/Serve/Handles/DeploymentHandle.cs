@@ -1,0 +1,231 @@
+using System.ComponentModel;
+using System.Runtime.CompilerServices;
+using Serve.CodeGeneration;
+using Serve.Replicas;
+using Serve.Routing;
+
+namespace Serve;
+
+/// <summary>
+/// A client for one running deployment. The generator derives a typed handle (<c>XHandle</c>) with one method per
+/// deployment method; this base class is also the untyped handle returned by
+/// <see cref="IServeClient.GetHandle(string, string?)"/>. Handles are cheap, thread-safe and may be shared; they
+/// stay valid across redeploys of their application, and fail with <see cref="DeploymentUnavailableException"/>
+/// once it is deleted.
+/// </summary>
+/// <remarks>
+/// A call takes a slot on a replica chosen by the router and runs the user method on the calling thread (no thread
+/// hop); when every replica is full it waits in the deployment's queue.
+/// </remarks>
+public class DeploymentHandle
+{
+    private readonly DeploymentEndpoint _endpoint;
+    private readonly DeploymentRouter _router;
+
+    /// <summary>Used by generated handles; not for user code.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    protected DeploymentHandle(HandleTarget target)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        _endpoint = target.Endpoint;
+        _router = _endpoint.Router;
+    }
+
+    internal DeploymentHandle(DeploymentEndpoint endpoint) : this(new HandleTarget(endpoint))
+    {
+    }
+
+    /// <summary>The deployment this handle calls.</summary>
+    public string DeploymentName => _endpoint.DeploymentName;
+
+    /// <summary>The application the deployment belongs to.</summary>
+    public string ApplicationName => _endpoint.ApplicationName;
+
+    /// <summary>The deployment's generated definition (its methods, default options, types).</summary>
+    public DeploymentDefinition Definition => _endpoint.Definition;
+
+    internal DeploymentEndpoint Endpoint => _endpoint;
+
+    /// <inheritdoc />
+    public override string ToString() => $"{GetType().Name}({ApplicationName}/{DeploymentName})";
+
+    /// <summary>Calls a value method through the router; used by generated handles.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    protected ValueTask<TResult> InvokeAsync<TArgs, TResult>(TArgs arguments, CancellationToken cancellationToken)
+        where TArgs : struct, IInvocation<TResult>
+    {
+        if (!_router.TryAcquire(out var replica))
+            return InvokeQueuedAsync<TArgs, TResult>(arguments, cancellationToken);
+        ValueTask<TResult> pending;
+        try
+        {
+            pending = arguments.InvokeAsync(replica.Instance, cancellationToken);
+        }
+        catch (Exception e)
+        {
+            _router.Release(replica);
+            return ValueTask.FromException<TResult>(e);
+        }
+        if (pending.IsCompletedSuccessfully)
+        {
+            var result = pending.Result;
+            _router.Release(replica);
+            return new ValueTask<TResult>(result);
+        }
+        return AwaitAndReleaseAsync(pending, replica);
+    }
+
+    /// <summary>Calls a void method through the router; used by generated handles.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    protected ValueTask InvokeVoidAsync<TArgs>(TArgs arguments, CancellationToken cancellationToken)
+        where TArgs : struct, IVoidInvocation
+    {
+        if (!_router.TryAcquire(out var replica))
+            return InvokeVoidQueuedAsync(arguments, cancellationToken);
+        ValueTask pending;
+        try
+        {
+            pending = arguments.InvokeAsync(replica.Instance, cancellationToken);
+        }
+        catch (Exception e)
+        {
+            _router.Release(replica);
+            return ValueTask.FromException(e);
+        }
+        if (pending.IsCompletedSuccessfully)
+        {
+            pending.GetAwaiter().GetResult();
+            _router.Release(replica);
+            return default;
+        }
+        return AwaitAndReleaseAsync(pending, replica);
+    }
+
+    /// <summary>Calls a stream method through the router; used by generated handles. The replica slot is held until the stream ends.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    protected IAsyncEnumerable<TItem> InvokeStream<TArgs, TItem>(TArgs arguments, CancellationToken cancellationToken)
+        where TArgs : struct, IStreamInvocation<TItem>
+        => StreamAsync<TArgs, TItem>(arguments, cancellationToken);
+
+    /// <summary>
+    /// Calls a method by name with boxed arguments (an untyped call): <paramref name="methodName"/> is the deployment
+    /// method's name (<c>Shout</c>) or its handle name (<c>ShoutAsync</c>). The result of a void method is <c>null</c>.
+    /// </summary>
+    /// <exception cref="MissingMethodException">The deployment has no such method with that many parameters.</exception>
+    public ValueTask<object?> InvokeAsync(string methodName, object?[] arguments, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(methodName);
+        ArgumentNullException.ThrowIfNull(arguments);
+        var method = FindMethod(methodName, arguments.Length);
+        if (method.Kind == DeploymentMethodKind.Stream)
+            throw new NotSupportedException($"Method '{methodName}' of deployment '{DeploymentName}' returns a stream; call it through the typed {Definition.HandleType.Name}.");
+        return InvokeBoxedAsync(method.MethodId, arguments, cancellationToken);
+    }
+
+    /// <summary>Calls the deployment's call method (<c>Call</c>/<c>CallAsync</c>) with boxed arguments.</summary>
+    /// <exception cref="MissingMethodException">The deployment has no call method.</exception>
+    public ValueTask<object?> InvokeCallAsync(object?[] arguments, CancellationToken cancellationToken = default)
+    {
+        foreach (var m in Definition.Methods)
+        {
+            if (m.IsCall && m.ParameterTypes.Length == arguments.Length)
+                return InvokeBoxedAsync(m.MethodId, arguments, cancellationToken);
+        }
+        throw new MissingMethodException($"Deployment '{DeploymentName}' has no call method (a public method named Call or CallAsync) taking {arguments.Length} argument(s).");
+    }
+
+    private DeploymentMethod FindMethod(string methodName, int argumentCount)
+    {
+        foreach (var m in Definition.Methods)
+        {
+            if ((m.Name == methodName || m.HandleName == methodName) && m.ParameterTypes.Length == argumentCount)
+                return m;
+        }
+        var known = string.Join(", ", Definition.Methods.Select(m => $"{m.Name}({string.Join(", ", m.ParameterNames)})"));
+        throw new MissingMethodException($"Deployment '{DeploymentName}' has no method '{methodName}' taking {argumentCount} argument(s). Its methods: {known}.");
+    }
+
+    private async ValueTask<object?> InvokeBoxedAsync(int methodId, object?[] arguments, CancellationToken cancellationToken)
+    {
+        var replica = await _router.AcquireAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await Definition.Invoker.InvokeAsync(replica.Instance, methodId, arguments, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _router.Release(replica);
+        }
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<TResult> AwaitAndReleaseAsync<TResult>(ValueTask<TResult> pending, IReplica replica)
+    {
+        try
+        {
+            return await pending.ConfigureAwait(false);
+        }
+        finally
+        {
+            _router.Release(replica);
+        }
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask AwaitAndReleaseAsync(ValueTask pending, IReplica replica)
+    {
+        try
+        {
+            await pending.ConfigureAwait(false);
+        }
+        finally
+        {
+            _router.Release(replica);
+        }
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<TResult> InvokeQueuedAsync<TArgs, TResult>(TArgs arguments, CancellationToken cancellationToken)
+        where TArgs : struct, IInvocation<TResult>
+    {
+        var replica = await _router.AcquireAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await arguments.InvokeAsync(replica.Instance, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _router.Release(replica);
+        }
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask InvokeVoidQueuedAsync<TArgs>(TArgs arguments, CancellationToken cancellationToken)
+        where TArgs : struct, IVoidInvocation
+    {
+        var replica = await _router.AcquireAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await arguments.InvokeAsync(replica.Instance, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _router.Release(replica);
+        }
+    }
+
+    private async IAsyncEnumerable<TItem> StreamAsync<TArgs, TItem>(TArgs arguments, [EnumeratorCancellation] CancellationToken cancellationToken)
+        where TArgs : struct, IStreamInvocation<TItem>
+    {
+        var replica = await _router.AcquireAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await foreach (var item in arguments.Invoke(replica.Instance, cancellationToken).WithCancellation(cancellationToken).ConfigureAwait(false))
+                yield return item;
+        }
+        finally
+        {
+            _router.Release(replica);
+        }
+    }
+}

@@ -1,0 +1,39 @@
+using Microsoft.Extensions.Logging;
+
+namespace Serve;
+
+internal static partial class Log
+{
+    [LoggerMessage(1, LogLevel.Information, "Deploying application '{Application}' ({Count} deployment(s)).")]
+    public static partial void DeployingApplication(ILogger logger, string application, int count);
+
+    [LoggerMessage(2, LogLevel.Information, "Application '{Application}' is running.")]
+    public static partial void ApplicationRunning(ILogger logger, string application);
+
+    [LoggerMessage(3, LogLevel.Information, "Replica {ReplicaId} of '{Application}/{Deployment}' (version {Version}) started.")]
+    public static partial void ReplicaStarted(ILogger logger, string replicaId, string application, string deployment, string version);
+
+    [LoggerMessage(4, LogLevel.Warning, "Replica {ReplicaId} of '{Application}/{Deployment}' failed to start (attempt {Attempt}).")]
+    public static partial void ReplicaStartFailed(ILogger logger, string replicaId, string application, string deployment, int attempt, Exception exception);
+
+    [LoggerMessage(5, LogLevel.Information, "Replica {ReplicaId} of '{Application}/{Deployment}' stopped.")]
+    public static partial void ReplicaStopped(ILogger logger, string replicaId, string application, string deployment);
+
+    [LoggerMessage(6, LogLevel.Warning, "Replica {ReplicaId} stopped with {Count} call(s) still running after its graceful shutdown timeout.")]
+    public static partial void ReplicaStopTimedOut(ILogger logger, string replicaId, int count);
+
+    [LoggerMessage(7, LogLevel.Error, "Disposing replica {ReplicaId} threw.")]
+    public static partial void ReplicaDisposeFailed(ILogger logger, string replicaId, Exception exception);
+
+    [LoggerMessage(8, LogLevel.Error, "Deployment '{Application}/{Deployment}' failed: {Message}")]
+    public static partial void DeploymentFailed(ILogger logger, string application, string deployment, string message);
+
+    [LoggerMessage(9, LogLevel.Warning, "Reconfiguring replica {ReplicaId} failed; it will be replaced.")]
+    public static partial void ReconfigureFailed(ILogger logger, string replicaId, Exception exception);
+
+    [LoggerMessage(10, LogLevel.Information, "Application '{Application}' deleted.")]
+    public static partial void ApplicationDeleted(ILogger logger, string application);
+
+    [LoggerMessage(11, LogLevel.Error, "The Serve controller loop failed on {Message}.")]
+    public static partial void ControllerError(ILogger logger, string message, Exception exception);
+}

@@ -1,0 +1,23 @@
+namespace Serve.Routing;
+
+/// <summary>
+/// The stable address of one deployment in one application: handles hold it, and it outlives rolling updates and
+/// scale changes (only its router's replica set changes). Deleting the application closes it for good.
+/// </summary>
+internal sealed class DeploymentEndpoint
+{
+    public DeploymentEndpoint(string applicationName, string deploymentName, DeploymentDefinition definition, DeploymentOptions options)
+    {
+        ApplicationName = applicationName;
+        DeploymentName = deploymentName;
+        Definition = definition;
+        Router = new DeploymentRouter(applicationName, deploymentName, options.MaxOngoingRequests, options.MaxQueuedRequests);
+    }
+
+    public string ApplicationName { get; }
+    public string DeploymentName { get; }
+    public DeploymentDefinition Definition { get; }
+    public DeploymentRouter Router { get; }
+
+    public override string ToString() => $"{ApplicationName}/{DeploymentName}";
+}

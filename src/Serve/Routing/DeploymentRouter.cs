@@ -1,0 +1,226 @@
+using Serve.Replicas;
+
+namespace Serve.Routing;
+
+/// <summary>
+/// Picks a replica for each call of one deployment: power of two choices on ongoing requests, bounded by
+/// <see cref="DeploymentOptions.MaxOngoingRequests"/>; when every replica is full the call waits in a FIFO queue
+/// bounded by <see cref="DeploymentOptions.MaxQueuedRequests"/>. The controller swaps the replica set; the router
+/// never decides how many replicas exist.
+/// </summary>
+internal sealed class DeploymentRouter
+{
+    private static readonly IReplica[] s_none = [];
+
+    private readonly string _applicationName;
+    private readonly string _deploymentName;
+    private readonly object _queueLock = new();
+    private readonly LinkedList<Waiter> _waiters = new();
+    private volatile IReplica[] _replicas = s_none;
+    private volatile int _maxOngoing;
+    private volatile int _maxQueued;
+    private int _waiterCount;
+    private volatile string? _closedReason;
+    private TaskCompletionSource? _queueEmpty;
+
+    public DeploymentRouter(string applicationName, string deploymentName, int maxOngoing, int maxQueued)
+    {
+        _applicationName = applicationName;
+        _deploymentName = deploymentName;
+        _maxOngoing = maxOngoing;
+        _maxQueued = maxQueued;
+    }
+
+    public int QueuedCount => Volatile.Read(ref _waiterCount);
+    public IReadOnlyList<IReplica> Replicas => _replicas;
+
+    public void UpdateLimits(int maxOngoing, int maxQueued)
+    {
+        _maxOngoing = maxOngoing;
+        _maxQueued = maxQueued;
+        DrainQueue();
+    }
+
+    /// <summary>Replaces the replicas that take new calls. Waiting calls are handed to new capacity at once.</summary>
+    public void SetReplicas(IReplica[] replicas)
+    {
+        _replicas = replicas;
+        DrainQueue();
+    }
+
+    /// <summary>Takes a slot without waiting; never used while calls are queued, so the queue stays FIFO.</summary>
+    public bool TryAcquire(out IReplica replica)
+    {
+        if (Volatile.Read(ref _waiterCount) == 0 && _closedReason is null)
+            return TryAcquireAny(out replica);
+        replica = null!;
+        return false;
+    }
+
+    /// <summary>Takes a slot, waiting in the queue when every replica is full.</summary>
+    public ValueTask<IReplica> AcquireAsync(CancellationToken cancellationToken)
+    {
+        if (_closedReason is { } reason)
+            return ValueTask.FromException<IReplica>(new DeploymentUnavailableException(reason));
+        if (TryAcquire(out var replica))
+            return new ValueTask<IReplica>(replica);
+        return EnqueueAsync(cancellationToken);
+    }
+
+    public void Release(IReplica replica)
+    {
+        replica.Release();
+        // Dekker pairing with EnqueueAsync: Release decremented (a full fence) before reading the count, and the
+        // enqueuer incremented the count before trying the replicas again, so one of the two sees the other.
+        if (Volatile.Read(ref _waiterCount) > 0)
+            DrainQueue();
+    }
+
+    /// <summary>Refuses new calls from now on; calls already queued are still served.</summary>
+    public Task CloseAsync(string reason)
+    {
+        lock (_queueLock)
+        {
+            _closedReason = reason;
+            if (_waiters.Count == 0)
+                return Task.CompletedTask;
+            _queueEmpty ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            return _queueEmpty.Task;
+        }
+    }
+
+    /// <summary>Fails every queued call, e.g. when the deployment is gone and nothing will serve them.</summary>
+    public void FailQueued(Exception error)
+    {
+        List<Waiter> failed;
+        lock (_queueLock)
+        {
+            failed = [.. _waiters];
+            _waiters.Clear();
+            Volatile.Write(ref _waiterCount, 0);
+            _queueEmpty?.TrySetResult();
+        }
+        foreach (var w in failed)
+            w.TrySetException(error);
+    }
+
+    private bool TryAcquireAny(out IReplica replica)
+    {
+        var replicas = _replicas;
+        var max = _maxOngoing;
+        var n = replicas.Length;
+        if (n == 1)
+        {
+            replica = replicas[0];
+            return replica.TryAcquire(max);
+        }
+        if (n > 1)
+        {
+            var i = Random.Shared.Next(n);
+            var j = Random.Shared.Next(n - 1);
+            if (j >= i)
+                j++;
+            IReplica a = replicas[i], b = replicas[j];
+            if (b.Ongoing < a.Ongoing)
+                (a, b) = (b, a);
+            if (a.TryAcquire(max))
+            {
+                replica = a;
+                return true;
+            }
+            if (b.TryAcquire(max))
+            {
+                replica = b;
+                return true;
+            }
+            // Both sampled replicas were full; look at the rest before queueing.
+            for (var k = 0; k < n; k++)
+            {
+                var r = replicas[(i + k) % n];
+                if (r.TryAcquire(max))
+                {
+                    replica = r;
+                    return true;
+                }
+            }
+        }
+        replica = null!;
+        return false;
+    }
+
+    private async ValueTask<IReplica> EnqueueAsync(CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var waiter = new Waiter(this);
+        lock (_queueLock)
+        {
+            if (_closedReason is { } reason)
+                throw new DeploymentUnavailableException(reason);
+            var max = _maxQueued;
+            if (max != DeploymentOptions.Unbounded && _waiters.Count >= max)
+                throw new BackPressureException(_applicationName, _deploymentName, _replicas.Length, _maxOngoing, max);
+            waiter.Node = _waiters.AddLast(waiter);
+            Interlocked.Increment(ref _waiterCount);
+        }
+        DrainQueue();
+        if (cancellationToken.CanBeCanceled)
+            waiter.Registration = cancellationToken.UnsafeRegister(static (state, token) => ((Waiter)state!).Cancel(token), waiter);
+        try
+        {
+            return await waiter.Task.ConfigureAwait(false);
+        }
+        finally
+        {
+            waiter.Registration.Dispose();
+        }
+    }
+
+    /// <summary>Hands free slots to queued calls in FIFO order.</summary>
+    private void DrainQueue()
+    {
+        if (Volatile.Read(ref _waiterCount) == 0)
+            return;
+        while (true)
+        {
+            Waiter? next;
+            IReplica? replica;
+            lock (_queueLock)
+            {
+                if (_waiters.First is not { } node)
+                    return;
+                if (!TryAcquireAny(out replica))
+                    return;
+                next = node.Value;
+                RemoveLocked(next);
+            }
+            if (!next.TrySetResult(replica))
+                Release(replica);
+        }
+    }
+
+    private void RemoveLocked(Waiter waiter)
+    {
+        if (waiter.Node?.List is null)
+            return;
+        _waiters.Remove(waiter.Node);
+        waiter.Node = null;
+        Interlocked.Decrement(ref _waiterCount);
+        if (_waiters.Count == 0 && _queueEmpty is { } empty)
+            empty.TrySetResult();
+    }
+
+    private void CancelWaiter(Waiter waiter, CancellationToken token)
+    {
+        lock (_queueLock)
+            RemoveLocked(waiter);
+        waiter.TrySetCanceled(token);
+    }
+
+    private sealed class Waiter(DeploymentRouter router) : TaskCompletionSource<IReplica>(TaskCreationOptions.RunContinuationsAsynchronously)
+    {
+        public LinkedListNode<Waiter>? Node;
+        public CancellationTokenRegistration Registration;
+
+        public void Cancel(CancellationToken token) => router.CancelWaiter(this, token);
+    }
+}
