@@ -1,0 +1,90 @@
+using Serve.Replicas;
+using Serve.Routing;
+
+namespace Serve.Control;
+
+/// <summary>One replica as the controller tracks it. Owned by the controller loop.</summary>
+internal sealed class ReplicaRecord(Replica replica, int generation)
+{
+    public Replica Replica { get; } = replica;
+    /// <summary>Which code generation of the deployment it runs; a rolling update bumps the deployment's generation.</summary>
+    public int Generation { get; } = generation;
+    public ReplicaState State { get; set; } = ReplicaState.Starting;
+    public bool Reconfiguring { get; set; }
+}
+
+/// <summary>
+/// The state of one deployment: its target spec and its replicas. Only the controller loop reads or writes it, so
+/// it needs no locks.
+/// </summary>
+internal sealed class DeploymentState(string applicationName, DeploymentSpec spec, DeploymentEndpoint endpoint)
+{
+    public string ApplicationName { get; } = applicationName;
+    public string Name => Spec.Name;
+    public DeploymentSpec Spec { get; set; } = spec;
+    public int Generation { get; set; }
+    public DeploymentEndpoint Endpoint { get; } = endpoint;
+    public List<ReplicaRecord> Replicas { get; } = [];
+    public bool IsIngress { get; set; }
+
+    /// <summary>True while the deployment is being removed: its target is zero replicas whatever the spec says.</summary>
+    public bool Removing { get; set; }
+
+    public int ConsecutiveStartFailures { get; set; }
+    public bool RetryPending { get; set; }
+    public Exception? FailureException { get; set; }
+    public string? FailureMessage { get; set; }
+    public bool Failed => FailureMessage is not null;
+
+    /// <summary>The replica set last handed to the router, to avoid swapping it when nothing changed.</summary>
+    public IReplica[] Published { get; set; } = [];
+
+    public int TargetReplicas => Removing ? 0 : Spec.Options.NumReplicas;
+
+    public ServeHealth Health
+    {
+        get
+        {
+            if (Removing)
+                return ServeHealth.Deleting;
+            if (Failed)
+                return ServeHealth.Unhealthy;
+            var running = 0;
+            foreach (var r in Replicas)
+            {
+                if (r.State != ReplicaState.Running || r.Generation != Generation || r.Reconfiguring || r.Replica.AppliedConfigJson != Spec.UserConfigJson)
+                    return ServeHealth.Updating;
+                running++;
+            }
+            return running == TargetReplicas ? ServeHealth.Healthy : ServeHealth.Updating;
+        }
+    }
+
+    public string Message
+    {
+        get
+        {
+            if (FailureMessage is { } failure)
+                return failure;
+            if (RetryPending)
+                return $"Replica failed to start {ConsecutiveStartFailures} time(s); retrying.";
+            return "";
+        }
+    }
+}
+
+/// <summary>One application: its deployments and the callers waiting for it. Owned by the controller loop.</summary>
+internal sealed class ApplicationState(ApplicationSpec spec)
+{
+    public ApplicationSpec Spec { get; set; } = spec;
+    public string Name => Spec.Name;
+    public Dictionary<string, DeploymentState> Deployments { get; } = new(StringComparer.Ordinal);
+    /// <summary>Deployments dropped from the spec, or replaced by another class, that still have replicas to stop.</summary>
+    public List<DeploymentState> Retiring { get; } = [];
+    public List<TaskCompletionSource> RunWaiters { get; } = [];
+    public List<TaskCompletionSource> DeleteWaiters { get; } = [];
+    public bool Deleting { get; set; }
+    public bool DrainedForDelete { get; set; }
+
+    public IEnumerable<DeploymentState> AllDeployments => Deployments.Values.Concat(Retiring);
+}

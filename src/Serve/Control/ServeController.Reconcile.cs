@@ -1,0 +1,273 @@
+using Serve.Replicas;
+
+namespace Serve.Control;
+
+internal sealed partial class ServeController
+{
+    /// <summary>
+    /// Moves one deployment one step towards its spec. Rolling updates surge: new-generation replicas start first
+    /// (at most 20% of the target at a time, at least one), and an old replica is stopped only when a new one runs,
+    /// so the number of serving replicas never drops below the target and no call fails.
+    /// </summary>
+    private void Reconcile(DeploymentState d)
+    {
+        var target = d.TargetReplicas;
+        int currentStarting = 0, currentRunning = 0, oldRunning = 0;
+        foreach (var r in d.Replicas)
+        {
+            if (r.State == ReplicaState.Stopping)
+                continue;
+            if (r.Generation == d.Generation)
+            {
+                if (r.State == ReplicaState.Starting) currentStarting++;
+                else currentRunning++;
+            }
+            else if (r.State == ReplicaState.Running)
+            {
+                oldRunning++;
+            }
+        }
+        var current = currentStarting + currentRunning;
+        var canStart = !d.Failed && !d.RetryPending && !d.Removing;
+
+        if (oldRunning > 0 || d.Replicas.Any(r => r.Generation != d.Generation && r.State == ReplicaState.Starting))
+        {
+            var surge = Math.Max(1, target / 5);
+            if (canStart)
+            {
+                for (var i = Math.Min(target - current, surge - currentStarting); i > 0; i--)
+                    StartReplica(d);
+            }
+            // Stop old replicas only as new ones take over (or all of them when the target is zero).
+            var excess = oldRunning + currentRunning - target;
+            if (d.Failed)
+                excess = Math.Min(excess, 0);
+            StopReplicas(d, Math.Min(excess, oldRunning), oldGenerationOnly: true);
+        }
+        else
+        {
+            if (canStart)
+            {
+                for (var i = target - current; i > 0; i--)
+                    StartReplica(d);
+            }
+            if (currentRunning > target)
+                StopReplicas(d, currentRunning - target, oldGenerationOnly: false);
+        }
+
+        if (!d.Removing && !d.Failed)
+        {
+            foreach (var r in d.Replicas)
+            {
+                if (r.State == ReplicaState.Running && r.Generation == d.Generation && !r.Reconfiguring && r.Replica.AppliedConfigJson != d.Spec.UserConfigJson)
+                    StartReconfigure(d, r);
+            }
+        }
+        PublishReplicas(d);
+    }
+
+    private void StopReplicas(DeploymentState d, int count, bool oldGenerationOnly)
+    {
+        // Newest first among the candidates: the oldest replicas have warm caches.
+        for (var i = d.Replicas.Count - 1; i >= 0 && count > 0; i--)
+        {
+            var r = d.Replicas[i];
+            if (r.State != ReplicaState.Running || (oldGenerationOnly && r.Generation == d.Generation))
+                continue;
+            StopReplica(d, r);
+            count--;
+        }
+    }
+
+    private void StartReplica(DeploymentState d)
+    {
+        var app = _apps[d.ApplicationName];
+        var spec = d.Spec;
+        var id = $"{d.Name}#{Convert.ToHexStringLower(BitConverter.GetBytes(Random.Shared.Next()))[..6]}";
+        var replica = new Replica(d.ApplicationName, d.Name, id, spec.CodeVersion, spec.Definition);
+        var record = new ReplicaRecord(replica, d.Generation);
+        d.Replicas.Add(record);
+        object?[] arguments;
+        try
+        {
+            arguments = ResolveArguments(d.ApplicationName, spec);
+        }
+        catch (Exception e)
+        {
+            Post(new ReplicaStartFailed(app, d, record, e));
+            return;
+        }
+        _ = StartAsync();
+
+        async Task StartAsync()
+        {
+            try
+            {
+                await replica.StartAsync(spec.ConstructorIndex, arguments, _services, spec.Options.UserConfig, spec.UserConfigJson, CancellationToken.None).ConfigureAwait(false);
+                Post(new ReplicaStarted(app, d, record));
+            }
+            catch (Exception e)
+            {
+                Post(new ReplicaStartFailed(app, d, record, e));
+            }
+        }
+    }
+
+    /// <summary>Turns <see cref="DeploymentRef"/> arguments into handles of the referenced deployments.</summary>
+    private object?[] ResolveArguments(string application, DeploymentSpec spec)
+    {
+        var resolved = new object?[spec.Arguments.Length];
+        for (var i = 0; i < resolved.Length; i++)
+        {
+            if (spec.Arguments[i] is DeploymentRef reference)
+            {
+                if (!_endpoints.TryGetValue((application, reference.Name), out var endpoint))
+                    throw new DeploymentNotFoundException($"Deployment '{spec.Name}' of application '{application}' needs deployment '{reference.Name}', which is not part of the application.");
+                resolved[i] = endpoint.Definition.CreateHandle(new CodeGeneration.HandleTarget(endpoint));
+            }
+            else
+            {
+                resolved[i] = spec.Arguments[i];
+            }
+        }
+        return resolved;
+    }
+
+    private void StopReplica(DeploymentState d, ReplicaRecord record)
+    {
+        var app = _apps[d.ApplicationName];
+        record.State = ReplicaState.Stopping;
+        PublishReplicas(d);
+        var grace = d.Spec.Options.GracefulShutdownTimeout;
+        _ = StopAsync();
+
+        async Task StopAsync()
+        {
+            var left = await record.Replica.StopAsync(grace, _logger).ConfigureAwait(false);
+            if (left > 0)
+                Log.ReplicaStopTimedOut(_logger, record.Replica.ReplicaId, left);
+            Post(new ReplicaStopped(app, d, record));
+        }
+    }
+
+    private void StartReconfigure(DeploymentState d, ReplicaRecord record)
+    {
+        var app = _apps[d.ApplicationName];
+        record.Reconfiguring = true;
+        var spec = d.Spec;
+        _ = ReconfigureAsync();
+
+        async Task ReconfigureAsync()
+        {
+            try
+            {
+                await record.Replica.ReconfigureAsync(spec.Options.UserConfig, spec.UserConfigJson, record.Replica.Context.StoppingToken).ConfigureAwait(false);
+                Post(new Reconfigured(app, d, record, null));
+            }
+            catch (Exception e)
+            {
+                Post(new Reconfigured(app, d, record, e));
+            }
+        }
+    }
+
+    /// <summary>Hands the router the replicas that take new calls: running ones, current generation first.</summary>
+    private static void PublishReplicas(DeploymentState d)
+    {
+        var serving = new List<IReplica>(d.Replicas.Count);
+        foreach (var r in d.Replicas)
+        {
+            if (r.State == ReplicaState.Running)
+                serving.Add(r.Replica);
+        }
+        if (serving.Count == d.Published.Length && serving.SequenceEqual(d.Published))
+            return;
+        d.Published = [.. serving];
+        d.Endpoint.Router.SetReplicas(d.Published);
+    }
+
+    /// <summary>Completes or fails the callers waiting on an application, and forgets a deleted one.</summary>
+    private void CheckApplication(ApplicationState app)
+    {
+        app.Retiring.RemoveAll(d => d.Removing && d.Replicas.Count == 0);
+        if (app.Deleting)
+        {
+            if (!app.DrainedForDelete || app.AllDeployments.Any(d => d.Replicas.Count > 0))
+                return;
+            _apps.Remove(app.Name);
+            foreach (var d in app.Deployments.Values)
+                _endpoints.TryRemove(new KeyValuePair<(string, string), Routing.DeploymentEndpoint>((app.Name, d.Name), d.Endpoint));
+            // Shutdown waits on every application with one completion source: the last application finishes it.
+            if (!_shuttingDown || _apps.Count == 0)
+            {
+                foreach (var waiter in app.DeleteWaiters)
+                    waiter.TrySetResult();
+            }
+            Log.ApplicationDeleted(_logger, app.Name);
+            return;
+        }
+        if (app.RunWaiters.Count == 0)
+            return;
+        var failed = app.Deployments.Values.FirstOrDefault(d => d.Failed);
+        if (failed is not null)
+        {
+            var error = new DeploymentFailedException(app.Name, failed.Name, failed.FailureMessage!, failed.FailureException);
+            foreach (var waiter in app.RunWaiters)
+                waiter.TrySetException(error);
+            app.RunWaiters.Clear();
+            return;
+        }
+        if (app.Deployments.Values.All(d => d.Health == ServeHealth.Healthy) && app.Retiring.Count == 0)
+        {
+            foreach (var waiter in app.RunWaiters)
+                waiter.TrySetResult();
+            app.RunWaiters.Clear();
+            Log.ApplicationRunning(_logger, app.Name);
+        }
+    }
+
+    private void PublishStatus()
+    {
+        var apps = new List<ApplicationInfo>(_apps.Count);
+        foreach (var app in _apps.Values.OrderBy(a => a.Name, StringComparer.Ordinal))
+        {
+            var deployments = app.Deployments.Values.Select(Describe).ToArray();
+            var health = app.Deleting ? ServeHealth.Deleting
+                : deployments.Any(d => d.Status == ServeHealth.Unhealthy) ? ServeHealth.Unhealthy
+                : deployments.All(d => d.Status == ServeHealth.Healthy) && app.Retiring.Count == 0 ? ServeHealth.Healthy
+                : ServeHealth.Updating;
+            var message = string.Join(" ", deployments.Where(d => d.Message.Length > 0).Select(d => d.Message));
+            apps.Add(new ApplicationInfo(app.Name, app.Spec.RoutePrefix, app.Spec.IngressName, health, message, deployments));
+        }
+        _status = new ServeStatus(apps);
+
+        DeploymentInfo Describe(DeploymentState d)
+        {
+            var replicas = d.Replicas.Select(r => new ReplicaInfo(r.Replica.ReplicaId, r.State, r.Replica.Version, r.Replica.Ongoing)).ToArray();
+            var options = d.Spec.Options.Clone();
+            return new DeploymentInfo(d.Name, d.ApplicationName, d.Spec.CodeVersion, d.IsIngress ? _apps[d.ApplicationName].Spec.RoutePrefix : null,
+                d.IsIngress, options, d.Health, d.Message, replicas, d.Endpoint.Router.QueuedCount);
+        }
+    }
+
+    private abstract record Message
+    {
+        public virtual void Fail(Exception error) { }
+    }
+
+    private abstract record Request(TaskCompletionSource Done) : Message
+    {
+        public override void Fail(Exception error) => Done.TrySetException(error);
+    }
+
+    private sealed record Deploy(ApplicationSpec Spec, TaskCompletionSource Done) : Request(Done);
+    private sealed record Delete(string Application, TaskCompletionSource Done) : Request(Done);
+    private sealed record Shutdown(TaskCompletionSource Done) : Request(Done);
+    private sealed record DrainedForDelete(ApplicationState App) : Message;
+    private sealed record Remove(ApplicationState App, DeploymentState Deployment) : Message;
+    private sealed record ReplicaStarted(ApplicationState App, DeploymentState Deployment, ReplicaRecord Record) : Message;
+    private sealed record ReplicaStartFailed(ApplicationState App, DeploymentState Deployment, ReplicaRecord Record, Exception Error) : Message;
+    private sealed record ReplicaStopped(ApplicationState App, DeploymentState Deployment, ReplicaRecord Record) : Message;
+    private sealed record Reconfigured(ApplicationState App, DeploymentState Deployment, ReplicaRecord Record, Exception? Error) : Message;
+    private sealed record RetryStart(ApplicationState App, DeploymentState Deployment) : Message;
+}

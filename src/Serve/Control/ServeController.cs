@@ -1,0 +1,325 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Serve.Replicas;
+using Serve.Routing;
+
+namespace Serve.Control;
+
+/// <summary>
+/// The one place that decides how many replicas of which version run. A single loop reads messages (deploy,
+/// delete, replica started/failed/stopped, retry timer) and reconciles each deployment towards its spec; all
+/// deployment state is touched only by that loop. Long work (constructors, draining) runs in tasks that post
+/// their outcome back as messages.
+/// </summary>
+internal sealed partial class ServeController
+{
+    private readonly Channel<Message> _inbox = Channel.CreateUnbounded<Message>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Dictionary<string, ApplicationState> _apps = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<(string App, string Deployment), DeploymentEndpoint> _endpoints = new();
+    private readonly IServiceProvider _services;
+    private readonly ILogger _logger;
+    private readonly ServeOptions _options;
+    private readonly Task _loop;
+    private volatile ServeStatus _status = new([]);
+    private bool _shuttingDown;
+
+    public ServeController(ServeOptions options, IServiceProvider services, ILogger logger)
+    {
+        _options = options;
+        _services = services;
+        _logger = logger;
+        _loop = Task.Run(RunLoopAsync);
+    }
+
+    /// <summary>The last published status; rebuilt by the loop after every message.</summary>
+    public ServeStatus Status => _status;
+
+    public bool TryGetEndpoint(string application, string deployment, out DeploymentEndpoint endpoint) =>
+        _endpoints.TryGetValue((application, deployment), out endpoint!);
+
+    public IEnumerable<DeploymentEndpoint> Endpoints => _endpoints.Values;
+
+    public Task DeployAsync(ApplicationSpec spec, CancellationToken cancellationToken) =>
+        Ask(done => new Deploy(spec, done), cancellationToken);
+
+    public Task DeleteAsync(string application, CancellationToken cancellationToken) =>
+        Ask(done => new Delete(application, done), cancellationToken);
+
+    public async Task ShutdownAsync(CancellationToken cancellationToken)
+    {
+        await Ask(done => new Shutdown(done), cancellationToken).ConfigureAwait(false);
+        _inbox.Writer.TryComplete();
+        await _loop.WaitAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private Task Ask(Func<TaskCompletionSource, Message> create, CancellationToken cancellationToken)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (!_inbox.Writer.TryWrite(create(done)))
+            return Task.FromException(new ObjectDisposedException(nameof(ServeHost), "The Serve host has shut down; start a new one."));
+        return done.Task.WaitAsync(cancellationToken);
+    }
+
+    private void Post(Message message) => _inbox.Writer.TryWrite(message);
+
+    private async Task RunLoopAsync()
+    {
+        await foreach (var message in _inbox.Reader.ReadAllAsync().ConfigureAwait(false))
+        {
+            try
+            {
+                Handle(message);
+            }
+            catch (Exception e)
+            {
+                // A bug here must not kill the loop and strand every caller; fail the asker and keep going.
+                Log.ControllerError(_logger, message.GetType().Name, e);
+                message.Fail(e);
+            }
+            try
+            {
+                PublishStatus();
+            }
+            catch (Exception e)
+            {
+                Log.ControllerError(_logger, "publishing status", e);
+            }
+        }
+    }
+
+    private void Handle(Message message)
+    {
+        switch (message)
+        {
+            case Deploy m:
+                OnDeploy(m.Spec, m.Done);
+                break;
+            case Delete m:
+                OnDelete(m.Application, m.Done);
+                break;
+            case Shutdown m:
+                OnShutdown(m.Done);
+                break;
+            case DrainedForDelete m:
+                m.App.DrainedForDelete = true;
+                foreach (var d in m.App.AllDeployments)
+                {
+                    d.Removing = true;
+                    Reconcile(d);
+                }
+                CheckApplication(m.App);
+                break;
+            case ReplicaStarted m:
+                OnReplicaStarted(m.App, m.Deployment, m.Record);
+                break;
+            case ReplicaStartFailed m:
+                OnReplicaStartFailed(m.App, m.Deployment, m.Record, m.Error);
+                break;
+            case ReplicaStopped m:
+                m.Deployment.Replicas.Remove(m.Record);
+                m.Record.State = ReplicaState.Stopped;
+                Log.ReplicaStopped(_logger, m.Record.Replica.ReplicaId, m.App.Name, m.Deployment.Name);
+                Reconcile(m.Deployment);
+                CheckApplication(m.App);
+                break;
+            case Reconfigured m:
+                OnReconfigured(m.App, m.Deployment, m.Record, m.Error);
+                break;
+            case Remove m:
+                m.Deployment.Removing = true;
+                Reconcile(m.Deployment);
+                CheckApplication(m.App);
+                break;
+            case RetryStart m:
+                m.Deployment.RetryPending = false;
+                Reconcile(m.Deployment);
+                CheckApplication(m.App);
+                break;
+        }
+    }
+
+    private void OnDeploy(ApplicationSpec spec, TaskCompletionSource done)
+    {
+        if (_shuttingDown)
+        {
+            done.TrySetException(new ObjectDisposedException(nameof(ServeHost), "The Serve host is shutting down; deploy to a new host."));
+            return;
+        }
+        if (_apps.TryGetValue(spec.Name, out var app) && app.Deleting)
+        {
+            done.TrySetException(new InvalidOperationException($"Application '{spec.Name}' is being deleted; wait for DeleteAsync to finish, then deploy it again."));
+            return;
+        }
+        Log.DeployingApplication(_logger, spec.Name, spec.Deployments.Count);
+        if (app is null)
+        {
+            app = new ApplicationState(spec);
+            _apps.Add(spec.Name, app);
+        }
+        app.Spec = spec;
+
+        foreach (var ds in spec.Deployments)
+        {
+            if (app.Deployments.TryGetValue(ds.Name, out var existing) && !ReferenceEquals(existing.Spec.Definition, ds.Definition))
+            {
+                // Another class under the same name: its handles cannot call the new code, so retire it whole.
+                Retire(app, existing, $"Deployment '{ds.Name}' of application '{app.Name}' was replaced by {ds.Definition.ImplementationType}; get a new handle.");
+                existing = null;
+            }
+            if (existing is null)
+            {
+                var endpoint = new DeploymentEndpoint(app.Name, ds.Name, ds.Definition, ds.Options);
+                existing = new DeploymentState(app.Name, ds, endpoint);
+                app.Deployments.Add(ds.Name, existing);
+                _endpoints[(app.Name, ds.Name)] = endpoint;
+            }
+            else
+            {
+                if (!existing.Spec.SameCode(ds))
+                    existing.Generation++;
+                existing.Spec = ds;
+                // A redeploy is a fresh chance for a failed deployment.
+                existing.FailureMessage = null;
+                existing.FailureException = null;
+                existing.ConsecutiveStartFailures = 0;
+                existing.Endpoint.Router.UpdateLimits(ds.Options.MaxOngoingRequests, ds.Options.MaxQueuedRequests);
+            }
+            existing.IsIngress = ds.Name == spec.IngressName;
+        }
+        foreach (var stale in app.Deployments.Values.Where(d => spec.Deployments.All(s => s.Name != d.Name)).ToList())
+            Retire(app, stale, $"Deployment '{stale.Name}' was removed from application '{app.Name}' by a redeploy.");
+
+        app.RunWaiters.Add(done);
+        foreach (var d in app.AllDeployments.ToList())
+            Reconcile(d);
+        CheckApplication(app);
+    }
+
+    private void Retire(ApplicationState app, DeploymentState deployment, string reason)
+    {
+        app.Deployments.Remove(deployment.Name);
+        _endpoints.TryRemove(new KeyValuePair<(string, string), DeploymentEndpoint>((app.Name, deployment.Name), deployment.Endpoint));
+        app.Retiring.Add(deployment);
+        _ = DrainThenRemoveAsync(app, deployment, reason);
+    }
+
+    private void OnDelete(string application, TaskCompletionSource done)
+    {
+        if (!_apps.TryGetValue(application, out var app))
+        {
+            done.TrySetException(new DeploymentNotFoundException(
+                $"No application named '{application}' is running. Running applications: {(_apps.Count == 0 ? "none" : string.Join(", ", _apps.Keys.Order()))}."));
+            return;
+        }
+        app.DeleteWaiters.Add(done);
+        StartDelete(app);
+    }
+
+    private void StartDelete(ApplicationState app)
+    {
+        if (app.Deleting)
+            return;
+        app.Deleting = true;
+        var error = new DeploymentUnavailableException($"Application '{app.Name}' was deleted before it finished deploying.");
+        foreach (var waiter in app.RunWaiters)
+            waiter.TrySetException(error);
+        app.RunWaiters.Clear();
+        var reason = _shuttingDown
+            ? $"The Serve host is shutting down; application '{app.Name}' takes no new calls."
+            : $"Application '{app.Name}' was deleted; deploy it again and get a new handle.";
+        var drains = app.AllDeployments.Select(d => DrainQueueAsync(d, reason)).ToArray();
+        _ = Task.WhenAll(drains).ContinueWith(_ => Post(new DrainedForDelete(app)), TaskScheduler.Default);
+    }
+
+    /// <summary>Closes a deployment's router and waits (bounded) for its queued calls to be served.</summary>
+    private static async Task DrainQueueAsync(DeploymentState deployment, string reason)
+    {
+        var router = deployment.Endpoint.Router;
+        var queueEmpty = router.CloseAsync(reason);
+        if (!queueEmpty.IsCompleted)
+        {
+            if (router.Replicas.Count == 0)
+                router.FailQueued(new DeploymentUnavailableException(reason));
+            else
+                await Task.WhenAny(queueEmpty, Task.Delay(deployment.Spec.Options.GracefulShutdownTimeout)).ConfigureAwait(false);
+            router.FailQueued(new DeploymentUnavailableException(reason));
+        }
+    }
+
+    private async Task DrainThenRemoveAsync(ApplicationState app, DeploymentState deployment, string reason)
+    {
+        await DrainQueueAsync(deployment, reason).ConfigureAwait(false);
+        Post(new Remove(app, deployment));
+    }
+
+    private void OnShutdown(TaskCompletionSource done)
+    {
+        _shuttingDown = true;
+        if (_apps.Count == 0)
+        {
+            done.TrySetResult();
+            return;
+        }
+        foreach (var app in _apps.Values.ToList())
+        {
+            app.DeleteWaiters.Add(done);
+            StartDelete(app);
+            CheckApplication(app);
+        }
+    }
+
+    private void OnReplicaStarted(ApplicationState app, DeploymentState deployment, ReplicaRecord record)
+    {
+        record.State = ReplicaState.Running;
+        deployment.ConsecutiveStartFailures = 0;
+        Log.ReplicaStarted(_logger, record.Replica.ReplicaId, app.Name, deployment.Name, record.Replica.Version);
+        Reconcile(deployment);
+        CheckApplication(app);
+    }
+
+    private void OnReplicaStartFailed(ApplicationState app, DeploymentState deployment, ReplicaRecord record, Exception error)
+    {
+        deployment.Replicas.Remove(record);
+        record.State = ReplicaState.Stopped;
+        _ = record.Replica.StopAsync(TimeSpan.Zero, _logger);
+        if (deployment.Removing || record.Generation != deployment.Generation)
+        {
+            Reconcile(deployment);
+            CheckApplication(app);
+            return;
+        }
+        var attempt = ++deployment.ConsecutiveStartFailures;
+        Log.ReplicaStartFailed(_logger, record.Replica.ReplicaId, app.Name, deployment.Name, attempt, error);
+        if (attempt >= _options.MaxReplicaStartAttempts)
+        {
+            var cause = error is AggregateException { InnerExceptions.Count: 1 } agg ? agg.InnerExceptions[0] : error;
+            deployment.FailureException = cause;
+            deployment.FailureMessage =
+                $"Deployment '{deployment.Name}' of application '{app.Name}' failed to start: its replica threw {cause.GetType().Name} " +
+                $"{attempt} time(s) in a row, last: {cause.Message}";
+            Log.DeploymentFailed(_logger, app.Name, deployment.Name, deployment.FailureMessage);
+        }
+        else
+        {
+            deployment.RetryPending = true;
+            var delay = _options.ReplicaStartBackoff * Math.Pow(2, attempt - 1);
+            _ = Task.Delay(delay).ContinueWith(_ => Post(new RetryStart(app, deployment)), TaskScheduler.Default);
+        }
+        Reconcile(deployment);
+        CheckApplication(app);
+    }
+
+    private void OnReconfigured(ApplicationState app, DeploymentState deployment, ReplicaRecord record, Exception? error)
+    {
+        record.Reconfiguring = false;
+        if (error is not null && record.State == ReplicaState.Running)
+        {
+            Log.ReconfigureFailed(_logger, record.Replica.ReplicaId, error);
+            deployment.FailureException = error;
+            deployment.FailureMessage = $"Deployment '{deployment.Name}' of application '{app.Name}': ReconfigureAsync threw {error.GetType().Name}: {error.Message}";
+        }
+        Reconcile(deployment);
+        CheckApplication(app);
+    }
+}
