@@ -1,0 +1,886 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Linq;
+using System.Text;
+using System.Threading;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+using Serve.Generators.Helpers;
+using Serve.Generators.Model;
+
+namespace Serve.Generators
+{
+    public sealed partial class DeploymentGenerator
+    {
+        /// <summary>
+        /// Turns a <c>[Deployment]</c> class or function into a <see cref="ParseResult"/>. Symbols and syntax never
+        /// leave this class: everything it returns is strings, numbers, enums and equatable arrays.
+        /// </summary>
+        internal sealed class Parser
+        {
+            private const string HandleSuffix = "Handle";
+
+            // global::-qualified, with nullable annotations: for declarations.
+            private static readonly SymbolDisplayFormat s_typeFormat = SymbolDisplayFormat.FullyQualifiedFormat
+                .AddMiscellaneousOptions(SymbolDisplayMiscellaneousOptions.IncludeNullableReferenceTypeModifier);
+
+            // No nullable reference annotations and no tuple element names: valid inside typeof(...).
+            private static readonly SymbolDisplayFormat s_typeOfFormat = SymbolDisplayFormat.FullyQualifiedFormat
+                .AddMiscellaneousOptions(SymbolDisplayMiscellaneousOptions.ExpandValueTuple);
+
+            // What enters the method id: stable under nullable annotations and tuple element names.
+            private static readonly SymbolDisplayFormat s_signatureFormat = SymbolDisplayFormat.FullyQualifiedFormat
+                .WithGlobalNamespaceStyle(SymbolDisplayGlobalNamespaceStyle.Omitted)
+                .AddMiscellaneousOptions(SymbolDisplayMiscellaneousOptions.ExpandValueTuple);
+
+            private readonly List<DiagnosticInfo> _diagnostics = new();
+            private readonly CancellationToken _cancellationToken;
+
+            private Parser(CancellationToken cancellationToken) => _cancellationToken = cancellationToken;
+
+            public static ParseResult Parse(GeneratorAttributeSyntaxContext context, CancellationToken cancellationToken)
+            {
+                var parser = new Parser(cancellationToken);
+                try
+                {
+                    var attribute = context.Attributes.Length > 0 ? context.Attributes[0] : null;
+                    return context.TargetSymbol switch
+                    {
+                        INamedTypeSymbol { TypeKind: TypeKind.Class } type when context.TargetNode is TypeDeclarationSyntax syntax
+                            => parser.ParseClass(type, syntax, attribute),
+                        IMethodSymbol method when context.TargetNode is MethodDeclarationSyntax syntax
+                            => parser.ParseFunction(method, syntax, attribute),
+                        _ => new ParseResult(null, EquatableArray<DiagnosticInfo>.Empty, null),
+                    };
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    var location = context.TargetNode switch
+                    {
+                        BaseTypeDeclarationSyntax t => LocationInfo.From(t.Identifier),
+                        MethodDeclarationSyntax m => LocationInfo.From(m.Identifier),
+                        _ => LocationInfo.From(context.TargetNode),
+                    };
+                    var diagnostic = DiagnosticInfo.Create(DiagnosticDescriptors.InternalError, location, context.TargetSymbol.Name, e.GetType().Name + ": " + e.Message);
+                    return new ParseResult(null, new EquatableArray<DiagnosticInfo>(new[] { diagnostic }), null);
+                }
+            }
+
+            /// <summary>
+            /// Replaces constructor parameters typed with a not-yet-generated <c>YHandle</c> by the handle generated for
+            /// deployment <c>Y</c> in this compilation, and marks a deployment whose handle another one already generates.
+            /// </summary>
+            public static DeploymentModel ResolveHandles(DeploymentModel model, EquatableArray<HandleNameModel> handles)
+            {
+                var isDuplicate = false;
+                foreach (var h in handles)
+                {
+                    if (h.FullName == model.HandleFullName && string.CompareOrdinal(h.Key, model.Key) < 0)
+                        isDuplicate = true;
+                }
+
+                var changed = false;
+                var constructors = new ConstructorModel[model.Constructors.Count];
+                for (var c = 0; c < constructors.Length; c++)
+                {
+                    var ctor = model.Constructors[c];
+                    var parameters = new ParameterModel[ctor.Parameters.Count];
+                    for (var i = 0; i < parameters.Length; i++)
+                    {
+                        var p = ctor.Parameters[i];
+                        if (p.Kind == ParameterKind.UnresolvedHandle)
+                        {
+                            changed = true;
+                            var resolved = FindHandle(p.Type, model.Namespace, handles);
+                            p = resolved is null
+                                ? p with { Kind = ParameterKind.Value }
+                                : p with { Kind = ParameterKind.Handle, Type = resolved, TypeOf = resolved, SignatureType = resolved.Substring("global::".Length) };
+                        }
+                        parameters[i] = p;
+                    }
+                    constructors[c] = ctor with { Parameters = new EquatableArray<ParameterModel>(parameters) };
+                }
+
+                if (!changed && !isDuplicate)
+                    return model;
+                return model with
+                {
+                    Constructors = changed ? new EquatableArray<ConstructorModel>(constructors) : model.Constructors,
+                    IsDuplicateHandle = isDuplicate,
+                };
+            }
+
+            // Mirrors C# name lookup well enough for handles: a qualified name matches by suffix; a simple name prefers
+            // the innermost enclosing namespace, then a handle that is the only one of that name (imported by a using).
+            private static string? FindHandle(string written, string ns, EquatableArray<HandleNameModel> handles)
+            {
+                var name = written.TrimEnd('?');
+                if (name.StartsWith("global::", StringComparison.Ordinal))
+                    name = name.Substring("global::".Length);
+                var simple = name.Substring(name.LastIndexOf('.') + 1);
+
+                var candidates = handles.Where(h => h.SimpleName == simple).ToList();
+                if (name.IndexOf('.') >= 0)
+                {
+                    var match = candidates.Where(h => h.FullName == "global::" + name || h.FullName.EndsWith("." + name, StringComparison.Ordinal)).ToList();
+                    return match.Count == 1 ? match[0].FullName : null;
+                }
+
+                HandleNameModel? best = null;
+                foreach (var h in candidates)
+                {
+                    var enclosing = h.Namespace.Length == 0 || ns == h.Namespace || ns.StartsWith(h.Namespace + ".", StringComparison.Ordinal);
+                    if (enclosing && (best is null || h.Namespace.Length > best.Namespace.Length))
+                        best = h;
+                }
+                if (best is not null)
+                    return best.FullName;
+                return candidates.Count == 1 ? candidates[0].FullName : null;
+            }
+
+            private ParseResult ParseClass(INamedTypeSymbol type, TypeDeclarationSyntax syntax, AttributeData? attribute)
+            {
+                var identifier = LocationInfo.From(syntax.Identifier);
+                var className = type.Name;
+                var canEmit = true;
+
+                if (!syntax.Modifiers.Any(SyntaxKind.PartialKeyword))
+                {
+                    Report(DiagnosticDescriptors.ClassNotPartial, identifier, className);
+                    canEmit = false;
+                }
+                if (type.TypeParameters.Length > 0)
+                {
+                    Report(DiagnosticDescriptors.ClassGeneric, identifier, className);
+                    canEmit = false;
+                }
+                if (type.IsStatic)
+                {
+                    Report(DiagnosticDescriptors.ClassStatic, identifier, className);
+                    canEmit = false;
+                }
+                else if (type.IsAbstract)
+                {
+                    Report(DiagnosticDescriptors.ClassAbstract, identifier, className);
+                    canEmit = false;
+                }
+
+                var containingTypes = new List<ContainingTypeModel>();
+                for (var parent = syntax.Parent as TypeDeclarationSyntax; parent is not null; parent = parent.Parent as TypeDeclarationSyntax)
+                {
+                    var parentName = parent.Identifier.ValueText;
+                    if (!parent.Modifiers.Any(SyntaxKind.PartialKeyword))
+                    {
+                        Report(DiagnosticDescriptors.ContainingTypeNotPartial, LocationInfo.From(parent.Identifier), parentName, className);
+                        canEmit = false;
+                    }
+                    if (parent.TypeParameterList is not null)
+                    {
+                        Report(DiagnosticDescriptors.ContainingTypeGeneric, LocationInfo.From(parent.Identifier), parentName, className);
+                        canEmit = false;
+                    }
+                    containingTypes.Insert(0, new ContainingTypeModel(Keyword(parent), Escape(parentName)));
+                }
+
+                var access = EffectiveAccess(type, out var accessProblem);
+                if (access == Access.Inaccessible)
+                {
+                    Report(DiagnosticDescriptors.DeploymentInaccessible, identifier, className, accessProblem!);
+                    canEmit = false;
+                }
+
+                var implementationType = type.ToDisplayString(s_typeOfFormat);
+                var deploymentName = ReadName(attribute) ?? className;
+                var options = ParseOptions(attribute, deploymentName);
+                // A static or abstract class is already reported; its constructors would only add noise.
+                var constructors = type.IsStatic || type.IsAbstract
+                    ? EquatableArray<ConstructorModel>.Empty
+                    : ParseConstructors(type, syntax, identifier, className, ref canEmit);
+                var (configType, configTypeOf, reconfigure) = FindReconfigurable(type);
+                var methods = ParseMethods(type, className, implementationType, reconfigure);
+
+                var metadataName = MetadataName(type);
+                var ns = Namespace(type.ContainingNamespace);
+                var model = new DeploymentModel(
+                    Key: metadataName,
+                    HintName: metadataName.Replace('+', '.'),
+                    Namespace: ns,
+                    ContainingTypes: new EquatableArray<ContainingTypeModel>(containingTypes.ToArray()),
+                    TypeName: Escape(className),
+                    TypeKeyword: syntax is RecordDeclarationSyntax ? "record" : "class",
+                    ImplementationType: implementationType,
+                    DeploymentName: deploymentName,
+                    HandleName: className + HandleSuffix,
+                    IsPublic: access == Access.Public,
+                    FunctionName: null,
+                    Constructors: constructors,
+                    Methods: methods,
+                    Options: options,
+                    UserConfigType: configType,
+                    UserConfigTypeOf: configTypeOf);
+                return Result(canEmit ? model : null, identifier, metadataName.Replace('+', '.'));
+            }
+
+            private ParseResult ParseFunction(IMethodSymbol method, MethodDeclarationSyntax syntax, AttributeData? attribute)
+            {
+                var identifier = LocationInfo.From(syntax.Identifier);
+                var name = method.Name;
+                var container = method.ContainingType;
+                var canEmit = true;
+
+                var containerSyntax = syntax.Parent as TypeDeclarationSyntax;
+                var isStaticPartialClass = container.TypeKind == TypeKind.Class && container.IsStatic
+                    && containerSyntax is not null && containerSyntax.Modifiers.Any(SyntaxKind.PartialKeyword);
+                if (!isStaticPartialClass)
+                {
+                    Report(DiagnosticDescriptors.FunctionNotInStaticPartialClass,
+                        containerSyntax is null ? identifier : LocationInfo.From(containerSyntax.Identifier), name, container.Name);
+                    canEmit = false;
+                }
+                if (!method.IsStatic)
+                {
+                    Report(DiagnosticDescriptors.FunctionNotStatic, identifier, name);
+                    canEmit = false;
+                }
+                if (method.IsGenericMethod)
+                {
+                    Report(DiagnosticDescriptors.GenericMethod, identifier, container.Name + "." + name);
+                    canEmit = false;
+                }
+                for (var parent = containerSyntax; parent is not null; parent = parent.Parent as TypeDeclarationSyntax)
+                {
+                    if (parent.TypeParameterList is not null)
+                    {
+                        Report(DiagnosticDescriptors.ContainingTypeGeneric, LocationInfo.From(parent.Identifier), parent.Identifier.ValueText, name);
+                        canEmit = false;
+                    }
+                }
+
+                var access = EffectiveAccess(method, out var accessProblem);
+                if (access == Access.Inaccessible)
+                {
+                    Report(DiagnosticDescriptors.DeploymentInaccessible, identifier, name, accessProblem!);
+                    canEmit = false;
+                }
+
+                var implementationType = container.ToDisplayString(s_typeOfFormat);
+                var deploymentName = ReadName(attribute) ?? name;
+                var options = ParseOptions(attribute, deploymentName);
+                var display = container.Name + "." + name;
+                var parsed = ParseMethod(method, display, identifier, isFunction: true, index: 0);
+                if (parsed is null)
+                    canEmit = false;
+
+                var containerMetadataName = MetadataName(container);
+                var key = containerMetadataName + "." + name + "(" + string.Join(",", method.Parameters.Select(p => p.Type.ToDisplayString(s_signatureFormat))) + ")";
+                var model = new DeploymentModel(
+                    Key: key,
+                    HintName: containerMetadataName.Replace('+', '.') + "." + name,
+                    Namespace: Namespace(container.ContainingNamespace),
+                    ContainingTypes: EquatableArray<ContainingTypeModel>.Empty,
+                    TypeName: Escape(container.Name),
+                    TypeKeyword: "class",
+                    ImplementationType: implementationType,
+                    DeploymentName: deploymentName,
+                    HandleName: name + HandleSuffix,
+                    IsPublic: access == Access.Public,
+                    FunctionName: name,
+                    Constructors: EquatableArray<ConstructorModel>.Empty,
+                    Methods: parsed is null ? EquatableArray<MethodModel>.Empty : new EquatableArray<MethodModel>(new[] { parsed.Value.Model }),
+                    Options: options,
+                    UserConfigType: null,
+                    UserConfigTypeOf: null);
+                return Result(canEmit ? model : null, identifier, containerMetadataName.Replace('+', '.') + "." + name);
+            }
+
+            private ParseResult Result(DeploymentModel? model, LocationInfo? identifier, string displayName)
+            {
+                var handle = model is null ? null : new HandleDeclaration(model.HandleFullName, model.Key, displayName, identifier);
+                return new ParseResult(model, new EquatableArray<DiagnosticInfo>(_diagnostics.ToArray()), handle);
+            }
+
+            private EquatableArray<ConstructorModel> ParseConstructors(
+                INamedTypeSymbol type, TypeDeclarationSyntax classSyntax, LocationInfo? identifier, string className, ref bool canEmit)
+            {
+                var result = new List<ConstructorModel>();
+                var bindSignatures = new Dictionary<string, string>(StringComparer.Ordinal);
+                var index = 0;
+                foreach (var ctor in type.InstanceConstructors)
+                {
+                    _cancellationToken.ThrowIfCancellationRequested();
+                    if (ctor.DeclaredAccessibility != Accessibility.Public)
+                        continue;
+                    var ctorIndex = index++;
+                    var ctorDisplay = className + "(" + string.Join(", ", ctor.Parameters.Select(p => p.Type.ToDisplayString(SymbolDisplayFormat.MinimallyQualifiedFormat))) + ")";
+                    var valid = true;
+                    var parameters = new List<ParameterModel>();
+                    foreach (var p in ctor.Parameters)
+                    {
+                        var parameterSyntax = SyntaxOf(p) as ParameterSyntax;
+                        var where = parameterSyntax is null ? identifier : LocationInfo.From(parameterSyntax);
+                        var subject = "Parameter '" + p.Name + "' of constructor '" + ctorDisplay + "'";
+                        if (!CheckParameter(p, subject, where))
+                        {
+                            valid = false;
+                            continue;
+                        }
+                        parameters.Add(ParseConstructorParameter(p, parameterSyntax));
+                    }
+                    if (!valid)
+                        continue;
+
+                    var bound = parameters.Where(p => p.Kind is not (ParameterKind.Context or ParameterKind.Service)).ToList();
+                    var bindSignature = string.Join(", ", bound.Select(p => p.Kind switch
+                    {
+                        ParameterKind.Handle or ParameterKind.UnresolvedHandle => "Application<" + p.SignatureType + ">",
+                        ParameterKind.UntypedHandle => "Application",
+                        _ => p.SignatureType,
+                    }));
+                    if (bindSignatures.TryGetValue(bindSignature, out var first))
+                    {
+                        Report(DiagnosticDescriptors.DuplicateBind, ConstructorLocation(ctor, classSyntax, identifier), first, ctorDisplay, className, bindSignature);
+                        continue;
+                    }
+                    bindSignatures.Add(bindSignature, ctorDisplay);
+                    result.Add(new ConstructorModel(ctorIndex, new EquatableArray<ParameterModel>(WithTrailingDefaults(parameters, bindOnly: true))));
+                }
+                if (index == 0)
+                {
+                    Report(DiagnosticDescriptors.NoPublicConstructor, identifier, className);
+                    canEmit = false;
+                }
+                return new EquatableArray<ConstructorModel>(result.ToArray());
+            }
+
+            private ParameterModel ParseConstructorParameter(IParameterSymbol p, ParameterSyntax? syntax)
+            {
+                var type = p.Type;
+                var model = Parameter(p, ParameterKind.Value);
+                if (IsNamed(type, "Serve", "ReplicaContext"))
+                    return model with { Kind = ParameterKind.Context, DefaultValue = null };
+                if (p.GetAttributes().Any(a => a.AttributeClass?.Name == "FromServicesAttribute"))
+                    return model with { Kind = ParameterKind.Service, DefaultValue = null };
+                if (type.TypeKind == TypeKind.Error && type.Name.Length > HandleSuffix.Length && type.Name.EndsWith(HandleSuffix, StringComparison.Ordinal))
+                {
+                    var written = syntax?.Type?.ToString() ?? type.Name;
+                    return model with { Kind = ParameterKind.UnresolvedHandle, Type = written, TypeOf = written, SignatureType = written, DefaultValue = null };
+                }
+                if (IsNamed(type, "Serve", "DeploymentHandle"))
+                    return model with { Kind = ParameterKind.UntypedHandle, DefaultValue = null };
+                for (var b = type.BaseType; b is not null; b = b.BaseType)
+                {
+                    if (IsNamed(b, "Serve", "DeploymentHandle"))
+                    {
+                        var handle = type.WithNullableAnnotation(NullableAnnotation.NotAnnotated).ToDisplayString(s_typeOfFormat);
+                        return model with { Kind = ParameterKind.Handle, Type = handle, TypeOf = handle, DefaultValue = null };
+                    }
+                }
+                return model;
+            }
+
+            private EquatableArray<MethodModel> ParseMethods(INamedTypeSymbol type, string className, string implementationType, IMethodSymbol? reconfigure)
+            {
+                var result = new List<MethodModel>();
+                var byHandleSignature = new Dictionary<string, string>(StringComparer.Ordinal);
+                var byId = new Dictionary<int, string>();
+                foreach (var member in type.GetMembers())
+                {
+                    _cancellationToken.ThrowIfCancellationRequested();
+                    if (member is not IMethodSymbol method
+                        || method.MethodKind != MethodKind.Ordinary
+                        || method.IsStatic
+                        || method.IsImplicitlyDeclared
+                        || method.DeclaredAccessibility != Accessibility.Public
+                        || IsLifecycleMethod(method, reconfigure))
+                        continue;
+
+                    var display = className + "." + method.Name;
+                    var methodSyntax = SyntaxOf(method) as MethodDeclarationSyntax;
+                    var identifier = methodSyntax is null ? null : LocationInfo.From(methodSyntax.Identifier);
+                    if (method.IsGenericMethod)
+                    {
+                        Report(DiagnosticDescriptors.GenericMethod, identifier, display);
+                        continue;
+                    }
+                    var parsed = ParseMethod(method, display, identifier, isFunction: false, index: result.Count);
+                    if (parsed is null)
+                        continue;
+                    var (model, signature) = parsed.Value;
+
+                    if (model.HandleName is "InvokeAsync" or "InvokeCallAsync" or "InvokeVoidAsync")
+                    {
+                        Report(DiagnosticDescriptors.ReservedHandleMethodName, identifier, display, model.HandleName);
+                        continue;
+                    }
+                    var handleSignature = model.HandleName + "(" + string.Join(", ", model.Parameters.Where(p => p.Kind != ParameterKind.CancellationToken).Select(p => p.SignatureType)) + ")";
+                    if (byHandleSignature.TryGetValue(handleSignature, out var previous))
+                    {
+                        Report(DiagnosticDescriptors.DuplicateHandleMethod, identifier, previous, signature, className, handleSignature);
+                        continue;
+                    }
+                    if (byId.TryGetValue(model.MethodId, out var sameId))
+                    {
+                        Report(DiagnosticDescriptors.MethodIdCollision, identifier, sameId, signature, className, model.MethodId.ToString(CultureInfo.InvariantCulture));
+                        continue;
+                    }
+                    byHandleSignature.Add(handleSignature, signature);
+                    byId.Add(model.MethodId, signature);
+                    result.Add(model);
+                }
+                return new EquatableArray<MethodModel>(result.ToArray());
+            }
+
+            private static bool IsLifecycleMethod(IMethodSymbol method, IMethodSymbol? reconfigure)
+            {
+                if (method.Name is "Dispose" or "DisposeAsync" or "CheckHealthAsync")
+                    return true;
+                if (reconfigure is not null && SymbolEqualityComparer.Default.Equals(method, reconfigure))
+                    return true;
+                if (method.IsOverride)
+                {
+                    var root = method;
+                    while (root.OverriddenMethod is { } overridden)
+                        root = overridden;
+                    if (root.ContainingType.SpecialType == SpecialType.System_Object)
+                        return true;
+                }
+                return false;
+            }
+
+            /// <summary>Parses one handle method (or a function); null, with diagnostics reported, when it cannot be one.</summary>
+            private (MethodModel Model, string Signature)? ParseMethod(IMethodSymbol method, string display, LocationInfo? identifier, bool isFunction, int index)
+            {
+                var valid = true;
+                var methodSyntax = SyntaxOf(method) as MethodDeclarationSyntax;
+                var parameters = new List<ParameterModel>();
+                foreach (var p in method.Parameters)
+                {
+                    var parameterSyntax = SyntaxOf(p);
+                    var where = parameterSyntax is null ? identifier : LocationInfo.From(parameterSyntax);
+                    if (!CheckParameter(p, "Parameter '" + p.Name + "' of method '" + display + "'", where))
+                    {
+                        valid = false;
+                        continue;
+                    }
+                    parameters.Add(IsNamed(p.Type, "System.Threading", "CancellationToken")
+                        ? Parameter(p, ParameterKind.CancellationToken) with { DefaultValue = null }
+                        : Parameter(p, ParameterKind.Value));
+                }
+
+                var returnLocation = methodSyntax is null ? identifier : LocationInfo.From(methodSyntax.ReturnType);
+                if (method.ReturnsByRef || method.ReturnsByRefReadonly)
+                {
+                    Report(DiagnosticDescriptors.ByReference, returnLocation, "Method '" + display + "' returns by reference", "Return the value itself: remove 'ref' from the return type.");
+                    valid = false;
+                }
+                else if (method.ReturnType.TypeKind is TypeKind.Pointer or TypeKind.FunctionPointer)
+                {
+                    Report(DiagnosticDescriptors.ByReference, returnLocation, "Method '" + display + "' returns the pointer type '" + Minimal(method.ReturnType) + "'", "Return a value (for example an array or an index) instead.");
+                    valid = false;
+                }
+                else if (method.ReturnType.IsRefLikeType)
+                {
+                    Report(DiagnosticDescriptors.RefLikeType, returnLocation, "The result of method '" + display + "'", Minimal(method.ReturnType), RefLikeAlternative(method.ReturnType));
+                    valid = false;
+                }
+                if (!valid)
+                    return null;
+
+                var (shape, result) = Shape(method);
+                var handleParameters = parameters.Where(p => p.Kind != ParameterKind.CancellationToken).ToList();
+                var signature = method.Name + "(" + string.Join(",", handleParameters.Select(p => p.SignatureType)) + ")";
+                var handleName = isFunction ? "CallAsync"
+                    : method.Name.EndsWith("Async", StringComparison.Ordinal) ? method.Name
+                    : method.Name + "Async";
+                var model = new MethodModel(
+                    Name: method.Name,
+                    HandleName: handleName,
+                    MethodId: MethodId(signature),
+                    IsCall: isFunction || method.Name is "Call" or "CallAsync",
+                    Shape: shape,
+                    ResultType: result?.ToDisplayString(s_typeFormat),
+                    ResultTypeOf: result?.WithNullableAnnotation(NullableAnnotation.NotAnnotated).ToDisplayString(s_typeOfFormat),
+                    Parameters: new EquatableArray<ParameterModel>(WithTrailingDefaults(parameters, bindOnly: false)),
+                    Index: index);
+                return (model, signature);
+            }
+
+            private static (ResultShape Shape, ITypeSymbol? Result) Shape(IMethodSymbol method)
+            {
+                if (method.ReturnsVoid)
+                    return (ResultShape.Void, null);
+                var type = method.ReturnType;
+                if (IsNamed(type, "System.Threading.Tasks", "Task"))
+                    return (ResultShape.Task, null);
+                if (IsNamed(type, "System.Threading.Tasks", "ValueTask"))
+                    return (ResultShape.ValueTask, null);
+                if (type is INamedTypeSymbol { Arity: 1 } generic)
+                {
+                    var argument = generic.TypeArguments[0];
+                    if (IsNamed(type, "System.Threading.Tasks", "Task", 1))
+                        return (ResultShape.TaskOfT, argument);
+                    if (IsNamed(type, "System.Threading.Tasks", "ValueTask", 1))
+                        return (ResultShape.ValueTaskOfT, argument);
+                    if (IsNamed(type, "System.Collections.Generic", "IAsyncEnumerable", 1))
+                        return (ResultShape.Stream, argument);
+                }
+                return (ResultShape.Value, type);
+            }
+
+            /// <summary>Reports ref/out/in/pointer and by-ref-like parameters; true when the parameter can be passed by value.</summary>
+            private bool CheckParameter(IParameterSymbol p, string subject, LocationInfo? where)
+            {
+                if (p.RefKind != RefKind.None)
+                {
+                    var modifier = p.RefKind switch
+                    {
+                        RefKind.Out => "out",
+                        RefKind.In => "in",
+                        RefKind.RefReadOnlyParameter => "ref readonly",
+                        _ => "ref",
+                    };
+                    var fix = p.RefKind == RefKind.Out
+                        ? "Remove 'out' and return the value instead (a tuple or record for several)."
+                        : "Remove '" + modifier + "' and pass the value itself.";
+                    Report(DiagnosticDescriptors.ByReference, where, subject + " is '" + modifier + "'", fix);
+                    return false;
+                }
+                if (p.Type.TypeKind is TypeKind.Pointer or TypeKind.FunctionPointer)
+                {
+                    Report(DiagnosticDescriptors.ByReference, where, subject + " has the pointer type '" + Minimal(p.Type) + "'", "Pass a value (for example an array) instead.");
+                    return false;
+                }
+                if (p.Type.IsRefLikeType)
+                {
+                    Report(DiagnosticDescriptors.RefLikeType, where, subject, Minimal(p.Type), RefLikeAlternative(p.Type));
+                    return false;
+                }
+                return true;
+            }
+
+            private static string RefLikeAlternative(ITypeSymbol type)
+            {
+                if (type is INamedTypeSymbol { Arity: 1 } named && named.ContainingNamespace?.ToDisplayString() == "System")
+                {
+                    var item = Minimal(named.TypeArguments[0]);
+                    if (named.Name == "ReadOnlySpan")
+                        return item == "char" ? "'string' or 'ReadOnlyMemory<char>'" : "'" + item + "[]' or 'ReadOnlyMemory<" + item + ">'";
+                    if (named.Name == "Span")
+                        return "'" + item + "[]' or 'Memory<" + item + ">'";
+                }
+                return "a class, array or non-ref struct type";
+            }
+
+            private static ParameterModel Parameter(IParameterSymbol p, ParameterKind kind) => new(
+                Name: p.Name,
+                Type: p.Type.ToDisplayString(s_typeFormat),
+                TypeOf: p.Type.WithNullableAnnotation(NullableAnnotation.NotAnnotated).ToDisplayString(s_typeOfFormat),
+                SignatureType: p.Type.ToDisplayString(s_signatureFormat),
+                Kind: kind,
+                DefaultValue: DefaultValue(p));
+
+            // A default survives only when every later parameter that stays in the signature has one too ('params'
+            // is dropped, so a default before a former params array would no longer compile).
+            private static ParameterModel[] WithTrailingDefaults(List<ParameterModel> parameters, bool bindOnly)
+            {
+                var result = parameters.ToArray();
+                var allLaterHaveDefaults = true;
+                for (var i = result.Length - 1; i >= 0; i--)
+                {
+                    var p = result[i];
+                    var inSignature = bindOnly
+                        ? p.Kind is not (ParameterKind.Context or ParameterKind.Service)
+                        : p.Kind != ParameterKind.CancellationToken;
+                    if (!inSignature)
+                        continue;
+                    if (p.DefaultValue is null)
+                        allLaterHaveDefaults = false;
+                    else if (!allLaterHaveDefaults)
+                        result[i] = p with { DefaultValue = null };
+                }
+                return result;
+            }
+
+            private static string? DefaultValue(IParameterSymbol p)
+            {
+                if (!p.HasExplicitDefaultValue)
+                    return null;
+                var value = p.ExplicitDefaultValue;
+                var type = p.Type;
+                if (type is INamedTypeSymbol { OriginalDefinition.SpecialType: SpecialType.System_Nullable_T } nullable)
+                    type = nullable.TypeArguments[0];
+                if (value is null)
+                    return type.IsReferenceType || p.Type.OriginalDefinition.SpecialType == SpecialType.System_Nullable_T ? "null" : "default";
+                if (type.TypeKind == TypeKind.Enum)
+                {
+                    var number = Literal(value);
+                    return "(" + type.WithNullableAnnotation(NullableAnnotation.NotAnnotated).ToDisplayString(s_typeOfFormat) + ")" + (number.StartsWith("-", StringComparison.Ordinal) ? "(" + number + ")" : number);
+                }
+                return Literal(value);
+            }
+
+            private static string Literal(object value) => value switch
+            {
+                string s => SymbolDisplay.FormatLiteral(s, quote: true),
+                char c => SymbolDisplay.FormatLiteral(c, quote: true),
+                bool b => b ? "true" : "false",
+                float f when float.IsNaN(f) => "float.NaN",
+                float f when float.IsPositiveInfinity(f) => "float.PositiveInfinity",
+                float f when float.IsNegativeInfinity(f) => "float.NegativeInfinity",
+                float f => f.ToString("R", CultureInfo.InvariantCulture) + "F",
+                double d when double.IsNaN(d) => "double.NaN",
+                double d when double.IsPositiveInfinity(d) => "double.PositiveInfinity",
+                double d when double.IsNegativeInfinity(d) => "double.NegativeInfinity",
+                double d => d.ToString("R", CultureInfo.InvariantCulture) + "D",
+                decimal m => m.ToString(CultureInfo.InvariantCulture) + "M",
+                long l => l.ToString(CultureInfo.InvariantCulture) + "L",
+                ulong ul => ul.ToString(CultureInfo.InvariantCulture) + "UL",
+                uint ui => ui.ToString(CultureInfo.InvariantCulture) + "U",
+                IFormattable n => n.ToString(null, CultureInfo.InvariantCulture),
+                _ => value.ToString() ?? "default",
+            };
+
+            private static (string? Type, string? TypeOf, IMethodSymbol? Reconfigure) FindReconfigurable(INamedTypeSymbol type)
+            {
+                foreach (var iface in type.AllInterfaces)
+                {
+                    if (!IsNamed(iface, "Serve", "IReconfigurable", 1))
+                        continue;
+                    var config = iface.TypeArguments[0];
+                    IMethodSymbol? implementation = null;
+                    foreach (var member in iface.GetMembers("ReconfigureAsync"))
+                    {
+                        if (type.FindImplementationForInterfaceMember(member) is IMethodSymbol m)
+                            implementation = m;
+                    }
+                    return (config.ToDisplayString(s_typeFormat), config.WithNullableAnnotation(NullableAnnotation.NotAnnotated).ToDisplayString(s_typeOfFormat), implementation);
+                }
+                return (null, null, null);
+            }
+
+            private static string? ReadName(AttributeData? attribute)
+            {
+                if (attribute is null)
+                    return null;
+                foreach (var argument in attribute.NamedArguments)
+                {
+                    if (argument.Key == "Name" && argument.Value.Kind != TypedConstantKind.Error && argument.Value.Value is string name && !string.IsNullOrWhiteSpace(name))
+                        return name;
+                }
+                return null;
+            }
+
+            private OptionsModel ParseOptions(AttributeData? attribute, string deploymentName)
+            {
+                var options = new OptionsModel();
+                if (attribute is null)
+                    return options;
+                var attributeSyntax = attribute.ApplicationSyntaxReference?.GetSyntax(_cancellationToken) as AttributeSyntax;
+                foreach (var argument in attribute.NamedArguments)
+                {
+                    var value = argument.Value;
+                    if (value.Kind == TypedConstantKind.Error)
+                        continue;
+                    var name = argument.Key;
+                    var where = ArgumentLocation(attributeSyntax, name);
+                    switch (name, value.Value)
+                    {
+                        case ("Name", var v):
+                            if (v is string s && string.IsNullOrWhiteSpace(s))
+                                OutOfRange(where, deploymentName, name, Show(v), "use a non-empty name, or leave Name unset to use the class or function name");
+                            break;
+                        case ("NumReplicas", int n):
+                            if (n < 0)
+                                OutOfRange(where, deploymentName, name, Show(n), "use 0 or more replicas");
+                            else
+                                options = options with { NumReplicas = n };
+                            break;
+                        case ("MaxOngoingRequests", int n):
+                            if (n < 1)
+                                OutOfRange(where, deploymentName, name, Show(n), "use 1 or more concurrent calls per replica (the default is 5)");
+                            else
+                                options = options with { MaxOngoingRequests = n };
+                            break;
+                        case ("MaxQueuedRequests", int n):
+                            if (n < -1)
+                                OutOfRange(where, deploymentName, name, Show(n), "use -1 (unbounded), 0 (never queue) or a positive limit");
+                            else
+                                options = options with { MaxQueuedRequests = n };
+                            break;
+                        case ("RoutePrefix", var v):
+                            if (v is not string prefix)
+                                break;
+                            if (prefix.Length == 0 || prefix[0] != '/')
+                                OutOfRange(where, deploymentName, name, Show(prefix), "start it with '/', e.g. \"/" + Slug(deploymentName) + "\"");
+                            else
+                                options = options with { RoutePrefix = prefix };
+                            break;
+                        case ("Version", var v):
+                            if (v is string version)
+                                options = options with { Version = version };
+                            break;
+                        case ("NumCpus", double d):
+                            if (!(d >= 0) || double.IsInfinity(d))
+                                OutOfRange(where, deploymentName, name, Show(d), "use a finite number of 0 or more CPUs (the default is 1)");
+                            else
+                                options = options with { NumCpus = d };
+                            break;
+                        case ("NumGpus", double d):
+                            if (!(d >= 0) || double.IsInfinity(d))
+                                OutOfRange(where, deploymentName, name, Show(d), "use a finite number of 0 or more GPUs, e.g. 0.5 to share a GPU between two replicas");
+                            else if (d > 1 && d != Math.Floor(d))
+                                OutOfRange(where, deploymentName, name, Show(d), "above 1 use a whole number of GPUs, e.g. " + Show(Math.Ceiling(d)) + "; a replica never spans part of a second device");
+                            else
+                                options = options with { NumGpus = d };
+                            break;
+                        case ("GracefulShutdownTimeoutSeconds", double d):
+                            if (!(d >= 0) || double.IsInfinity(d) || d > TimeSpan.MaxValue.TotalSeconds)
+                                OutOfRange(where, deploymentName, name, Show(d), "use a finite number of seconds, 0 or more (the default is 20)");
+                            else
+                                options = options with { GracefulShutdownTimeoutSeconds = d };
+                            break;
+                    }
+                }
+                return options;
+            }
+
+            private void OutOfRange(LocationInfo? where, string deploymentName, string option, string value, string fix)
+                => Report(DiagnosticDescriptors.OptionOutOfRange, where, deploymentName, option, value, fix);
+
+            private static string Slug(string name) => name.ToLowerInvariant();
+
+            private static string Show(object? value) => value switch
+            {
+                null => "null",
+                string s => "\"" + s + "\"",
+                double d => d.ToString("R", CultureInfo.InvariantCulture),
+                IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
+                _ => value.ToString() ?? "",
+            };
+
+            private LocationInfo? ArgumentLocation(AttributeSyntax? attribute, string name)
+            {
+                if (attribute?.ArgumentList is { } list)
+                {
+                    foreach (var argument in list.Arguments)
+                    {
+                        if (argument.NameEquals?.Name.Identifier.ValueText == name)
+                            return LocationInfo.From(argument);
+                    }
+                }
+                return LocationInfo.From(attribute);
+            }
+
+            private LocationInfo? ConstructorLocation(IMethodSymbol ctor, TypeDeclarationSyntax classSyntax, LocationInfo? fallback)
+            {
+                return SyntaxOf(ctor) switch
+                {
+                    ConstructorDeclarationSyntax c => LocationInfo.From(c.Identifier),
+                    TypeDeclarationSyntax { ParameterList: { } list } => LocationInfo.From(list),
+                    _ => classSyntax.ParameterList is { } primary ? LocationInfo.From(primary) : fallback,
+                };
+            }
+
+            private SyntaxNode? SyntaxOf(ISymbol symbol)
+            {
+                var references = symbol.DeclaringSyntaxReferences;
+                return references.Length == 0 ? null : references[0].GetSyntax(_cancellationToken);
+            }
+
+            private void Report(DiagnosticDescriptor descriptor, LocationInfo? location, params string[] arguments)
+                => _diagnostics.Add(DiagnosticInfo.Create(descriptor, location, arguments));
+
+            private enum Access
+            {
+                Public,
+                Internal,
+                Inaccessible,
+            }
+
+            private static Access EffectiveAccess(ISymbol symbol, out string? problem)
+            {
+                problem = null;
+                var access = Access.Public;
+                for (ISymbol? current = symbol; current is not null and not INamespaceSymbol; current = current.ContainingType)
+                {
+                    switch (current.DeclaredAccessibility)
+                    {
+                        case Accessibility.Public:
+                            break;
+                        case Accessibility.Internal:
+                        case Accessibility.ProtectedOrInternal:
+                            access = Access.Internal;
+                            break;
+                        default:
+                            var word = current.DeclaredAccessibility switch
+                            {
+                                Accessibility.Protected => "protected",
+                                Accessibility.ProtectedAndInternal => "private protected",
+                                _ => "private",
+                            };
+                            problem = SymbolEqualityComparer.Default.Equals(current, symbol)
+                                ? word
+                                : "inside '" + current.Name + "', which is " + word;
+                            return Access.Inaccessible;
+                    }
+                }
+                return access;
+            }
+
+            /// <summary>FNV-1a, 32 bits, over the UTF-8 bytes of the signature: stable across builds, machines and runtimes.</summary>
+            internal static int MethodId(string signature)
+            {
+                unchecked
+                {
+                    var hash = 2166136261u;
+                    foreach (var b in Encoding.UTF8.GetBytes(signature))
+                    {
+                        hash ^= b;
+                        hash *= 16777619u;
+                    }
+                    return (int)hash;
+                }
+            }
+
+            private static bool IsNamed(ITypeSymbol? type, string ns, string name, int arity = 0)
+                => type is INamedTypeSymbol named
+                   && named.Name == name
+                   && named.Arity == arity
+                   && named.ContainingType is null
+                   && named.ContainingNamespace?.ToDisplayString() == ns;
+
+            private static string Minimal(ITypeSymbol type) => type.ToDisplayString(SymbolDisplayFormat.MinimallyQualifiedFormat);
+
+            private static string MetadataName(INamedTypeSymbol type)
+            {
+                var name = type.MetadataName;
+                for (var outer = type.ContainingType; outer is not null; outer = outer.ContainingType)
+                    name = outer.MetadataName + "+" + name;
+                var ns = type.ContainingNamespace;
+                return ns is null || ns.IsGlobalNamespace ? name : ns.ToDisplayString() + "." + name;
+            }
+
+            private static string Namespace(INamespaceSymbol? ns)
+            {
+                var parts = new List<string>();
+                for (var current = ns; current is not null && !current.IsGlobalNamespace; current = current.ContainingNamespace)
+                    parts.Insert(0, Escape(current.Name));
+                return string.Join(".", parts);
+            }
+
+            private static string Keyword(TypeDeclarationSyntax declaration) => declaration switch
+            {
+                RecordDeclarationSyntax r when r.ClassOrStructKeyword.IsKind(SyntaxKind.StructKeyword) => "record struct",
+                RecordDeclarationSyntax => "record",
+                StructDeclarationSyntax => "struct",
+                InterfaceDeclarationSyntax => "interface",
+                _ => "class",
+            };
+
+            internal static string Escape(string identifier)
+                => SyntaxFacts.GetKeywordKind(identifier) != SyntaxKind.None ? "@" + identifier : identifier;
+        }
+    }
+}
