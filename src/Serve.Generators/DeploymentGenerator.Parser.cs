@@ -331,7 +331,7 @@ namespace Serve.Generators
                     if (!valid)
                         continue;
 
-                    var bound = parameters.Where(p => p.Kind is not (ParameterKind.Context or ParameterKind.Service)).ToList();
+                    var bound = parameters.Where(p => p.Kind is not (ParameterKind.Context or ParameterKind.Service or ParameterKind.OptionalService)).ToList();
                     var bindSignature = string.Join(", ", bound.Select(p => p.Kind switch
                     {
                         ParameterKind.Handle or ParameterKind.UnresolvedHandle => "Application<" + p.SignatureType + ">",
@@ -361,7 +361,10 @@ namespace Serve.Generators
                 if (IsNamed(type, "Serve", "ReplicaContext"))
                     return model with { Kind = ParameterKind.Context, DefaultValue = null };
                 if (p.GetAttributes().Any(a => a.AttributeClass?.Name == "FromServicesAttribute"))
-                    return model with { Kind = ParameterKind.Service, DefaultValue = null };
+                {
+                    var optional = type.IsReferenceType && type.NullableAnnotation == NullableAnnotation.Annotated;
+                    return model with { Kind = optional ? ParameterKind.OptionalService : ParameterKind.Service, DefaultValue = null };
+                }
                 if (type.TypeKind == TypeKind.Error && type.Name.Length > HandleSuffix.Length && type.Name.EndsWith(HandleSuffix, StringComparison.Ordinal))
                 {
                     var written = syntax?.Type?.ToString() ?? type.Name;
@@ -591,7 +594,7 @@ namespace Serve.Generators
                 {
                     var p = result[i];
                     var inSignature = bindOnly
-                        ? p.Kind is not (ParameterKind.Context or ParameterKind.Service)
+                        ? p.Kind is not (ParameterKind.Context or ParameterKind.Service or ParameterKind.OptionalService)
                         : p.Kind != ParameterKind.CancellationToken;
                     if (!inSignature)
                         continue;

@@ -40,7 +40,7 @@ namespace Serve.Generators
             }
         }
 
-        private static bool IsBound(ParameterModel p) => p.Kind is not (ParameterKind.Context or ParameterKind.Service);
+        private static bool IsBound(ParameterModel p) => p.Kind is not (ParameterKind.Context or ParameterKind.Service or ParameterKind.OptionalService);
 
         private static string BindType(ParameterModel p) => p.Kind switch
         {
@@ -123,6 +123,7 @@ namespace Serve.Generators
                     {
                         ParameterKind.Context => "activation.Context",
                         ParameterKind.Service => "activation.GetService<" + p.TypeOf + ">(" + name + ")",
+                        ParameterKind.OptionalService => "activation.Services.GetService(typeof(" + p.TypeOf + ")) as " + p.TypeOf,
                         ParameterKind.UntypedHandle => "activation.GetArgument<global::Serve.DeploymentHandle>(" + Literal(index++) + ", " + name + ")",
                         _ => "activation.GetArgument<" + p.Type + ">(" + Literal(index++) + ", " + name + ")",
                     });

@@ -18,5 +18,7 @@ namespace Serve.Generators.Model
         Context,
         /// <summary>A <c>[FromServices]</c> constructor parameter: resolved from the host's services, not in <c>Bind</c>.</summary>
         Service,
+        /// <summary>A nullable <c>[FromServices]</c> constructor parameter: null when the service is not registered.</summary>
+        OptionalService,
     }
 }

@@ -33,7 +33,7 @@ namespace Demo
             CreateHandle = static target => new global::Demo.StamperHandle(target),
             CreateInstance = static activation => activation.ConstructorIndex switch
             {
-                0 => new global::Demo.Stamper(activation.GetArgument<string>(0, "prefix"), activation.Context, activation.GetService<global::Demo.IClock>("clock"), activation.GetService<global::Demo.ILog>("log")),
+                0 => new global::Demo.Stamper(activation.GetArgument<string>(0, "prefix"), activation.Context, activation.GetService<global::Demo.IClock>("clock"), activation.Services.GetService(typeof(global::Demo.ILog)) as global::Demo.ILog),
                 _ => throw activation.UnknownConstructor(),
             },
             Invoker = new __ServeInvoker(),

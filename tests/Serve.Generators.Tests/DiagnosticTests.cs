@@ -1,0 +1,330 @@
+using Microsoft.CodeAnalysis;
+
+namespace Serve.Generators.Tests;
+
+/// <summary>
+/// Layer 3: each SERVE0xx rule, triggered by a minimal program, asserting the id, the exact text at the reported
+/// location and a message that says what to do. The rest of the program must still compile: a reported mistake
+/// leaves no broken generated code behind.
+/// </summary>
+public sealed class DiagnosticTests
+{
+    private const string Usings = """
+        using System;
+        using System.Threading;
+        using System.Threading.Tasks;
+        using Serve;
+
+        namespace Demo;
+
+        """;
+
+    [Fact]
+    public void SERVE001_ClassNotPartial()
+    {
+        var d = Single("[Deployment] public class Greeter { public string Call() => \"hi\"; }", "SERVE001", "Greeter");
+        Assert.Contains("'partial class Greeter'", d.GetMessage());
+    }
+
+    [Fact]
+    public void SERVE002_ClassGeneric() =>
+        Single("[Deployment] public partial class Greeter<T> { public string Call() => \"hi\"; }", "SERVE002", "Greeter");
+
+    [Fact]
+    public void SERVE003_ClassAbstract() =>
+        Single("[Deployment] public abstract partial class Greeter { public string Call() => \"hi\"; }", "SERVE003", "Greeter");
+
+    [Fact]
+    public void SERVE004_ClassStatic()
+    {
+        var d = Single("[Deployment] public static partial class Greeter { public static string Call() => \"hi\"; }", "SERVE004", "Greeter");
+        Assert.Contains("function deployments", d.GetMessage());
+    }
+
+    [Fact]
+    public void SERVE005_ContainingTypeNotPartial() =>
+        Single("public class Outer { [Deployment] public partial class Greeter { public string Call() => \"hi\"; } }", "SERVE005", "Outer");
+
+    [Fact]
+    public void SERVE006_NestedInGenericType() =>
+        Single("public partial class Outer<T> { [Deployment] public partial class Greeter { public string Call() => \"hi\"; } }", "SERVE006", "Outer");
+
+    [Fact]
+    public void SERVE007_DeploymentNotAccessible()
+    {
+        var d = Single("public partial class Outer { [Deployment] private partial class Greeter { public string Call() => \"hi\"; } }", "SERVE007", "Greeter");
+        Assert.Contains("is private", d.GetMessage());
+
+        var f = Single("public static partial class Fns { [Deployment] private static int Square(int x) => x * x; }", "SERVE007", "Square");
+        Assert.Contains("Make it internal or public", f.GetMessage());
+    }
+
+    [Fact]
+    public void SERVE008_NoPublicConstructor() =>
+        Single("[Deployment] public partial class Greeter { private Greeter() { } public string Call() => \"hi\"; }", "SERVE008", "Greeter");
+
+    [Theory]
+    [InlineData("public void Fill(ref int total) { }", "ref int total", "'ref'")]
+    [InlineData("public bool TryGet(string key, out string value) { value = key; return true; }", "out string value", "return the value instead")]
+    [InlineData("public int Sum(in int x) => x;", "in int x", "'in'")]
+    [InlineData("public ref int Slot() => ref _slot; private int _slot;", "ref int", "returns by reference")]
+    [InlineData("public Greeter() { } public Greeter(ref int seed) { }", "ref int seed", "constructor")]
+    public void SERVE009_ByReference(string member, string text, string messagePart)
+    {
+        var d = Single("[Deployment] public partial class Greeter { " + member + " public string Call() => \"hi\"; }", "SERVE009", text);
+        Assert.Contains(messagePart, d.GetMessage());
+    }
+
+    [Fact]
+    public void SERVE009_Pointer()
+    {
+        var d = Single("[Deployment] public unsafe partial class Greeter { public int Read(int* p) => *p; public string Call() => \"hi\"; }", "SERVE009", "int* p", unsafeCode: true);
+        Assert.Contains("pointer", d.GetMessage());
+    }
+
+    [Theory]
+    [InlineData("public int Sum(ReadOnlySpan<int> values) => values.Length;", "ReadOnlySpan<int> values", "'int[]' or 'ReadOnlyMemory<int>'")]
+    [InlineData("public int Count(ReadOnlySpan<char> text) => text.Length;", "ReadOnlySpan<char> text", "'string'")]
+    [InlineData("public Span<byte> Buffer() => default;", "Span<byte>", "'byte[]' or 'Memory<byte>'")]
+    [InlineData("public int Len(Token t) => 0; public ref struct Token { }", "Token t", "non-ref struct")]
+    public void SERVE010_RefLikeType(string member, string text, string suggestion)
+    {
+        var d = Single("[Deployment] public partial class Greeter { " + member + " public string Call() => \"hi\"; }", "SERVE010", text);
+        Assert.Contains(suggestion, d.GetMessage());
+    }
+
+    [Fact]
+    public void SERVE011_DuplicateHandleMethod()
+    {
+        var run = Run("""
+            [Deployment]
+            public partial class Greeter
+            {
+                public string Shout(string s) => s;
+                public Task<string> ShoutAsync(string s) => Task.FromResult(s);
+                public string Call(int x, CancellationToken ct) => "";
+                public string Call(int y) => "";
+            }
+            """);
+        Assert.Equal(2, run.Diagnostics.Length);
+        Assert.All(run.Diagnostics, d => Assert.Equal("SERVE011", d.Id));
+        Assert.Equal("ShoutAsync", GeneratorHarness.TextAt(run.Input, run.Diagnostics[0]));
+        Assert.Contains("'Shout(string)' and 'ShoutAsync(string)' of 'Greeter' would both become the handle method 'ShoutAsync(string)'", run.Diagnostics[0].GetMessage());
+        Assert.Equal("Call", GeneratorHarness.TextAt(run.Input, run.Diagnostics[1]));
+        Assert.Equal(12, run.Diagnostics[1].Location.GetLineSpan().StartLinePosition.Line);
+        // The first of each pair stays on the handle.
+        Assert.Contains("ShoutAsync(string s,", run.Source("Demo.Greeter.Serve.g.cs"));
+    }
+
+    [Fact]
+    public void SERVE012_GenericMethod()
+    {
+        var run = Run("""
+            [Deployment]
+            public partial class Greeter
+            {
+                public T Echo<T>(T value) => value;
+                public string Call() => "hi";
+            }
+            """);
+        var d = Assert.Single(run.Diagnostics);
+        Assert.Equal("SERVE012", d.Id);
+        Assert.Equal("Echo", GeneratorHarness.TextAt(run.Input, d));
+        Assert.Contains("Method 'Greeter.Echo' is generic", d.GetMessage());
+        Assert.DoesNotContain("EchoAsync", run.Source("Demo.Greeter.Serve.g.cs"));
+        Assert.Contains("CallAsync", run.Source("Demo.Greeter.Serve.g.cs"));
+    }
+
+    [Fact]
+    public void SERVE012_GenericFunction() =>
+        Single("public static partial class Fns { [Deployment] public static T Id<T>(T x) => x; }", "SERVE012", "Id");
+
+    [Fact]
+    public void SERVE013_ReservedHandleMethodName()
+    {
+        var d = Single("[Deployment] public partial class Greeter { public object? Invoke(string methodName, object?[] arguments) => null; }", "SERVE013", "Invoke");
+        Assert.Contains("DeploymentHandle.InvokeAsync", d.GetMessage());
+    }
+
+    [Fact]
+    public void SERVE014_MethodIdCollision()
+    {
+        // FNV-1a 32 of "M15119()" and "M203802()" are equal (found by search; see MethodIdTests).
+        var d = Single("[Deployment] public partial class Greeter { public int M15119() => 1; public int M203802() => 2; }", "SERVE014", "M203802");
+        Assert.Contains("'M15119()' and 'M203802()'", d.GetMessage());
+    }
+
+    [Fact]
+    public void SERVE015_DuplicateBind()
+    {
+        var run = Run("""
+            [Deployment]
+            public partial class Greeter
+            {
+                public Greeter(string greeting) { }
+                public Greeter(string name, ReplicaContext context) { }
+                public string Call() => "hi";
+            }
+            """);
+        var d = Assert.Single(run.Diagnostics);
+        Assert.Equal("SERVE015", d.Id);
+        Assert.Equal("Greeter", GeneratorHarness.TextAt(run.Input, d));
+        Assert.Equal(10, d.Location.GetLineSpan().StartLinePosition.Line);
+        Assert.Contains("would both become 'Bind(string)'", d.GetMessage());
+        GeneratorHarness.AssertCompiles(run.Output);
+    }
+
+    [Fact]
+    public void SERVE015_DuplicateBind_PrimaryConstructor()
+    {
+        var d = Single("""
+            [Deployment]
+            public partial class Greeter(string greeting)
+            {
+                public Greeter(string name, [FromServices] IServiceProvider services) : this(name) { }
+                public string Call() => greeting;
+            }
+            """, "SERVE015", "Greeter");
+        Assert.Contains("'Greeter(string)' and 'Greeter(string, IServiceProvider)'", d.GetMessage());
+    }
+
+    [Fact]
+    public void SERVE016_FunctionNotInStaticPartialClass()
+    {
+        var d = Single("public partial class Fns { [Deployment] public static int Square(int x) => x * x; }", "SERVE016", "Fns");
+        Assert.Contains("'static partial class'", d.GetMessage());
+        Single("public static class Fns { [Deployment] public static int Square(int x) => x * x; }", "SERVE016", "Fns");
+    }
+
+    [Fact]
+    public void SERVE017_FunctionNotStatic()
+    {
+        var run = Run("public partial class Fns { [Deployment] public int Square(int x) => x * x; }");
+        var notStatic = Assert.Single(run.Diagnostics, d => d.Id == "SERVE017");
+        Assert.Equal("Square", GeneratorHarness.TextAt(run.Input, notStatic));
+        Assert.Contains("Make the method static", notStatic.GetMessage());
+        // Its class is not a static partial class either; both mistakes are reported where they are.
+        Assert.Equal("Fns", GeneratorHarness.TextAt(run.Input, Assert.Single(run.Diagnostics, d => d.Id == "SERVE016")));
+    }
+
+    [Theory]
+    [InlineData("NumReplicas = -1", "Deployment 'Greeter': NumReplicas = -1 is out of range; use 0 or more replicas")]
+    [InlineData("MaxOngoingRequests = 0", "Deployment 'Greeter': MaxOngoingRequests = 0 is out of range; use 1 or more")]
+    [InlineData("MaxQueuedRequests = -2", "Deployment 'Greeter': MaxQueuedRequests = -2 is out of range; use -1 (unbounded)")]
+    [InlineData("NumCpus = -0.5", "Deployment 'Greeter': NumCpus = -0.5 is out of range; use a finite number of 0 or more CPUs")]
+    [InlineData("NumCpus = double.NaN", "Deployment 'Greeter': NumCpus = NaN is out of range")]
+    [InlineData("NumGpus = -1", "Deployment 'Greeter': NumGpus = -1 is out of range")]
+    [InlineData("NumGpus = double.NaN", "Deployment 'Greeter': NumGpus = NaN is out of range")]
+    [InlineData("NumGpus = 1.5", "Deployment 'Greeter': NumGpus = 1.5 is out of range; above 1 use a whole number of GPUs, e.g. 2")]
+    [InlineData("GracefulShutdownTimeoutSeconds = -3", "Deployment 'Greeter': GracefulShutdownTimeoutSeconds = -3 is out of range")]
+    [InlineData("RoutePrefix = \"api\"", "Deployment 'Greeter': RoutePrefix = \"api\" is out of range; start it with '/', e.g. \"/greeter\"")]
+    [InlineData("Name = \" \"", "Deployment 'Greeter': Name = \" \" is out of range; use a non-empty name")]
+    public void SERVE018_OptionOutOfRange(string argument, string message)
+    {
+        var run = Run("[Deployment(Version = \"v1\", " + argument + ")] public partial class Greeter { public string Call() => \"hi\"; }");
+        var d = Assert.Single(run.Diagnostics);
+        Assert.Equal("SERVE018", d.Id);
+        Assert.Equal(argument, GeneratorHarness.TextAt(run.Input, d));
+        Assert.StartsWith(message, d.GetMessage());
+        // The deployment is still generated, with the attribute's other options and the runtime default for this one.
+        Assert.Contains("DefaultOptions = new global::Serve.DeploymentOptions { Name = \"Greeter\", Version = \"v1\" }", run.Source("Demo.Greeter.Serve.g.cs"));
+        GeneratorHarness.AssertCompiles(run.Output);
+    }
+
+    [Fact]
+    public void SERVE018_InRangeEdgesAreAccepted()
+    {
+        var run = Run("""
+            [Deployment(NumReplicas = 0, MaxOngoingRequests = 1, MaxQueuedRequests = -1, NumCpus = 0, NumGpus = 0.5, GracefulShutdownTimeoutSeconds = 0, RoutePrefix = "/")]
+            public partial class A { public void Call() { } }
+            [Deployment(NumGpus = 1, MaxQueuedRequests = 0)] public partial class B { public void Call() { } }
+            [Deployment(NumGpus = 4)] public partial class C { public void Call() { } }
+            """);
+        Assert.Empty(run.Diagnostics);
+        GeneratorHarness.AssertCompiles(run.Output);
+    }
+
+    [Fact]
+    public void SERVE019_DuplicateHandleType()
+    {
+        var run = Run("""
+            public partial class A { [Deployment] public partial class Worker { public void Call() { } } }
+            public partial class B { [Deployment] public partial class Worker { public void Call() { } } }
+            """);
+        var d = Assert.Single(run.Diagnostics);
+        Assert.Equal("SERVE019", d.Id);
+        Assert.Equal("Worker", GeneratorHarness.TextAt(run.Input, d));
+        Assert.Equal(7, d.Location.GetLineSpan().StartLinePosition.Line);
+        Assert.Contains("'Demo.A.Worker' and 'Demo.B.Worker' both generate the handle type 'Demo.WorkerHandle'", d.GetMessage());
+        // The first keeps the handle; the output still compiles.
+        Assert.Contains(run.Sources, s => s.HintName == "Demo.A.Worker.Serve.g.cs");
+        Assert.DoesNotContain(run.Sources, s => s.HintName == "Demo.B.Worker.Serve.g.cs");
+        GeneratorHarness.AssertCompiles(run.Output);
+    }
+
+    [Fact]
+    public void SERVE019_OverloadedFunctionDeployments()
+    {
+        var run = Run("""
+            public static partial class Fns
+            {
+                [Deployment] public static int Square(int x) => x * x;
+                [Deployment] public static double Square(double x) => x * x;
+            }
+            """);
+        var d = Assert.Single(run.Diagnostics);
+        Assert.Equal("SERVE019", d.Id);
+        Assert.Equal("Square", GeneratorHarness.TextAt(run.Input, d));
+        GeneratorHarness.AssertCompiles(run.Output);
+    }
+
+    [Fact]
+    public void InvalidDeploymentDoesNotStopOthers()
+    {
+        var run = Run("""
+            [Deployment] public class Broken { public void Call() { } }
+            [Deployment] public partial class Fine { public void Call() { } }
+            """);
+        Assert.Equal("SERVE001", Assert.Single(run.Diagnostics).Id);
+        Assert.Contains("global::Demo.Fine.__ServeDefinition", run.Source("ServeManifest.g.cs"));
+        Assert.DoesNotContain("Broken", run.Source("ServeManifest.g.cs"));
+        GeneratorHarness.AssertCompiles(run.Output);
+    }
+
+    [Fact]
+    public void EveryRuleIsAnErrorInCategoryServeAndTrackedForRelease()
+    {
+        var root = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(root, "Serve.sln")))
+            root = Path.GetDirectoryName(root)!;
+        var unshipped = File.ReadAllText(Path.Combine(root, "src", "Serve.Generators", "AnalyzerReleases.Unshipped.md"));
+        Assert.Equal(DiagnosticDescriptors.All.Count, DiagnosticDescriptors.All.Select(d => d.Id).Distinct().Count());
+        foreach (var rule in DiagnosticDescriptors.All)
+        {
+            Assert.Matches("^SERVE0[0-9][0-9]$", rule.Id);
+            Assert.Equal("Serve", rule.Category);
+            Assert.Equal(DiagnosticSeverity.Error, rule.DefaultSeverity);
+            Assert.Contains(rule.Id + " | Serve | Error |", unshipped);
+        }
+    }
+
+    private static GeneratorRun Run(string body, bool unsafeCode = false)
+    {
+        var compilation = GeneratorHarness.CreateCompilation(new[] { Usings + body });
+        if (unsafeCode)
+            compilation = compilation.WithOptions(compilation.Options.WithAllowUnsafe(true));
+        return GeneratorHarness.Run(compilation);
+    }
+
+    /// <summary>Asserts the program gets exactly one diagnostic, with this id, at this text; and that the output compiles.</summary>
+    private static Diagnostic Single(string body, string id, string text, bool unsafeCode = false)
+    {
+        var run = Run(body, unsafeCode);
+        var d = Assert.Single(run.Diagnostics);
+        Assert.Equal(id, d.Id);
+        Assert.Equal(DiagnosticSeverity.Error, d.Severity);
+        Assert.Equal(text, GeneratorHarness.TextAt(run.Input, d));
+        GeneratorHarness.AssertCompiles(run.Output);
+        return d;
+    }
+}
