@@ -18,7 +18,7 @@ namespace Serve.Generators
         /// Turns a <c>[Deployment]</c> class or function into a <see cref="ParseResult"/>. Symbols and syntax never
         /// leave this class: everything it returns is strings, numbers, enums and equatable arrays.
         /// </summary>
-        internal sealed class Parser
+        internal sealed partial class Parser
         {
             private const string HandleSuffix = "Handle";
 
@@ -66,78 +66,6 @@ namespace Serve.Generators
                     var diagnostic = DiagnosticInfo.Create(DiagnosticDescriptors.InternalError, location, context.TargetSymbol.Name, e.GetType().Name + ": " + e.Message);
                     return new ParseResult(null, new EquatableArray<DiagnosticInfo>(new[] { diagnostic }), null);
                 }
-            }
-
-            /// <summary>
-            /// Replaces constructor parameters typed with a not-yet-generated <c>YHandle</c> by the handle generated for
-            /// deployment <c>Y</c> in this compilation, and marks a deployment whose handle another one already generates.
-            /// </summary>
-            public static DeploymentModel ResolveHandles(DeploymentModel model, EquatableArray<HandleNameModel> handles)
-            {
-                var isDuplicate = false;
-                foreach (var h in handles)
-                {
-                    if (h.FullName == model.HandleFullName && string.CompareOrdinal(h.Key, model.Key) < 0)
-                        isDuplicate = true;
-                }
-
-                var changed = false;
-                var constructors = new ConstructorModel[model.Constructors.Count];
-                for (var c = 0; c < constructors.Length; c++)
-                {
-                    var ctor = model.Constructors[c];
-                    var parameters = new ParameterModel[ctor.Parameters.Count];
-                    for (var i = 0; i < parameters.Length; i++)
-                    {
-                        var p = ctor.Parameters[i];
-                        if (p.Kind == ParameterKind.UnresolvedHandle)
-                        {
-                            changed = true;
-                            var resolved = FindHandle(p.Type, model.Namespace, handles);
-                            p = resolved is null
-                                ? p with { Kind = ParameterKind.Value }
-                                : p with { Kind = ParameterKind.Handle, Type = resolved, TypeOf = resolved, SignatureType = resolved.Substring("global::".Length) };
-                        }
-                        parameters[i] = p;
-                    }
-                    constructors[c] = ctor with { Parameters = new EquatableArray<ParameterModel>(parameters) };
-                }
-
-                if (!changed && !isDuplicate)
-                    return model;
-                return model with
-                {
-                    Constructors = changed ? new EquatableArray<ConstructorModel>(constructors) : model.Constructors,
-                    IsDuplicateHandle = isDuplicate,
-                };
-            }
-
-            // Mirrors C# name lookup well enough for handles: a qualified name matches by suffix; a simple name prefers
-            // the innermost enclosing namespace, then a handle that is the only one of that name (imported by a using).
-            private static string? FindHandle(string written, string ns, EquatableArray<HandleNameModel> handles)
-            {
-                var name = written.TrimEnd('?');
-                if (name.StartsWith("global::", StringComparison.Ordinal))
-                    name = name.Substring("global::".Length);
-                var simple = name.Substring(name.LastIndexOf('.') + 1);
-
-                var candidates = handles.Where(h => h.SimpleName == simple).ToList();
-                if (name.IndexOf('.') >= 0)
-                {
-                    var match = candidates.Where(h => h.FullName == "global::" + name || h.FullName.EndsWith("." + name, StringComparison.Ordinal)).ToList();
-                    return match.Count == 1 ? match[0].FullName : null;
-                }
-
-                HandleNameModel? best = null;
-                foreach (var h in candidates)
-                {
-                    var enclosing = h.Namespace.Length == 0 || ns == h.Namespace || ns.StartsWith(h.Namespace + ".", StringComparison.Ordinal);
-                    if (enclosing && (best is null || h.Namespace.Length > best.Namespace.Length))
-                        best = h;
-                }
-                if (best is not null)
-                    return best.FullName;
-                return candidates.Count == 1 ? candidates[0].FullName : null;
             }
 
             private ParseResult ParseClass(INamedTypeSymbol type, TypeDeclarationSyntax syntax, AttributeData? attribute)
@@ -584,67 +512,6 @@ namespace Serve.Generators
                 Kind: kind,
                 DefaultValue: DefaultValue(p));
 
-            // A default survives only when every later parameter that stays in the signature has one too ('params'
-            // is dropped, so a default before a former params array would no longer compile).
-            private static ParameterModel[] WithTrailingDefaults(List<ParameterModel> parameters, bool bindOnly)
-            {
-                var result = parameters.ToArray();
-                var allLaterHaveDefaults = true;
-                for (var i = result.Length - 1; i >= 0; i--)
-                {
-                    var p = result[i];
-                    var inSignature = bindOnly
-                        ? p.Kind is not (ParameterKind.Context or ParameterKind.Service or ParameterKind.OptionalService)
-                        : p.Kind != ParameterKind.CancellationToken;
-                    if (!inSignature)
-                        continue;
-                    if (p.DefaultValue is null)
-                        allLaterHaveDefaults = false;
-                    else if (!allLaterHaveDefaults)
-                        result[i] = p with { DefaultValue = null };
-                }
-                return result;
-            }
-
-            private static string? DefaultValue(IParameterSymbol p)
-            {
-                if (!p.HasExplicitDefaultValue)
-                    return null;
-                var value = p.ExplicitDefaultValue;
-                var type = p.Type;
-                if (type is INamedTypeSymbol { OriginalDefinition.SpecialType: SpecialType.System_Nullable_T } nullable)
-                    type = nullable.TypeArguments[0];
-                if (value is null)
-                    return type.IsReferenceType || p.Type.OriginalDefinition.SpecialType == SpecialType.System_Nullable_T ? "null" : "default";
-                if (type.TypeKind == TypeKind.Enum)
-                {
-                    var number = Literal(value);
-                    return "(" + type.WithNullableAnnotation(NullableAnnotation.NotAnnotated).ToDisplayString(s_typeOfFormat) + ")" + (number.StartsWith("-", StringComparison.Ordinal) ? "(" + number + ")" : number);
-                }
-                return Literal(value);
-            }
-
-            private static string Literal(object value) => value switch
-            {
-                string s => SymbolDisplay.FormatLiteral(s, quote: true),
-                char c => SymbolDisplay.FormatLiteral(c, quote: true),
-                bool b => b ? "true" : "false",
-                float f when float.IsNaN(f) => "float.NaN",
-                float f when float.IsPositiveInfinity(f) => "float.PositiveInfinity",
-                float f when float.IsNegativeInfinity(f) => "float.NegativeInfinity",
-                float f => f.ToString("R", CultureInfo.InvariantCulture) + "F",
-                double d when double.IsNaN(d) => "double.NaN",
-                double d when double.IsPositiveInfinity(d) => "double.PositiveInfinity",
-                double d when double.IsNegativeInfinity(d) => "double.NegativeInfinity",
-                double d => d.ToString("R", CultureInfo.InvariantCulture) + "D",
-                decimal m => m.ToString(CultureInfo.InvariantCulture) + "M",
-                long l => l.ToString(CultureInfo.InvariantCulture) + "L",
-                ulong ul => ul.ToString(CultureInfo.InvariantCulture) + "UL",
-                uint ui => ui.ToString(CultureInfo.InvariantCulture) + "U",
-                IFormattable n => n.ToString(null, CultureInfo.InvariantCulture),
-                _ => value.ToString() ?? "default",
-            };
-
             private static (string? Type, string? TypeOf, IMethodSymbol? Reconfigure) FindReconfigurable(INamedTypeSymbol type)
             {
                 foreach (var iface in type.AllInterfaces)
@@ -661,119 +528,6 @@ namespace Serve.Generators
                     return (config.ToDisplayString(s_typeFormat), config.WithNullableAnnotation(NullableAnnotation.NotAnnotated).ToDisplayString(s_typeOfFormat), implementation);
                 }
                 return (null, null, null);
-            }
-
-            private static string? ReadName(AttributeData? attribute)
-            {
-                if (attribute is null)
-                    return null;
-                foreach (var argument in attribute.NamedArguments)
-                {
-                    if (argument.Key == "Name" && argument.Value.Kind != TypedConstantKind.Error && argument.Value.Value is string name && !string.IsNullOrWhiteSpace(name))
-                        return name;
-                }
-                return null;
-            }
-
-            private OptionsModel ParseOptions(AttributeData? attribute, string deploymentName)
-            {
-                var options = new OptionsModel();
-                if (attribute is null)
-                    return options;
-                var attributeSyntax = attribute.ApplicationSyntaxReference?.GetSyntax(_cancellationToken) as AttributeSyntax;
-                foreach (var argument in attribute.NamedArguments)
-                {
-                    var value = argument.Value;
-                    if (value.Kind == TypedConstantKind.Error)
-                        continue;
-                    var name = argument.Key;
-                    var where = ArgumentLocation(attributeSyntax, name);
-                    switch (name, value.Value)
-                    {
-                        case ("Name", var v):
-                            if (v is string s && string.IsNullOrWhiteSpace(s))
-                                OutOfRange(where, deploymentName, name, Show(v), "use a non-empty name, or leave Name unset to use the class or function name");
-                            break;
-                        case ("NumReplicas", int n):
-                            if (n < 0)
-                                OutOfRange(where, deploymentName, name, Show(n), "use 0 or more replicas");
-                            else
-                                options = options with { NumReplicas = n };
-                            break;
-                        case ("MaxOngoingRequests", int n):
-                            if (n < 1)
-                                OutOfRange(where, deploymentName, name, Show(n), "use 1 or more concurrent calls per replica (the default is 5)");
-                            else
-                                options = options with { MaxOngoingRequests = n };
-                            break;
-                        case ("MaxQueuedRequests", int n):
-                            if (n < -1)
-                                OutOfRange(where, deploymentName, name, Show(n), "use -1 (unbounded), 0 (never queue) or a positive limit");
-                            else
-                                options = options with { MaxQueuedRequests = n };
-                            break;
-                        case ("RoutePrefix", var v):
-                            if (v is not string prefix)
-                                break;
-                            if (prefix.Length == 0 || prefix[0] != '/')
-                                OutOfRange(where, deploymentName, name, Show(prefix), "start it with '/', e.g. \"/" + Slug(deploymentName) + "\"");
-                            else
-                                options = options with { RoutePrefix = prefix };
-                            break;
-                        case ("Version", var v):
-                            if (v is string version)
-                                options = options with { Version = version };
-                            break;
-                        case ("NumCpus", double d):
-                            if (!(d >= 0) || double.IsInfinity(d))
-                                OutOfRange(where, deploymentName, name, Show(d), "use a finite number of 0 or more CPUs (the default is 1)");
-                            else
-                                options = options with { NumCpus = d };
-                            break;
-                        case ("NumGpus", double d):
-                            if (!(d >= 0) || double.IsInfinity(d))
-                                OutOfRange(where, deploymentName, name, Show(d), "use a finite number of 0 or more GPUs, e.g. 0.5 to share a GPU between two replicas");
-                            else if (d > 1 && d != Math.Floor(d))
-                                OutOfRange(where, deploymentName, name, Show(d), "above 1 use a whole number of GPUs, e.g. " + Show(Math.Ceiling(d)) + "; a replica never spans part of a second device");
-                            else
-                                options = options with { NumGpus = d };
-                            break;
-                        case ("GracefulShutdownTimeoutSeconds", double d):
-                            if (!(d >= 0) || double.IsInfinity(d) || d > TimeSpan.MaxValue.TotalSeconds)
-                                OutOfRange(where, deploymentName, name, Show(d), "use a finite number of seconds, 0 or more (the default is 20)");
-                            else
-                                options = options with { GracefulShutdownTimeoutSeconds = d };
-                            break;
-                    }
-                }
-                return options;
-            }
-
-            private void OutOfRange(LocationInfo? where, string deploymentName, string option, string value, string fix)
-                => Report(DiagnosticDescriptors.OptionOutOfRange, where, deploymentName, option, value, fix);
-
-            private static string Slug(string name) => name.ToLowerInvariant();
-
-            private static string Show(object? value) => value switch
-            {
-                null => "null",
-                string s => "\"" + s + "\"",
-                double d => d.ToString("R", CultureInfo.InvariantCulture),
-                IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
-                _ => value.ToString() ?? "",
-            };
-
-            private LocationInfo? ArgumentLocation(AttributeSyntax? attribute, string name)
-            {
-                if (attribute?.ArgumentList is { } list)
-                {
-                    foreach (var argument in list.Arguments)
-                    {
-                        if (argument.NameEquals?.Name.Identifier.ValueText == name)
-                            return LocationInfo.From(argument);
-                    }
-                }
-                return LocationInfo.From(attribute);
             }
 
             private LocationInfo? ConstructorLocation(IMethodSymbol ctor, TypeDeclarationSyntax classSyntax, LocationInfo? fallback)
@@ -808,6 +562,13 @@ namespace Serve.Generators
                 var access = Access.Public;
                 for (ISymbol? current = symbol; current is not null and not INamespaceSymbol; current = current.ContainingType)
                 {
+                    if (current is INamedTypeSymbol { IsFileLocal: true })
+                    {
+                        problem = SymbolEqualityComparer.Default.Equals(current, symbol)
+                            ? "file-local"
+                            : "inside '" + current.Name + "', which is file-local";
+                        return Access.Inaccessible;
+                    }
                     switch (current.DeclaredAccessibility)
                     {
                         case Accessibility.Public:

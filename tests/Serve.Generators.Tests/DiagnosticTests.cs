@@ -57,6 +57,9 @@ public sealed class DiagnosticTests
 
         var f = Single("public static partial class Fns { [Deployment] private static int Square(int x) => x * x; }", "SERVE007", "Square");
         Assert.Contains("Make it internal or public", f.GetMessage());
+
+        var local = Single("[Deployment] file partial class Greeter { public string Call() => \"hi\"; }", "SERVE007", "Greeter");
+        Assert.Contains("is file-local", local.GetMessage());
     }
 
     [Fact]
