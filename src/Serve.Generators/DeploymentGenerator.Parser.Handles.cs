@@ -18,10 +18,16 @@ namespace Serve.Generators
             /// </summary>
             public static DeploymentModel ResolveHandles(DeploymentModel model, EquatableArray<HandleNameModel> handles)
             {
+                // The ordinally first deployment keeps a contested handle name. Two with the same key (a method declared
+                // twice, already CS0111) would also share a hint name, which the driver rejects: neither is emitted.
                 var isDuplicate = false;
+                var sameKey = 0;
                 foreach (var h in handles)
                 {
-                    if (h.FullName == model.HandleFullName && string.CompareOrdinal(h.Key, model.Key) < 0)
+                    if (h.FullName != model.HandleFullName)
+                        continue;
+                    var order = string.CompareOrdinal(h.Key, model.Key);
+                    if (order < 0 || (order == 0 && ++sameKey > 1))
                         isDuplicate = true;
                 }
 

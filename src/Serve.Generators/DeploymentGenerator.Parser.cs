@@ -46,6 +46,8 @@ namespace Serve.Generators
                 try
                 {
                     var attribute = context.Attributes.Length > 0 ? context.Attributes[0] : null;
+                    if (!IsFirstDeploymentDeclaration(context.TargetSymbol, context.TargetNode))
+                        return new ParseResult(null, EquatableArray<DiagnosticInfo>.Empty, null);
                     return context.TargetSymbol switch
                     {
                         INamedTypeSymbol { TypeKind: TypeKind.Class } type when context.TargetNode is TypeDeclarationSyntax syntax
@@ -66,6 +68,18 @@ namespace Serve.Generators
                     var diagnostic = DiagnosticInfo.Create(DiagnosticDescriptors.InternalError, location, context.TargetSymbol.Name, e.GetType().Name + ": " + e.Message);
                     return new ParseResult(null, new EquatableArray<DiagnosticInfo>(new[] { diagnostic }), null);
                 }
+            }
+
+            // [Deployment] repeated on two parts of a partial class is already CS0579; parse the symbol once, at the
+            // part that holds its first [Deployment], so no two results share a hint name.
+            private static bool IsFirstDeploymentDeclaration(ISymbol target, SyntaxNode node)
+            {
+                foreach (var attribute in target.GetAttributes())
+                {
+                    if (attribute.AttributeClass is { Name: "DeploymentAttribute" } && attribute.ApplicationSyntaxReference is { } first)
+                        return first.SyntaxTree == node.SyntaxTree && node.Span.Contains(first.Span);
+                }
+                return true;
             }
 
             private ParseResult ParseClass(INamedTypeSymbol type, TypeDeclarationSyntax syntax, AttributeData? attribute)

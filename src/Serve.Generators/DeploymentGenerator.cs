@@ -83,13 +83,22 @@ namespace Serve.Generators
         // A generator bug becomes a SERVE099 diagnostic naming the deployment, not a CS8785 that hides everything.
         private static void AddSourceSafely(SourceProductionContext context, string subject, string hintName, Func<string> emit)
         {
+            var (source, error) = TryEmit(subject, emit);
+            if (source is not null)
+                context.AddSource(hintName, SourceText.From(source, System.Text.Encoding.UTF8));
+            if (error is not null)
+                context.ReportDiagnostic(error.ToDiagnostic());
+        }
+
+        internal static (string? Source, DiagnosticInfo? Error) TryEmit(string subject, Func<string> emit)
+        {
             try
             {
-                context.AddSource(hintName, SourceText.From(emit(), System.Text.Encoding.UTF8));
+                return (emit(), null);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
-                context.ReportDiagnostic(Diagnostic.Create(DiagnosticDescriptors.InternalError, Location.None, subject, e.GetType().Name + ": " + e.Message));
+                return (null, DiagnosticInfo.Create(DiagnosticDescriptors.InternalError, null, subject, e.GetType().Name + ": " + e.Message));
             }
         }
 

@@ -9,13 +9,16 @@ namespace Serve.Generators
         // XHandle: one method per deployment method, each building the argument struct and calling the base class.
         private static void WriteHandle(SourceWriter w, DeploymentModel model)
         {
-            w.WriteLine("/// <summary>A typed handle to the <c>" + DisplayName(model) + "</c> deployment.</summary>");
-            w.WriteLine(GeneratedCodeAttribute);
-            w.WriteLine(Accessibility(model) + " sealed partial class " + model.HandleName + " : global::Serve.DeploymentHandle");
-            w.OpenBlock();
-            w.WriteLine("/// <summary>Created by the Serve host; not for user code.</summary>");
-            w.WriteLine(NeverBrowsable);
-            w.WriteLine("public " + model.HandleName + "(" + CodeGeneration + ".HandleTarget target) : base(target) { }");
+            w.WriteLines($$"""
+                /// <summary>A typed handle to the <c>{{DisplayName(model)}}</c> deployment.</summary>
+                {{GeneratedCodeAttribute}}
+                {{Accessibility(model)}} sealed partial class {{model.HandleName}} : global::Serve.DeploymentHandle
+                {
+                    /// <summary>Created by the Serve host; not for user code.</summary>
+                    {{NeverBrowsable}}
+                    public {{model.HandleName}}({{CodeGeneration}}.HandleTarget target) : base(target) { }
+                """);
+            w.Indent();
 
             foreach (var method in model.Methods)
             {

@@ -98,12 +98,17 @@ namespace Serve.Generators
         // The untyped path: a switch on the stable method id, unboxing each argument into the method's struct.
         private static void WriteInvoker(SourceWriter w, DeploymentModel model)
         {
-            w.WriteLine("private sealed class __ServeInvoker : " + CodeGeneration + ".IDeploymentInvoker");
-            w.OpenBlock();
-            w.WriteLine("public " + ValueTaskType + "<object?> InvokeAsync(object instance, int methodId, object?[] arguments, " + CancellationTokenType + " cancellationToken)");
-            w.OpenBlock();
-            w.WriteLine("switch (methodId)");
-            w.OpenBlock();
+            w.WriteLines($$"""
+                private sealed class __ServeInvoker : {{CodeGeneration}}.IDeploymentInvoker
+                {
+                    public {{ValueTaskType}}<object?> InvokeAsync(object instance, int methodId, object?[] arguments, {{CancellationTokenType}} cancellationToken)
+                    {
+                        switch (methodId)
+                        {
+                """);
+            w.Indent();
+            w.Indent();
+            w.Indent();
             foreach (var method in model.Methods)
             {
                 var arguments = method.Parameters.Where(p => p.Kind != ParameterKind.CancellationToken).ToList();

@@ -12,15 +12,20 @@ namespace Serve.Generators
         {
             var w = new SourceWriter();
             WriteFileHeader(w);
-            w.WriteLine("namespace Serve.Generated");
-            w.OpenBlock();
-            w.WriteLine("/// <summary>Registers this assembly's Serve deployments when the module loads.</summary>");
-            w.WriteLine(GeneratedCodeAttribute);
-            w.WriteLine("internal static class ServeManifest");
-            w.OpenBlock();
-            w.WriteLine("[global::System.Runtime.CompilerServices.ModuleInitializer]");
-            w.WriteLine("internal static void Register()");
-            w.OpenBlock();
+            w.WriteLines($$"""
+                namespace Serve.Generated
+                {
+                    /// <summary>Registers this assembly's Serve deployments when the module loads.</summary>
+                    {{GeneratedCodeAttribute}}
+                    internal static class ServeManifest
+                    {
+                        [global::System.Runtime.CompilerServices.ModuleInitializer]
+                        internal static void Register()
+                        {
+                """);
+            w.Indent();
+            w.Indent();
+            w.Indent();
             foreach (var entry in entries.OrderBy(e => e.SortKey, StringComparer.Ordinal))
                 w.WriteLine("global::Serve.DeploymentRegistry.Register(" + entry.DefinitionField + ");");
             w.CloseBlock();

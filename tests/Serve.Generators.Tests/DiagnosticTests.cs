@@ -295,6 +295,46 @@ public sealed class DiagnosticTests
     }
 
     [Fact]
+    public void RepeatedAttributeOnPartialPartsGeneratesOnce()
+    {
+        var run = Run("""
+            [Deployment] public partial class Greeter { public string Call() => "hi"; }
+            [Deployment] public partial class Greeter { public string Other() => "ho"; }
+            """);
+        Assert.True(run.Diagnostics.IsEmpty, string.Join("\n", run.Diagnostics));
+        Assert.Single(run.Sources, s => s.HintName == "Demo.Greeter.Serve.g.cs");
+        // The compiler reports the duplicate attribute itself.
+        Assert.Contains(run.Output.GetDiagnostics(), d => d.Id == "CS0579");
+    }
+
+    [Fact]
+    public void FunctionDeclaredTwiceDoesNotCrashTheGenerator()
+    {
+        var run = Run("""
+            public static partial class Fns
+            {
+                [Deployment] public static int Square(int x) => x * x;
+                [Deployment] public static int Square(int y) => y * y;
+            }
+            """);
+        Assert.Equal("SERVE019", Assert.Single(run.Diagnostics).Id);
+        Assert.Contains(run.Output.GetDiagnostics(), d => d.Id == "CS0111");
+    }
+
+    [Fact]
+    public void SERVE099_InternalErrorInsteadOfACrash()
+    {
+        // No valid program reaches it; the emission wrapper is exercised directly.
+        var (source, error) = DeploymentGenerator.TryEmit("Greeter", () => throw new InvalidOperationException("boom"));
+        Assert.Null(source);
+        var d = error!.ToDiagnostic();
+        Assert.Equal("SERVE099", d.Id);
+        Assert.Equal(DiagnosticSeverity.Error, d.Severity);
+        Assert.Equal("The Serve generator failed on 'Greeter': InvalidOperationException: boom. This is a bug in Serve.Generators; please report it with the declaration that triggers it.", d.GetMessage());
+        Assert.Equal(("ok", (Serve.Generators.Model.DiagnosticInfo?)null), DeploymentGenerator.TryEmit("Greeter", () => "ok"));
+    }
+
+    [Fact]
     public void EveryRuleIsAnErrorInCategoryServeAndTrackedForRelease()
     {
         var root = AppContext.BaseDirectory;
