@@ -307,9 +307,14 @@ namespace Serve.Generators
                     var optional = type.IsReferenceType && type.NullableAnnotation == NullableAnnotation.Annotated;
                     return model with { Kind = optional ? ParameterKind.OptionalService : ParameterKind.Service, DefaultValue = null };
                 }
-                if (type.TypeKind == TypeKind.Error && type.Name.Length > HandleSuffix.Length && type.Name.EndsWith(HandleSuffix, StringComparison.Ordinal))
+                // 'YHandle?' of a type that does not exist yet binds as Nullable<YHandle>.
+                var unresolved = type is INamedTypeSymbol { OriginalDefinition.SpecialType: SpecialType.System_Nullable_T } nullable
+                                 && nullable.TypeArguments[0].TypeKind == TypeKind.Error
+                    ? nullable.TypeArguments[0]
+                    : type;
+                if (unresolved.TypeKind == TypeKind.Error && unresolved.Name.Length > HandleSuffix.Length && unresolved.Name.EndsWith(HandleSuffix, StringComparison.Ordinal))
                 {
-                    var written = syntax?.Type?.ToString() ?? type.Name;
+                    var written = syntax?.Type?.ToString() ?? unresolved.Name;
                     return model with { Kind = ParameterKind.UnresolvedHandle, Type = written, TypeOf = written, SignatureType = written, DefaultValue = null };
                 }
                 if (IsNamed(type, "Serve", "DeploymentHandle"))

@@ -110,6 +110,41 @@ public sealed class SnapshotTests
         """);
 
     [Fact]
+    public void CompositionAcrossNamespaces() => Verify("""
+        using System.Threading.Tasks;
+        using Serve;
+        using Lib.Vision;
+
+        namespace Lib.Vision
+        {
+            [Deployment] public partial class Detector { public int Call(int image) => image; }
+        }
+
+        namespace Lib.Text
+        {
+            [Deployment] public partial class Detector { public string Call(string text) => text; }
+            public static partial class Functions { [Deployment] public static string Tokenize(string s) => s; }
+        }
+
+        namespace Lib.Text.Apps
+        {
+            // DetectorHandle: the innermost enclosing namespace wins (Lib.Text), as in C# lookup, over the using.
+            // Lib.Vision.DetectorHandle: qualified. TokenizeHandle?: a function's handle, nullable annotation dropped.
+            [Deployment]
+            public partial class Pipeline(DetectorHandle text, Lib.Vision.DetectorHandle vision, TokenizeHandle? tokenize)
+            {
+                public async Task<string> CallAsync(string s) => await text.CallAsync(s) + await vision.CallAsync(1);
+            }
+
+            public static class Use
+            {
+                public static Application<PipelineHandle> App() =>
+                    Pipeline.Bind(Lib.Text.Detector.Bind(), Lib.Vision.Detector.Bind(), TokenizeDeployment.Bind());
+            }
+        }
+        """);
+
+    [Fact]
     public void InjectedParameters() => Verify("""
         using System;
         using Serve;
