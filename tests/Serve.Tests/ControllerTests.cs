@@ -72,6 +72,7 @@ public class ControllerTests
             {
                 versionsSeen.AddOrUpdate(await handle.VersionAsync(), 1, (_, n) => n + 1);
                 calls++;
+                await Task.Yield(); // the call completes synchronously; let the controller have the cores too
             }
             return calls;
         })).ToArray();
@@ -224,6 +225,7 @@ public class ControllerTests
         await probe.WaitEnteredAsync(1);
 
         var delete = serve.DeleteAsync("drop");
+        await TestUtil.WaitUntilAsync(() => serve.GetStatus().Applications.Single(a => a.Name == "drop").Status == ServeHealth.Deleting, "'drop' is deleting");
         var refused = await Assert.ThrowsAsync<DeploymentUnavailableException>(async () => await holder.HoldAsync(2));
         Assert.Contains("'drop' was deleted", refused.Message);
         probe.Release();
@@ -269,7 +271,7 @@ public class ControllerTests
 
         await host.StartAsync().WaitAsync(Bound);
         var client = host.Services.GetRequiredService<IServeClient>();
-        Assert.Equal(52, await client.GetHandle<DriverHandle>("Driver").CallAsync(5));
+        Assert.Equal(5 * 10 + 5 + 1, await client.GetHandle<DriverHandle>("Driver").CallAsync(5));
         Assert.Equal("hosted injected/Injected 12:00", await client.GetHandle<InjectedHandle>("Injected").CallAsync());
         Assert.Equal(["default", "holder", "injected"], client.GetStatus().Applications.Select(a => a.Name));
 

@@ -226,29 +226,42 @@ internal sealed partial class ServeController
         }
     }
 
+    /// <summary>
+    /// Publishes what the loop knows as an immutable snapshot; queries read it without touching loop state. Replica
+    /// load and queue length are read live at query time, since they change on every call.
+    /// </summary>
     private void PublishStatus()
     {
-        var apps = new List<ApplicationInfo>(_apps.Count);
+        var apps = new List<ApplicationSnapshot>(_apps.Count);
         foreach (var app in _apps.Values.OrderBy(a => a.Name, StringComparer.Ordinal))
         {
-            var deployments = app.Deployments.Values.Select(Describe).ToArray();
+            var deployments = app.Deployments.Values.OrderBy(d => d.Name, StringComparer.Ordinal).Select(Describe).ToArray();
             var health = app.Deleting ? ServeHealth.Deleting
-                : deployments.Any(d => d.Status == ServeHealth.Unhealthy) ? ServeHealth.Unhealthy
-                : deployments.All(d => d.Status == ServeHealth.Healthy) && app.Retiring.Count == 0 ? ServeHealth.Healthy
+                : deployments.Any(d => d.Health == ServeHealth.Unhealthy) ? ServeHealth.Unhealthy
+                : deployments.All(d => d.Health == ServeHealth.Healthy) && app.Retiring.Count == 0 ? ServeHealth.Healthy
                 : ServeHealth.Updating;
             var message = string.Join(" ", deployments.Where(d => d.Message.Length > 0).Select(d => d.Message));
-            apps.Add(new ApplicationInfo(app.Name, app.Spec.RoutePrefix, app.Spec.IngressName, health, message, deployments));
+            apps.Add(new ApplicationSnapshot(app.Name, app.Spec.RoutePrefix, app.Spec.IngressName, health, message, deployments));
         }
-        _status = new ServeStatus(apps);
+        _snapshot = apps;
 
-        DeploymentInfo Describe(DeploymentState d)
-        {
-            var replicas = d.Replicas.Select(r => new ReplicaInfo(r.Replica.ReplicaId, r.State, r.Replica.Version, r.Replica.Ongoing)).ToArray();
-            var options = d.Spec.Options.Clone();
-            return new DeploymentInfo(d.Name, d.ApplicationName, d.Spec.CodeVersion, d.IsIngress ? _apps[d.ApplicationName].Spec.RoutePrefix : null,
-                d.IsIngress, options, d.Health, d.Message, replicas, d.Endpoint.Router.QueuedCount);
-        }
+        DeploymentSnapshot Describe(DeploymentState d) => new(
+            d.Name, d.ApplicationName, d.Spec.CodeVersion, d.IsIngress ? _apps[d.ApplicationName].Spec.RoutePrefix : null, d.IsIngress,
+            d.Spec.Options.Clone(), d.Health, d.Message,
+            d.Replicas.Select(r => (r.Replica, r.State)).ToArray(), d.Endpoint.Router);
     }
+
+    private static ServeStatus BuildStatus(IReadOnlyList<ApplicationSnapshot> apps) =>
+        new(apps.Select(a => new ApplicationInfo(a.Name, a.RoutePrefix, a.Ingress, a.Health, a.Message,
+            a.Deployments.Select(d => new DeploymentInfo(d.Name, d.Application, d.Version, d.RoutePrefix, d.IsIngress, d.Options.Clone(), d.Health, d.Message,
+                d.Replicas.Select(r => new ReplicaInfo(r.Replica.ReplicaId, r.State, r.Replica.Version, r.Replica.Ongoing)).ToArray(),
+                d.Router.QueuedCount)).ToArray())).ToArray());
+
+    private sealed record ApplicationSnapshot(string Name, string RoutePrefix, string Ingress, ServeHealth Health, string Message, DeploymentSnapshot[] Deployments);
+
+    private sealed record DeploymentSnapshot(
+        string Name, string Application, string Version, string? RoutePrefix, bool IsIngress, DeploymentOptions Options,
+        ServeHealth Health, string Message, (Replica Replica, ReplicaState State)[] Replicas, Routing.DeploymentRouter Router);
 
     private abstract record Message
     {

@@ -21,7 +21,7 @@ internal sealed partial class ServeController
     private readonly ILogger _logger;
     private readonly ServeOptions _options;
     private readonly Task _loop;
-    private volatile ServeStatus _status = new([]);
+    private volatile IReadOnlyList<ApplicationSnapshot> _snapshot = [];
     private bool _shuttingDown;
 
     public ServeController(ServeOptions options, IServiceProvider services, ILogger logger)
@@ -32,8 +32,8 @@ internal sealed partial class ServeController
         _loop = Task.Run(RunLoopAsync);
     }
 
-    /// <summary>The last published status; rebuilt by the loop after every message.</summary>
-    public ServeStatus Status => _status;
+    /// <summary>The status as of the loop's last message, with live load and queue numbers.</summary>
+    public ServeStatus Status => BuildStatus(_snapshot);
 
     public bool TryGetEndpoint(string application, string deployment, out DeploymentEndpoint endpoint) =>
         _endpoints.TryGetValue((application, deployment), out endpoint!);
