@@ -212,6 +212,9 @@ public class ControllerTests
         Assert.Single(probe.Disposed);
         Assert.Empty(serve.GetStatus().Applications);
         await Assert.ThrowsAsync<ObjectDisposedException>(() => serve.RunAsync(Greeter.Bind("late")));
+        // Shutting down again (or disposing) is harmless.
+        await serve.ShutdownAsync().WaitAsync(Bound);
+        await serve.DisposeAsync();
     }
 
     [Fact]

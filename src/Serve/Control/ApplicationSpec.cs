@@ -34,6 +34,7 @@ internal sealed record ApplicationSpec(string Name, string RoutePrefix, string I
             arguments[i] = app.Arguments[i] is Application child ? new DeploymentRef(Visit(child, appName, byName, ordered, path)) : app.Arguments[i];
         path.Remove(app);
         var options = app.GetOptions();
+        options.Validate(name);
         var spec = new DeploymentSpec(name, app.Definition, options, app.ConstructorIndex, arguments);
         if (byName.TryGetValue(name, out existing))
         {

@@ -15,7 +15,8 @@ namespace Serve;
 public sealed class ServeHost : IServeClient, IAsyncDisposable
 {
     private readonly ServeController _controller;
-    private int _shutdown;
+    private readonly object _shutdownLock = new();
+    private Task? _shutdownTask;
 
     /// <summary>Creates a host; prefer <see cref="StartAsync(Action{ServeOptions}?, CancellationToken)"/> or <c>AddServe</c>.</summary>
     /// <param name="options">The host options.</param>
@@ -99,16 +100,14 @@ public sealed class ServeHost : IServeClient, IAsyncDisposable
     /// <inheritdoc />
     public Task ShutdownAsync(CancellationToken cancellationToken = default)
     {
-        Interlocked.Exchange(ref _shutdown, 1);
-        return _controller.ShutdownAsync(cancellationToken);
+        Task shutdown;
+        lock (_shutdownLock)
+            shutdown = _shutdownTask ??= _controller.ShutdownAsync(CancellationToken.None);
+        return shutdown.WaitAsync(cancellationToken);
     }
 
-    /// <summary>Shuts the host down (see <see cref="ShutdownAsync"/>).</summary>
-    public async ValueTask DisposeAsync()
-    {
-        if (Interlocked.Exchange(ref _shutdown, 1) == 0)
-            await _controller.ShutdownAsync(CancellationToken.None).ConfigureAwait(false);
-    }
+    /// <summary>Shuts the host down (see <see cref="ShutdownAsync"/>) and waits until it has.</summary>
+    public async ValueTask DisposeAsync() => await ShutdownAsync().ConfigureAwait(false);
 
     private DeploymentEndpoint FindEndpoint(string deploymentName, string? applicationName)
     {
@@ -142,7 +141,7 @@ public sealed class ServeHost : IServeClient, IAsyncDisposable
 
     private void ThrowIfShutDown()
     {
-        if (Volatile.Read(ref _shutdown) != 0)
+        if (Volatile.Read(ref _shutdownTask) is not null)
             throw new ObjectDisposedException(nameof(ServeHost), "The Serve host has shut down; start a new one.");
     }
 }
