@@ -205,3 +205,16 @@ public partial class Versioned
 
     public string Call() => _tag;
 }
+
+[Deployment(NumReplicas = 2, MaxOngoingRequests = 1)]
+public partial class Yielder(Probe probe, ReplicaContext context)
+{
+    public async Task<int> Call(int x)
+    {
+        var now = probe.PerReplicaNow.AddOrUpdate(context.ReplicaId, 1, (_, v) => v + 1);
+        probe.PerReplicaMax.AddOrUpdate(context.ReplicaId, now, (_, v) => Math.Max(v, now));
+        await Task.Yield();
+        probe.PerReplicaNow.AddOrUpdate(context.ReplicaId, 0, (_, v) => v - 1);
+        return x;
+    }
+}

@@ -135,8 +135,8 @@ internal sealed class Replica : IReplica
         {
             Log.ReplicaDisposeFailed(logger, ReplicaId, e);
         }
+        // The stopping source is not disposed: user code may still hold its (cancelled) token.
         _instance = null;
-        _stopping.Dispose();
         return left;
     }
 }
