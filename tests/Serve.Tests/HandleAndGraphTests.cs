@@ -222,3 +222,19 @@ public class HandleAndGraphTests
         Assert.All(serve.GetDeployment("Thrower").Replicas, r => Assert.Equal(0, r.OngoingRequests));
     }
 }
+
+public class RegistryTests
+{
+    [Fact]
+    public void The_generated_manifest_registers_every_deployment_of_the_assembly()
+    {
+        // Touching a type of this assembly has run its module initializer.
+        Assert.Same(Greeter.Bind("x").Definition, DeploymentRegistry.Find(typeof(Greeter)));
+        Assert.Same(Greeter.Bind("x").Definition, DeploymentRegistry.Find(typeof(GreeterHandle)));
+        var preprocess = Assert.Single(DeploymentRegistry.Find("Preprocess"));
+        Assert.True(preprocess.IsFunction);
+        Assert.Equal(typeof(PreprocessHandle), preprocess.HandleType);
+        Assert.Contains(DeploymentRegistry.All, d => d.Name == "Driver");
+        Assert.Null(DeploymentRegistry.Find(typeof(Probe)));
+    }
+}

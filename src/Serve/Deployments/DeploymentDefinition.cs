@@ -57,26 +57,35 @@ public sealed class DeploymentDefinition
 /// </summary>
 public static class DeploymentRegistry
 {
-    private static readonly ConcurrentDictionary<Type, DeploymentDefinition> s_byType = new();
+    // Keyed by handle type: unique per deployment, even for several function deployments of one static class.
+    private static readonly ConcurrentDictionary<Type, DeploymentDefinition> s_byHandle = new();
 
     /// <summary>Called by the generated manifest; not for user code.</summary>
     [EditorBrowsable(EditorBrowsableState.Never)]
     public static void Register(DeploymentDefinition definition)
     {
         ArgumentNullException.ThrowIfNull(definition);
-        s_byType[definition.ImplementationType] = definition;
-        if (definition.IsFunction)
-            s_byType[definition.HandleType] = definition;
+        s_byHandle[definition.HandleType] = definition;
     }
 
-    /// <summary>All registered deployment definitions, ordered by type name.</summary>
+    /// <summary>All registered deployment definitions, ordered by implementation type name, then deployment name.</summary>
     public static IReadOnlyList<DeploymentDefinition> All =>
-        s_byType.Values.Distinct().OrderBy(d => d.ImplementationType.FullName, StringComparer.Ordinal).ThenBy(d => d.Name, StringComparer.Ordinal).ToArray();
+        s_byHandle.Values.OrderBy(d => d.ImplementationType.FullName, StringComparer.Ordinal).ThenBy(d => d.Name, StringComparer.Ordinal).ToArray();
 
-    /// <summary>Finds the definition of a deployment class (or of a function deployment's handle type).</summary>
-    public static DeploymentDefinition? Find(Type type) => s_byType.TryGetValue(type, out var d) ? d : null;
+    /// <summary>Finds the definition of a deployment class or handle type (a function deployment is found by its handle type).</summary>
+    public static DeploymentDefinition? Find(Type type)
+    {
+        if (s_byHandle.TryGetValue(type, out var byHandle))
+            return byHandle;
+        foreach (var d in s_byHandle.Values)
+        {
+            if (!d.IsFunction && d.ImplementationType == type)
+                return d;
+        }
+        return null;
+    }
 
     /// <summary>Finds registered definitions by deployment name or implementation type name.</summary>
     public static IReadOnlyList<DeploymentDefinition> Find(string name) =>
-        All.Where(d => d.Name == name || d.ImplementationType.FullName == name || d.ImplementationType.Name == name).ToArray();
+        All.Where(d => d.Name == name || (!d.IsFunction && (d.ImplementationType.FullName == name || d.ImplementationType.Name == name))).ToArray();
 }
