@@ -1,0 +1,27 @@
+using BenchmarkDotNet.Running;
+
+namespace Serve.Benchmarks;
+
+/// <summary>
+/// <c>dotnet run -c Release --project benchmarks/Serve.Benchmarks -- --filter '*'</c> runs every benchmark.
+/// Before BenchmarkDotNet starts, every benchmark runs once and its result is checked (see <see cref="Smoke"/>);
+/// <c>--smoke</c> runs only that check, <c>--no-smoke</c> skips it. Other arguments go to BenchmarkDotNet.
+/// </summary>
+public static class Program
+{
+    public static async Task<int> Main(string[] args)
+    {
+        var smokeOnly = args.Contains("--smoke");
+        var skipSmoke = args.Contains("--no-smoke");
+        var rest = args.Where(a => a is not "--smoke" and not "--no-smoke").ToArray();
+
+        if (!skipSmoke && !await Smoke.RunAsync(Console.Out))
+            return 1;
+        if (smokeOnly)
+            return 0;
+
+        var summaries = BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(rest).ToArray();
+        var failed = summaries.Any(s => s.HasCriticalValidationErrors || s.Reports.Any(r => !r.Success));
+        return failed ? 1 : 0;
+    }
+}
