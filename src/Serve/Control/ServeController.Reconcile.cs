@@ -83,7 +83,7 @@ internal sealed partial class ServeController
     {
         var app = _apps[d.ApplicationName];
         var spec = d.Spec;
-        var id = $"{d.Name}#{Convert.ToHexStringLower(BitConverter.GetBytes(Random.Shared.Next()))[..6]}";
+        var id = $"{d.Name}#{++_replicaSerial:x4}";
         var replica = new Replica(d.ApplicationName, d.Name, id, spec.CodeVersion, spec.Definition);
         var record = new ReplicaRecord(replica, d.Generation);
         d.Replicas.Add(record);
@@ -200,6 +200,7 @@ internal sealed partial class ServeController
             // Shutdown waits on every application with one completion source: the last application finishes it.
             if (!_shuttingDown || _apps.Count == 0)
             {
+                PublishStatus();
                 foreach (var waiter in app.DeleteWaiters)
                     waiter.TrySetResult();
             }
@@ -212,6 +213,7 @@ internal sealed partial class ServeController
         if (failed is not null)
         {
             var error = new DeploymentFailedException(app.Name, failed.Name, failed.FailureMessage!, failed.FailureException);
+            PublishStatus();
             foreach (var waiter in app.RunWaiters)
                 waiter.TrySetException(error);
             app.RunWaiters.Clear();
@@ -219,6 +221,7 @@ internal sealed partial class ServeController
         }
         if (app.Deployments.Values.All(d => d.Health == ServeHealth.Healthy) && app.Retiring.Count == 0)
         {
+            PublishStatus(); // the caller reads the status as soon as RunAsync returns
             foreach (var waiter in app.RunWaiters)
                 waiter.TrySetResult();
             app.RunWaiters.Clear();

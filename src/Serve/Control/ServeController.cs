@@ -23,6 +23,7 @@ internal sealed partial class ServeController
     private readonly Task _loop;
     private volatile IReadOnlyList<ApplicationSnapshot> _snapshot = [];
     private bool _shuttingDown;
+    private int _replicaSerial;
 
     public ServeController(ServeOptions options, IServiceProvider services, ILogger logger)
     {
@@ -65,17 +66,22 @@ internal sealed partial class ServeController
 
     private async Task RunLoopAsync()
     {
-        await foreach (var message in _inbox.Reader.ReadAllAsync().ConfigureAwait(false))
+        var reader = _inbox.Reader;
+        while (await reader.WaitToReadAsync().ConfigureAwait(false))
         {
-            try
+            // Drain what is queued, then publish the status once per batch rather than once per message.
+            while (reader.TryRead(out var message))
             {
-                Handle(message);
-            }
-            catch (Exception e)
-            {
-                // A bug here must not kill the loop and strand every caller; fail the asker and keep going.
-                Log.ControllerError(_logger, message.GetType().Name, e);
-                message.Fail(e);
+                try
+                {
+                    Handle(message);
+                }
+                catch (Exception e)
+                {
+                    // A bug here must not kill the loop and strand every caller; fail the asker and keep going.
+                    Log.ControllerError(_logger, message.GetType().Name, e);
+                    message.Fail(e);
+                }
             }
             try
             {

@@ -21,7 +21,7 @@ public sealed class ReplicaContext
     /// <summary>The deployment the replica belongs to.</summary>
     public string DeploymentName { get; }
 
-    /// <summary>A unique id, <c>{Deployment}#{suffix}</c>.</summary>
+    /// <summary>A unique id within the host, <c>{Deployment}#{serial}</c> (hexadecimal).</summary>
     public string ReplicaId { get; }
 
     /// <summary>The code version the replica runs.</summary>
