@@ -72,7 +72,7 @@ public class HandleBenchmarks
     private async Task GlobalSetupAsync()
     {
         _adder = new Adder();
-        _host = await ServeHost.StartAsync();
+        _host = await ServeHost.StartAsync(o => o.Http.Enabled = false);
         _one = await _host.RunAsync(Adder.Bind(), new RunOptions { Name = "one", RoutePrefix = "/one" });
         _four = await _host.RunAsync(Adder.Bind().WithOptions(o => o.NumReplicas = 4), new RunOptions { Name = "four", RoutePrefix = "/four" });
         _pool1 = new ChannelWorkerPool(workers: 1, capacity: 64);
@@ -151,7 +151,7 @@ public class HandleBenchmarks
     // ---- 5. RunAsync of a 10-replica deployment on a fresh host --------------------------------------------
 
     [IterationSetup(Target = nameof(RunAsync_10Replicas))]
-    public void StartDeployHost() => _deployHost = ServeHost.StartAsync().GetAwaiter().GetResult();
+    public void StartDeployHost() => _deployHost = ServeHost.StartAsync(o => o.Http.Enabled = false).GetAwaiter().GetResult();
 
     [IterationCleanup(Target = nameof(RunAsync_10Replicas))]
     public void StopDeployHost()

@@ -1,8 +1,10 @@
 using Quickstart;
 using Serve;
 
-// An embedded Serve host: everything runs in this process.
+// An embedded Serve host: everything runs in this process. Its HTTP ingress listens on http://127.0.0.1:8000
+// (o.Http.Port = 0 picks a free port; o.Http.Enabled = false runs without HTTP).
 await using var serve = await ServeHost.StartAsync();
+Console.WriteLine($"HTTP ingress on {serve.HttpAddress}");
 
 // 1. Hello world
 GreeterHandle greeter = await serve.RunAsync(Greeter.Bind("Hello world!"), new RunOptions { Name = "hello" });
@@ -14,7 +16,7 @@ static Application<SentimentServiceHandle> SentimentApp(double threshold) => Sen
     Tokenizer.Bind(),
     SentimentModel.Bind().WithOptions(o => o.UserConfig = new SentimentConfig(threshold)));
 
-SentimentServiceHandle sentiment = await serve.RunAsync(SentimentApp(threshold: 0.5), new RunOptions { Name = "sentiment" });
+SentimentServiceHandle sentiment = await serve.RunAsync(SentimentApp(threshold: 0.5), new RunOptions { Name = "sentiment", RoutePrefix = "/sentiment" });
 var replicasBefore = serve.GetDeployment("SentimentModel").Replicas.Select(r => r.ReplicaId).Order().ToArray();
 
 string[] reviews =
@@ -35,7 +37,7 @@ foreach (var group in predictions.GroupBy(p => p.Replica).OrderBy(g => g.Key))
     Console.WriteLine($"  {group.Key} served {group.Count()} of 200 concurrent calls");
 
 // 3. Redeploy: only the user config changes, so live replicas are reconfigured in place (no restart).
-await serve.RunAsync(SentimentApp(threshold: 4.5), new RunOptions { Name = "sentiment" });
+await serve.RunAsync(SentimentApp(threshold: 4.5), new RunOptions { Name = "sentiment", RoutePrefix = "/sentiment" });
 var replicasAfter = serve.GetDeployment("SentimentModel").Replicas.Select(r => r.ReplicaId).Order().ToArray();
 var strict = await sentiment.CallAsync(reviews[0]);
 Console.WriteLine($"after reconfigure (threshold 4.5): \"{reviews[0]}\" -> {strict.Label} (score {strict.Score}); " +
@@ -43,6 +45,14 @@ Console.WriteLine($"after reconfigure (threshold 4.5): \"{reviews[0]}\" -> {stri
 
 // 4. Scale: more replicas, the existing ones keep running.
 await serve.RunAsync(Greeter.Bind("Hello world!").WithOptions(o => o.NumReplicas = 4), new RunOptions { Name = "hello" });
+
+// 5. HTTP: each application's ingress is served under its route prefix.
+using (var http = new HttpClient { BaseAddress = serve.HttpAddress })
+{
+    Console.WriteLine($"GET  {serve.HttpAddress}            -> {await http.GetStringAsync("/")}");
+    var posted = await http.PostAsync("/sentiment", new StringContent("\"I love this phone\"", System.Text.Encoding.UTF8, "application/json"));
+    Console.WriteLine($"POST {serve.HttpAddress}sentiment   -> {await posted.Content.ReadAsStringAsync()}");
+}
 
 Console.WriteLine();
 Console.WriteLine("status:");

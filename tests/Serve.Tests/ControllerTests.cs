@@ -16,7 +16,7 @@ public class ControllerTests
     {
         var probe = new Probe();
         probe.Release();
-        await using var serve = await ServeHost.StartAsync();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
         var app = Holder.Bind(probe).WithOptions(o => o.Version = "v1");
         await serve.RunAsync(app).WaitAsync(Bound);
         var before = ReplicaIds(serve, "Holder");
@@ -33,7 +33,7 @@ public class ControllerTests
     {
         var probe = new Probe();
         probe.Release();
-        await using var serve = await ServeHost.StartAsync();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
         var app = Holder.Bind(probe).WithOptions(o => o.Version = "v1");
         await serve.RunAsync(app.WithOptions(o => o.NumReplicas = 2)).WaitAsync(Bound);
         var two = ReplicaIds(serve, "Holder");
@@ -57,7 +57,7 @@ public class ControllerTests
     {
         var probe = new Probe();
         probe.Release();
-        await using var serve = await ServeHost.StartAsync();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
         var app = Holder.Bind(probe).WithOptions(o => { o.NumReplicas = 5; o.Version = "v1"; o.MaxOngoingRequests = 4; });
         var handle = await serve.RunAsync(app).WaitAsync(Bound);
         var oldIds = ReplicaIds(serve, "Holder");
@@ -108,7 +108,7 @@ public class ControllerTests
     public async Task Changing_only_UserConfig_reconfigures_live_replicas_in_place()
     {
         var probe = new Probe();
-        await using var serve = await ServeHost.StartAsync();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
         var app = Configurable.Bind(probe).WithOptions(o => { o.Version = "v1"; o.UserConfig = new GreetingConfig("Hello"); });
         var handle = await serve.RunAsync(app).WaitAsync(Bound);
         var ids = ReplicaIds(serve, "Configurable");
@@ -130,7 +130,7 @@ public class ControllerTests
     [Fact]
     public async Task A_constructor_that_keeps_throwing_fails_RunAsync_and_other_applications_keep_serving()
     {
-        await using var serve = await ServeHost.StartAsync(o => o.ReplicaStartBackoff = TimeSpan.FromMilliseconds(5));
+        await using var serve = await ServeHost.StartAsync(o => { o.ReplicaStartBackoff = TimeSpan.FromMilliseconds(5); o.Http.Enabled = false; });
         var greeter = await serve.RunAsync(Greeter.Bind("still here"), new RunOptions { Name = "good" }).WaitAsync(Bound);
 
         var error = await Assert.ThrowsAsync<DeploymentFailedException>(() => serve.RunAsync(Broken.Bind(), new RunOptions { Name = "bad" }).WaitAsync(Bound));
@@ -154,7 +154,7 @@ public class ControllerTests
     [Fact]
     public async Task A_failed_update_keeps_the_old_version_serving()
     {
-        await using var serve = await ServeHost.StartAsync(o => o.ReplicaStartBackoff = TimeSpan.FromMilliseconds(5));
+        await using var serve = await ServeHost.StartAsync(o => { o.ReplicaStartBackoff = TimeSpan.FromMilliseconds(5); o.Http.Enabled = false; });
         var handle = await serve.RunAsync(Versioned.Bind("v1", false)).WaitAsync(Bound);
         var ids = ReplicaIds(serve, "Versioned");
 
@@ -176,7 +176,7 @@ public class ControllerTests
     {
         var probe = new Probe();
         probe.Release();
-        await using var serve = await ServeHost.StartAsync();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
         var old = await serve.RunAsync(Holder.Bind(probe).WithOptions(o => o.Name = "Model")).WaitAsync(Bound);
         var replacement = await serve.RunAsync(Greeter.Bind("new").WithOptions(o => o.Name = "Model")).WaitAsync(Bound);
 
@@ -191,7 +191,7 @@ public class ControllerTests
     public async Task Shutdown_drains_in_flight_calls_refuses_new_ones_and_disposes_replicas()
     {
         var probe = new Probe();
-        var serve = await ServeHost.StartAsync();
+        var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
         var holder = await serve.RunAsync(Holder.Bind(probe).WithOptions(o => { o.NumReplicas = 1; o.MaxOngoingRequests = 1; })).WaitAsync(Bound);
         var inFlight = holder.HoldAsync(1).AsTask();
         await probe.WaitEnteredAsync(1);
@@ -221,7 +221,7 @@ public class ControllerTests
     public async Task DeleteAsync_drains_one_application_and_leaves_the_others()
     {
         var probe = new Probe();
-        await using var serve = await ServeHost.StartAsync();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
         var greeter = await serve.RunAsync(Greeter.Bind("hi"), new RunOptions { Name = "keep" }).WaitAsync(Bound);
         var holder = await serve.RunAsync(Holder.Bind(probe), new RunOptions { Name = "drop" }).WaitAsync(Bound);
         var inFlight = holder.HoldAsync(1).AsTask();
@@ -245,7 +245,7 @@ public class ControllerTests
     [Fact]
     public async Task Status_reports_applications_deployments_and_replicas()
     {
-        await using var serve = await ServeHost.StartAsync();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
         await serve.RunAsync(Driver.Bind(ModelA.Bind().WithOptions(o => o.NumReplicas = 2), ModelB.Bind()), new RunOptions { Name = "math", RoutePrefix = "/math" }).WaitAsync(Bound);
 
         var app = Assert.Single(serve.GetStatus().Applications);
@@ -266,7 +266,7 @@ public class ControllerTests
         probe.Release();
         var builder = Host.CreateApplicationBuilder();
         builder.Services.AddSingleton<IClock, FixedClock>();
-        builder.Services.AddServe()
+        builder.Services.AddServe(o => o.Http.Enabled = false)
             .AddApplication(Driver.Bind(ModelA.Bind(), ModelB.Bind()))
             .AddApplication(Holder.Bind(probe), new RunOptions { Name = "holder" })
             .AddApplication(Injected.Bind("hosted"), new RunOptions { Name = "injected" });

@@ -10,7 +10,7 @@ public class HandleAndGraphTests
     [Fact]
     public async Task Greeter_answers_through_its_typed_handle()
     {
-        await using var serve = await ServeHost.StartAsync();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
         GreeterHandle greeter = await serve.RunAsync(Greeter.Bind("Hello world!")).WaitAsync(Bound);
 
         Assert.Equal("Hello world!", await greeter.CallAsync());
@@ -20,7 +20,7 @@ public class HandleAndGraphTests
     [Fact]
     public async Task Composition_deploys_the_whole_graph_and_passes_handles_to_constructors()
     {
-        await using var serve = await ServeHost.StartAsync();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
         var driver = await serve.RunAsync(Driver.Bind(ModelA.Bind(), ModelB.Bind())).WaitAsync(Bound);
 
         Assert.Equal(3 * 10 + 3 + 1, await driver.CallAsync(3));
@@ -32,7 +32,7 @@ public class HandleAndGraphTests
     [Fact]
     public async Task A_deployment_bound_twice_is_deployed_once()
     {
-        await using var serve = await ServeHost.StartAsync();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
         var a = ModelA.Bind();
         var pair = await serve.RunAsync(Pair.Bind(a, a)).WaitAsync(Bound);
 
@@ -44,7 +44,7 @@ public class HandleAndGraphTests
     [Fact]
     public async Task Two_different_bindings_under_one_name_are_refused_with_the_fix()
     {
-        await using var serve = await ServeHost.StartAsync();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
         var app = Pair.Bind(ModelA.Bind(), ModelA.Bind().WithOptions(o => o.NumReplicas = 3));
 
         var error = await Assert.ThrowsAsync<ArgumentException>(() => serve.RunAsync(app));
@@ -70,7 +70,7 @@ public class HandleAndGraphTests
         Assert.Equal(4, changed.GetOptions().NumReplicas);
         Assert.Equal(1, changed.GetOptions().MaxOngoingRequests);
 
-        await using var serve = await ServeHost.StartAsync();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
         await serve.RunAsync(changed).WaitAsync(Bound);
         var info = serve.GetDeployment("Greeter");
         Assert.Equal(4, info.Replicas.Count);
@@ -117,7 +117,7 @@ public class HandleAndGraphTests
     public async Task ReplicaContext_and_FromServices_parameters_are_injected_and_left_out_of_Bind()
     {
         var services = new ServiceCollection().AddSingleton<IClock, FixedClock>().BuildServiceProvider();
-        await using var serve = await ServeHost.StartAsync(o => o.Services = services);
+        await using var serve = await ServeHost.StartAsync(o => { o.Services = services; o.Http.Enabled = false; });
         var handle = await serve.RunAsync(Injected.Bind("at"), new RunOptions { Name = "clocks" }).WaitAsync(Bound);
 
         Assert.Equal("at clocks/Injected 12:00", await handle.CallAsync());
@@ -126,7 +126,7 @@ public class HandleAndGraphTests
     [Fact]
     public async Task A_missing_FromServices_service_fails_the_deployment_naming_the_parameter()
     {
-        await using var serve = await ServeHost.StartAsync(o => o.ReplicaStartBackoff = TimeSpan.FromMilliseconds(1));
+        await using var serve = await ServeHost.StartAsync(o => { o.ReplicaStartBackoff = TimeSpan.FromMilliseconds(1); o.Http.Enabled = false; });
         var error = await Assert.ThrowsAsync<DeploymentFailedException>(() => serve.RunAsync(Injected.Bind("at")).WaitAsync(Bound));
         Assert.Contains("clock", error.Message);
         Assert.Contains("IClock", error.Message);
@@ -135,7 +135,7 @@ public class HandleAndGraphTests
     [Fact]
     public async Task A_function_deployment_is_called_through_its_handle()
     {
-        await using var serve = await ServeHost.StartAsync();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
         PreprocessHandle handle = await serve.RunAsync(PreprocessDeployment.Bind()).WaitAsync(Bound);
         Assert.Equal(2, await handle.CallAsync(1));
     }
@@ -143,7 +143,7 @@ public class HandleAndGraphTests
     [Fact]
     public async Task Stream_and_void_methods_work_through_the_handle()
     {
-        await using var serve = await ServeHost.StartAsync();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
         var handle = await serve.RunAsync(Streamer.Bind()).WaitAsync(Bound);
 
         var items = new List<int>();
@@ -159,7 +159,7 @@ public class HandleAndGraphTests
     [Fact]
     public async Task Handles_by_name_typed_and_untyped()
     {
-        await using var serve = await ServeHost.StartAsync();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
         await serve.RunAsync(Greeter.Bind("hey")).WaitAsync(Bound);
 
         var typed = serve.GetHandle<GreeterHandle>("Greeter");
@@ -183,7 +183,7 @@ public class HandleAndGraphTests
     [Fact]
     public async Task A_handle_to_a_missing_deployment_names_it()
     {
-        await using var serve = await ServeHost.StartAsync();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
         await serve.RunAsync(Greeter.Bind("hey")).WaitAsync(Bound);
 
         var error = Assert.Throws<DeploymentNotFoundException>(() => serve.GetHandle<ModelAHandle>("ModelA"));
@@ -196,7 +196,7 @@ public class HandleAndGraphTests
     [Fact]
     public async Task The_same_deployment_in_two_applications_needs_the_application_name()
     {
-        await using var serve = await ServeHost.StartAsync();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
         await serve.RunAsync(Greeter.Bind("one"), new RunOptions { Name = "one" }).WaitAsync(Bound);
         await serve.RunAsync(Greeter.Bind("two"), new RunOptions { Name = "two" }).WaitAsync(Bound);
 
@@ -209,7 +209,7 @@ public class HandleAndGraphTests
     [Fact]
     public async Task Exceptions_in_user_code_reach_the_caller_with_type_and_message()
     {
-        await using var serve = await ServeHost.StartAsync();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
         var thrower = await serve.RunAsync(Thrower.Bind()).WaitAsync(Bound);
 
         var sync = await Assert.ThrowsAsync<KeyNotFoundException>(async () => await thrower.CallAsync(7));

@@ -8,7 +8,7 @@ public class RoutingTests
     public async Task Calls_spread_over_replicas_and_never_exceed_MaxOngoingRequests()
     {
         var probe = new Probe();
-        await using var serve = await ServeHost.StartAsync();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
         var holder = await serve.RunAsync(Holder.Bind(probe).WithOptions(o => { o.NumReplicas = 3; o.MaxOngoingRequests = 2; })).WaitAsync(Bound);
 
         var calls = Enumerable.Range(0, 12).Select(i => holder.HoldAsync(i).AsTask()).ToArray();
@@ -31,7 +31,7 @@ public class RoutingTests
     public async Task A_full_queue_fails_at_once_with_BackPressureException_naming_the_limits()
     {
         var probe = new Probe();
-        await using var serve = await ServeHost.StartAsync();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
         var holder = await serve.RunAsync(Holder.Bind(probe).WithOptions(o =>
         {
             o.NumReplicas = 1;
@@ -57,7 +57,7 @@ public class RoutingTests
     public async Task Queued_calls_are_served_first_in_first_out()
     {
         var probe = new Probe();
-        await using var serve = await ServeHost.StartAsync();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
         var holder = await serve.RunAsync(Holder.Bind(probe).WithOptions(o => { o.NumReplicas = 1; o.MaxOngoingRequests = 1; })).WaitAsync(Bound);
 
         var first = holder.HoldAsync(0).AsTask();
@@ -80,7 +80,7 @@ public class RoutingTests
     public async Task Cancelling_a_queued_call_takes_it_out_of_the_queue()
     {
         var probe = new Probe();
-        await using var serve = await ServeHost.StartAsync();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
         var holder = await serve.RunAsync(Holder.Bind(probe).WithOptions(o => { o.NumReplicas = 1; o.MaxOngoingRequests = 1; })).WaitAsync(Bound);
 
         var running = holder.HoldAsync(0).AsTask();
@@ -102,7 +102,7 @@ public class RoutingTests
     public async Task Many_concurrent_callers_on_few_slots_lose_no_wake_up()
     {
         var probe = new Probe();
-        await using var serve = await ServeHost.StartAsync();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
         var yielder = await serve.RunAsync(Yielder.Bind(probe)).WaitAsync(Bound);
 
         // 32 callers contend for 2 slots on methods that really go async, so most calls pass through the queue.

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Serve.CodeGeneration;
 using Serve.Control;
+using Serve.Http;
 using Serve.Routing;
 
 namespace Serve;
@@ -16,6 +17,9 @@ public sealed class ServeHost : IServeClient, IAsyncDisposable
 {
     private readonly ServeController _controller;
     private readonly object _shutdownLock = new();
+    private readonly ILogger _logger;
+    private readonly SemaphoreSlim _httpLock = new(1, 1);
+    private HttpIngress? _http;
     private Task? _shutdownTask;
 
     /// <summary>Creates a host; prefer <see cref="StartAsync(Action{ServeOptions}?, CancellationToken)"/> or <c>AddServe</c>.</summary>
@@ -29,20 +33,59 @@ public sealed class ServeHost : IServeClient, IAsyncDisposable
         Options = options;
         services ??= options.Services ?? new ServiceCollection().BuildServiceProvider();
         loggerFactory ??= services.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance;
-        _controller = new ServeController(options, services, loggerFactory.CreateLogger("Serve"));
+        _logger = loggerFactory.CreateLogger("Serve");
+        _controller = new ServeController(options, services, _logger);
     }
 
     /// <summary>The host's options.</summary>
     public ServeOptions Options { get; }
 
-    /// <summary>Starts an embedded host.</summary>
-    /// <example><code>await using var serve = await ServeHost.StartAsync();</code></example>
-    public static Task<ServeHost> StartAsync(Action<ServeOptions>? configure = null, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// The address the HTTP ingress listens on (with the real port when <see cref="HttpOptions.Port"/> is 0), or
+    /// <c>null</c> when HTTP is disabled or not started.
+    /// </summary>
+    public Uri? HttpAddress => Volatile.Read(ref _http)?.Address;
+
+    /// <summary>
+    /// Starts an embedded host and, unless <see cref="HttpOptions.Enabled"/> is false, its HTTP ingress on
+    /// <see cref="HttpOptions.Host"/>:<see cref="HttpOptions.Port"/> (default <c>http://127.0.0.1:8000</c>).
+    /// </summary>
+    /// <example><code>await using var serve = await ServeHost.StartAsync(o => o.Http.Port = 0);</code></example>
+    /// <exception cref="ServeException">The HTTP port could not be bound (e.g. it is in use); the message names the address.</exception>
+    public static async Task<ServeHost> StartAsync(Action<ServeOptions>? configure = null, CancellationToken cancellationToken = default)
     {
         var options = new ServeOptions();
         configure?.Invoke(options);
         cancellationToken.ThrowIfCancellationRequested();
-        return Task.FromResult(new ServeHost(options));
+        var host = new ServeHost(options);
+        try
+        {
+            await host.StartHttpAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await host.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+        return host;
+    }
+
+    /// <summary>Starts the HTTP ingress if it is enabled and not started yet (used by StartAsync and the hosted service).</summary>
+    internal async Task StartHttpAsync(CancellationToken cancellationToken)
+    {
+        if (!Options.Http.Enabled)
+            return;
+        await _httpLock.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            ThrowIfShutDown();
+            if (_http is null)
+                Volatile.Write(ref _http, await HttpIngress.StartAsync(Options.Http, this, _logger, cancellationToken).ConfigureAwait(false));
+        }
+        finally
+        {
+            _httpLock.Release();
+        }
     }
 
     /// <inheritdoc />
@@ -102,8 +145,31 @@ public sealed class ServeHost : IServeClient, IAsyncDisposable
     {
         Task shutdown;
         lock (_shutdownLock)
-            shutdown = _shutdownTask ??= _controller.ShutdownAsync(CancellationToken.None);
+            shutdown = _shutdownTask ??= ShutdownCoreAsync();
         return shutdown.WaitAsync(cancellationToken);
+    }
+
+    private async Task ShutdownCoreAsync()
+    {
+        // Drain first (in-flight HTTP calls finish or fail like handle calls, new ones get 503), then stop Kestrel.
+        try
+        {
+            await _controller.ShutdownAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+        finally
+        {
+            await _httpLock.WaitAsync().ConfigureAwait(false);
+            try
+            {
+                var http = Interlocked.Exchange(ref _http, null);
+                if (http is not null)
+                    await http.DisposeAsync().ConfigureAwait(false);
+            }
+            finally
+            {
+                _httpLock.Release();
+            }
+        }
     }
 
     /// <summary>Shuts the host down (see <see cref="ShutdownAsync"/>) and waits until it has.</summary>

@@ -18,13 +18,48 @@ public sealed class ServeOptions
     /// </summary>
     public IServiceProvider? Services { get; set; }
 
+    /// <summary>The HTTP ingress (Kestrel) that serves each application's ingress deployment under its route prefix.</summary>
+    public HttpOptions Http { get; } = new();
+
     internal void Validate()
     {
+        Http.Validate();
         if (MaxReplicaStartAttempts < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxReplicaStartAttempts), MaxReplicaStartAttempts,
                 $"ServeOptions.MaxReplicaStartAttempts = {MaxReplicaStartAttempts} is out of range; use 1 or more.");
         if (ReplicaStartBackoff < TimeSpan.Zero)
             throw new ArgumentOutOfRangeException(nameof(ReplicaStartBackoff), ReplicaStartBackoff,
                 $"ServeOptions.ReplicaStartBackoff = {ReplicaStartBackoff} must not be negative.");
+    }
+}
+
+/// <summary>Options of the HTTP ingress (<see cref="ServeOptions.Http"/>).</summary>
+public sealed class HttpOptions
+{
+    /// <summary>Whether <see cref="ServeHost.StartAsync(Action{ServeOptions}?, CancellationToken)"/> starts the HTTP ingress. Default true.</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>The address to listen on. Default <c>"127.0.0.1"</c> (this machine only); <c>"0.0.0.0"</c> listens on every interface.</summary>
+    public string Host { get; set; } = "127.0.0.1";
+
+    /// <summary>The TCP port. Default 8000; 0 picks a free port (see <see cref="ServeHost.HttpAddress"/>).</summary>
+    public int Port { get; set; } = 8000;
+
+    /// <summary>The largest request body accepted, in bytes; a larger one is answered 413. Default 10 MB.</summary>
+    public long MaxRequestBodySize { get; set; } = 10 * 1024 * 1024;
+
+    /// <summary>How long one request may take before it is cancelled and answered 504. Default <c>null</c> (no limit).</summary>
+    public TimeSpan? RequestTimeout { get; set; }
+
+    internal void Validate()
+    {
+        if (Port is < 0 or > 65535)
+            throw new ArgumentOutOfRangeException(nameof(Port), Port, $"ServeOptions.Http.Port = {Port} is out of range; use 0 to 65535 (0 picks a free port).");
+        if (string.IsNullOrWhiteSpace(Host))
+            throw new ArgumentException("ServeOptions.Http.Host is empty; use an IP address such as \"127.0.0.1\".", nameof(Host));
+        if (MaxRequestBodySize < 1)
+            throw new ArgumentOutOfRangeException(nameof(MaxRequestBodySize), MaxRequestBodySize, $"ServeOptions.Http.MaxRequestBodySize = {MaxRequestBodySize} must be positive.");
+        if (RequestTimeout is { } t && t <= TimeSpan.Zero)
+            throw new ArgumentOutOfRangeException(nameof(RequestTimeout), t, $"ServeOptions.Http.RequestTimeout = {t} must be positive, or null for no limit.");
     }
 }

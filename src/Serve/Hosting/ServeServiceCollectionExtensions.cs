@@ -59,13 +59,14 @@ public interface IServeBuilder
 /// <summary>The applications to deploy at start, in order.</summary>
 internal sealed class ServeApplications : List<Func<ServeHost, CancellationToken, Task>>;
 
-/// <summary>A thin <see cref="IHostedService"/>: deploys at start, drains at stop; the host does the work.</summary>
+/// <summary>A thin <see cref="IHostedService"/>: deploys and starts the HTTP ingress at start, drains at stop; the host does the work.</summary>
 internal sealed class ServeHostedService(ServeHost host, ServeApplications applications) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         foreach (var run in applications)
             await run(host, cancellationToken).ConfigureAwait(false);
+        await host.StartHttpAsync(cancellationToken).ConfigureAwait(false);
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => host.ShutdownAsync(cancellationToken);

@@ -1,0 +1,483 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Serve.CodeGeneration;
+
+namespace Serve.Http;
+
+/// <summary>
+/// The HTTP ingress: a Kestrel server that maps each request to a call of the ingress deployment of the application
+/// whose route prefix is the longest match, through the same router as a handle call.
+/// </summary>
+internal sealed class HttpIngress : IAsyncDisposable
+{
+    private const string RequestIdHeader = "x-request-id";
+    private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(5);
+
+    private readonly HttpOptions _options;
+    private readonly ServeHost _host;
+    private readonly ILogger _logger;
+    private WebApplication? _app;
+
+    private HttpIngress(HttpOptions options, ServeHost host, ILogger logger)
+    {
+        _options = options;
+        _host = host;
+        _logger = logger;
+    }
+
+    /// <summary>The bound address (with the real port when <see cref="HttpOptions.Port"/> is 0).</summary>
+    public Uri? Address { get; private set; }
+
+    public static async Task<HttpIngress> StartAsync(HttpOptions options, ServeHost host, ILogger logger, CancellationToken cancellationToken)
+    {
+        var ingress = new HttpIngress(options, host, logger);
+        try
+        {
+            await ingress.StartCoreAsync(cancellationToken).ConfigureAwait(false);
+            return ingress;
+        }
+        catch
+        {
+            await ingress.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private async Task StartCoreAsync(CancellationToken cancellationToken)
+    {
+        var address = ParseHost(_options.Host);
+        var display = $"http://{FormatHost(address)}:{_options.Port}";
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
+        builder.WebHost.UseKestrelCore().ConfigureKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            k.Limits.MaxRequestBodySize = _options.MaxRequestBodySize;
+            k.Listen(address, _options.Port);
+        });
+        var app = builder.Build();
+        app.Run(HandleAsync);
+        _app = app;
+        try
+        {
+            await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (IOException e)
+        {
+            throw new ServeException(
+                $"The Serve HTTP ingress could not listen on {display}: {e.Message} " +
+                "Another process may be using the port; set o.Http.Port to a free port (or 0 to pick one), or o.Http.Enabled = false to run without HTTP.", e);
+        }
+        var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault();
+        Address = bound is null ? new Uri(display) : new Uri(bound);
+        Log.HttpListening(_logger, Address.ToString());
+    }
+
+    private static IPAddress ParseHost(string host)
+    {
+        if (string.Equals(host, "localhost", StringComparison.OrdinalIgnoreCase))
+            return IPAddress.Loopback;
+        if (IPAddress.TryParse(host, out var address))
+            return address;
+        throw new ArgumentException($"ServeOptions.Http.Host = '{host}' is not an IP address; use e.g. \"127.0.0.1\", \"0.0.0.0\" or \"localhost\".");
+    }
+
+    private static string FormatHost(IPAddress address) =>
+        address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{address}]" : address.ToString();
+
+    public async ValueTask DisposeAsync()
+    {
+        var app = Interlocked.Exchange(ref _app, null);
+        if (app is null)
+            return;
+        try
+        {
+            using var cts = new CancellationTokenSource(StopTimeout);
+            await app.StopAsync(cts.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationCanceledException or InvalidOperationException)
+        {
+            // Not started, or in-flight requests outlived the stop timeout: they are aborted by DisposeAsync.
+        }
+        await app.DisposeAsync().ConfigureAwait(false);
+    }
+
+    // ---- One request ------------------------------------------------------------------------------------------
+
+    private async Task HandleAsync(HttpContext context)
+    {
+        var request = context.Request;
+        var response = context.Response;
+        var requestId = RequestId(request);
+        response.Headers[RequestIdHeader] = requestId;
+
+        var app = Match(_host.GetStatus().Applications, request.Path.Value ?? "/");
+        if (app is null)
+        {
+            await TextAsync(context, StatusCodes.Status404NotFound, "Not found: no application serves this path.").ConfigureAwait(false);
+            return;
+        }
+
+        DeploymentHandle handle;
+        try
+        {
+            handle = _host.GetHandle(app.IngressDeployment, app.Name);
+        }
+        catch (DeploymentNotFoundException)
+        {
+            await TextAsync(context, StatusCodes.Status503ServiceUnavailable, "Service unavailable: the application is not running.").ConfigureAwait(false);
+            return;
+        }
+
+        var calls = handle.Definition.Methods.Where(m => m.IsCall).ToArray();
+        if (calls.Length == 0)
+        {
+            await TextAsync(context, StatusCodes.Status404NotFound, "Not found: this application has no call method to serve over HTTP.").ConfigureAwait(false);
+            return;
+        }
+
+        var isGet = HttpMethods.IsGet(request.Method);
+        if (!isGet && !HttpMethods.IsPost(request.Method) && !HttpMethods.IsPut(request.Method))
+        {
+            response.Headers.Allow = "GET, POST, PUT";
+            await TextAsync(context, StatusCodes.Status405MethodNotAllowed, "Method not allowed: use GET, POST or PUT.").ConfigureAwait(false);
+            return;
+        }
+
+        using var timeout = _options.RequestTimeout is { } limit ? new CancellationTokenSource(limit) : null;
+        using var linked = timeout is null ? null : CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, timeout.Token);
+        var cancellationToken = linked?.Token ?? context.RequestAborted;
+
+        DeploymentMethod method;
+        object?[] arguments;
+        try
+        {
+            (method, arguments) = isGet
+                ? BindQuery(calls, request.Query)
+                : await BindBodyAsync(calls, request, cancellationToken).ConfigureAwait(false);
+        }
+        catch (BadRequest e)
+        {
+            await TextAsync(context, StatusCodes.Status400BadRequest, "Bad request: " + e.Message).ConfigureAwait(false);
+            return;
+        }
+        catch (JsonException e)
+        {
+            await TextAsync(context, StatusCodes.Status400BadRequest, "Bad request: the body is not valid JSON: " + e.Message).ConfigureAwait(false);
+            return;
+        }
+        catch (BadHttpRequestException e)
+        {
+            var text = e.StatusCode == StatusCodes.Status413PayloadTooLarge
+                ? $"Payload too large: the request body exceeds {_options.MaxRequestBodySize} bytes."
+                : "Bad request: the request body could not be read.";
+            await TextAsync(context, e.StatusCode, text).ConfigureAwait(false);
+            return;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            await CancelledAsync(context, timeout).ConfigureAwait(false);
+            return;
+        }
+
+        if (method.Kind == DeploymentMethodKind.Stream)
+        {
+            await TextAsync(context, StatusCodes.Status501NotImplemented, "Not implemented: streaming responses are not served over HTTP yet.").ConfigureAwait(false);
+            return;
+        }
+
+        object? result;
+        try
+        {
+            result = await handle.InvokeCallAsync(arguments, cancellationToken).ConfigureAwait(false);
+        }
+        catch (BackPressureException)
+        {
+            response.Headers.RetryAfter = "1";
+            await TextAsync(context, StatusCodes.Status503ServiceUnavailable, "Service unavailable: the application is overloaded; retry later.").ConfigureAwait(false);
+            return;
+        }
+        catch (DeploymentUnavailableException)
+        {
+            await TextAsync(context, StatusCodes.Status503ServiceUnavailable, "Service unavailable: the application is not taking requests.").ConfigureAwait(false);
+            return;
+        }
+        catch (ArgumentException e) when (e.TargetSite?.DeclaringType == typeof(InvokerHelpers))
+        {
+            await TextAsync(context, StatusCodes.Status400BadRequest, "Bad request: " + e.Message).ConfigureAwait(false);
+            return;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            await CancelledAsync(context, timeout).ConfigureAwait(false);
+            return;
+        }
+        catch (Exception e)
+        {
+            Log.HttpRequestFailed(_logger, requestId, app.Name, request.Method, request.Path.Value ?? "/", e);
+            await TextAsync(context, StatusCodes.Status500InternalServerError, $"Internal error; request id {requestId}").ConfigureAwait(false);
+            return;
+        }
+
+        try
+        {
+            await WriteResultAsync(context, method, result, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away while the result was being written.
+        }
+        catch (Exception e) when (!response.HasStarted)
+        {
+            Log.HttpRequestFailed(_logger, requestId, app.Name, request.Method, request.Path.Value ?? "/", e);
+            await TextAsync(context, StatusCodes.Status500InternalServerError, $"Internal error; request id {requestId}").ConfigureAwait(false);
+        }
+    }
+
+    private static string RequestId(HttpRequest request)
+    {
+        var sent = request.Headers[RequestIdHeader].ToString();
+        return sent.Length is > 0 and <= 200 && sent.All(c => c is > ' ' and < (char)127)
+            ? sent
+            : Guid.NewGuid().ToString("N");
+    }
+
+    /// <summary>The application whose route prefix is the longest match of <paramref name="path"/> on a '/' boundary.</summary>
+    internal static ApplicationInfo? Match(IReadOnlyList<ApplicationInfo> applications, string path)
+    {
+        ApplicationInfo? best = null;
+        var bestLength = -1;
+        foreach (var app in applications)
+        {
+            var prefix = Normalize(app.RoutePrefix);
+            if (prefix.Length > bestLength && Matches(prefix, path))
+            {
+                best = app;
+                bestLength = prefix.Length;
+            }
+        }
+        return best;
+    }
+
+    private static string Normalize(string prefix)
+    {
+        if (string.IsNullOrEmpty(prefix))
+            return "/";
+        if (prefix[0] != '/')
+            prefix = "/" + prefix;
+        return prefix.Length > 1 ? prefix.TrimEnd('/') is { Length: > 0 } t ? t : "/" : prefix;
+    }
+
+    private static bool Matches(string prefix, string path)
+    {
+        if (prefix == "/")
+            return true;
+        if (!path.StartsWith(prefix, StringComparison.Ordinal))
+            return false;
+        return path.Length == prefix.Length || path[prefix.Length] == '/';
+    }
+
+    private async Task CancelledAsync(HttpContext context, CancellationTokenSource? timeout)
+    {
+        if (timeout?.IsCancellationRequested == true && !context.RequestAborted.IsCancellationRequested)
+            await TextAsync(context, StatusCodes.Status504GatewayTimeout, $"Gateway timeout: the request took longer than {_options.RequestTimeout}.").ConfigureAwait(false);
+        // Otherwise the client went away: nobody is left to answer.
+    }
+
+    private static async Task TextAsync(HttpContext context, int status, string text)
+    {
+        var response = context.Response;
+        if (response.HasStarted)
+            return;
+        response.StatusCode = status;
+        response.ContentType = "text/plain; charset=utf-8";
+        try
+        {
+            await response.WriteAsync(text + "\n", context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // The client went away.
+        }
+    }
+
+    private static async Task WriteResultAsync(HttpContext context, DeploymentMethod method, object? result, CancellationToken cancellationToken)
+    {
+        var response = context.Response;
+        switch (result)
+        {
+            case null when method.Kind == DeploymentMethodKind.Void:
+                response.StatusCode = StatusCodes.Status204NoContent;
+                return;
+            case string text:
+                response.ContentType = "text/plain; charset=utf-8";
+                await response.WriteAsync(text, cancellationToken).ConfigureAwait(false);
+                return;
+            case byte[] bytes:
+                response.ContentType = "application/octet-stream";
+                response.ContentLength = bytes.Length;
+                await response.Body.WriteAsync(bytes, cancellationToken).ConfigureAwait(false);
+                return;
+            case Stream stream:
+                await using (stream.ConfigureAwait(false))
+                {
+                    response.ContentType = "application/octet-stream";
+                    await stream.CopyToAsync(response.Body, cancellationToken).ConfigureAwait(false);
+                }
+                return;
+            default:
+                response.ContentType = "application/json; charset=utf-8";
+                await JsonSerializer.SerializeAsync(response.Body, result, result?.GetType() ?? typeof(object), JsonSerializerOptions.Web, cancellationToken).ConfigureAwait(false);
+                return;
+        }
+    }
+
+    // ---- Binding ----------------------------------------------------------------------------------------------
+
+    private static (DeploymentMethod, object?[]) BindQuery(DeploymentMethod[] calls, IQueryCollection query)
+    {
+        // The call method with the most parameters that the query string covers.
+        DeploymentMethod? chosen = null;
+        foreach (var m in calls.OrderByDescending(m => m.ParameterNames.Length))
+        {
+            if (m.ParameterNames.All(query.ContainsKey))
+            {
+                chosen = m;
+                break;
+            }
+        }
+        if (chosen is null)
+        {
+            var m = calls.OrderBy(m => m.ParameterNames.Length).First();
+            var missing = m.ParameterNames.First(n => !query.ContainsKey(n));
+            throw new BadRequest($"missing query parameter '{missing}' (the call takes {Describe(m)}).");
+        }
+        var arguments = new object?[chosen.ParameterNames.Length];
+        for (var i = 0; i < arguments.Length; i++)
+            arguments[i] = FromQueryValue(query[chosen.ParameterNames[i]].ToString(), chosen.ParameterTypes[i]);
+        return (chosen, arguments);
+    }
+
+    private static JsonElement FromQueryValue(string text, Type type)
+    {
+        var underlying = Nullable.GetUnderlyingType(type) ?? type;
+        if (underlying == typeof(string) || underlying == typeof(char) || underlying == typeof(Guid) || underlying == typeof(DateTime) ||
+            underlying == typeof(DateTimeOffset) || underlying == typeof(DateOnly) || underlying == typeof(TimeOnly) || underlying == typeof(TimeSpan) ||
+            underlying.IsEnum)
+            return JsonSerializer.SerializeToElement(text);
+        try
+        {
+            using var document = JsonDocument.Parse(text);
+            return document.RootElement.Clone();
+        }
+        catch (JsonException)
+        {
+            return JsonSerializer.SerializeToElement(text);
+        }
+    }
+
+    private static async Task<(DeploymentMethod, object?[])> BindBodyAsync(DeploymentMethod[] calls, HttpRequest request, CancellationToken cancellationToken)
+    {
+        using var buffer = new MemoryStream();
+        await request.Body.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
+        if (buffer.Length == 0)
+        {
+            var none = calls.FirstOrDefault(m => m.ParameterNames.Length == 0);
+            if (none is not null)
+                return (none, []);
+            var first = calls.OrderBy(m => m.ParameterNames.Length).First();
+            throw new BadRequest($"the request body is empty, but the call takes {Describe(first)}; send a JSON array of the arguments or a JSON object with one property per parameter.");
+        }
+
+        using var document = JsonDocument.Parse(buffer.GetBuffer().AsMemory(0, (int)buffer.Length));
+        var root = document.RootElement;
+
+        if (root.ValueKind == JsonValueKind.Array)
+        {
+            var single = calls.FirstOrDefault(m => m.ParameterNames.Length == 1 && IsSequence(m.ParameterTypes[0]));
+            var byCount = calls.FirstOrDefault(m => m.ParameterNames.Length == root.GetArrayLength() && !(m.ParameterNames.Length == 1 && IsSequence(m.ParameterTypes[0])));
+            if (single is not null && byCount is null)
+                return (single, [root.Clone()]);
+            if (byCount is not null)
+                return (byCount, root.EnumerateArray().Select(e => (object?)e.Clone()).ToArray());
+            throw new BadRequest($"the JSON array has {root.GetArrayLength()} element(s), but the call takes {Describe(calls[0])}.");
+        }
+
+        if (root.ValueKind == JsonValueKind.Object)
+        {
+            // A one-parameter call gets the whole object unless the object names exactly that parameter.
+            foreach (var m in calls.OrderByDescending(m => m.ParameterNames.Length))
+            {
+                if (m.ParameterNames.Length == 1 && !(CountProperties(root) == 1 && TryGetProperty(root, m.ParameterNames[0], out _)))
+                    continue;
+                if (m.ParameterNames.Length == 0)
+                    continue;
+                var arguments = new object?[m.ParameterNames.Length];
+                var all = true;
+                for (var i = 0; i < arguments.Length && all; i++)
+                {
+                    if (TryGetProperty(root, m.ParameterNames[i], out var value))
+                        arguments[i] = value.Clone();
+                    else
+                        all = false;
+                }
+                if (all)
+                    return (m, arguments);
+            }
+            var one = calls.FirstOrDefault(m => m.ParameterNames.Length == 1);
+            if (one is not null)
+                return (one, [root.Clone()]);
+            var target = calls.OrderByDescending(m => m.ParameterNames.Length).First();
+            var missing = target.ParameterNames.FirstOrDefault(n => !TryGetProperty(root, n, out _));
+            throw new BadRequest(missing is null
+                ? $"the call takes {Describe(target)}."
+                : $"the JSON object has no property '{missing}' (the call takes {Describe(target)}).");
+        }
+
+        var scalar = calls.FirstOrDefault(m => m.ParameterNames.Length == 1);
+        return scalar is not null
+            ? (scalar, [root.Clone()])
+            : throw new BadRequest($"a single JSON value was sent, but the call takes {Describe(calls[0])}; send a JSON array of the arguments or a JSON object with one property per parameter.");
+    }
+
+    private static int CountProperties(JsonElement obj)
+    {
+        var n = 0;
+        foreach (var _ in obj.EnumerateObject())
+            n++;
+        return n;
+    }
+
+    private static bool TryGetProperty(JsonElement obj, string name, out JsonElement value)
+    {
+        if (obj.TryGetProperty(name, out value))
+            return true;
+        foreach (var p in obj.EnumerateObject())
+        {
+            if (string.Equals(p.Name, name, StringComparison.OrdinalIgnoreCase))
+            {
+                value = p.Value;
+                return true;
+            }
+        }
+        value = default;
+        return false;
+    }
+
+    private static bool IsSequence(Type type) =>
+        type != typeof(string) && (type.IsArray || type.GetInterfaces().Any(i => i.IsGenericType && i.GetGenericTypeDefinition() == typeof(IEnumerable<>)));
+
+    private static string Describe(DeploymentMethod method) =>
+        method.ParameterNames.Length == 0
+            ? "no arguments"
+            : $"{method.ParameterNames.Length} argument(s): " + string.Join(", ", method.ParameterNames.Select((n, i) => $"{n} ({method.ParameterTypes[i].Name})"));
+
+    private sealed class BadRequest(string message) : Exception(message);
+}
