@@ -49,3 +49,9 @@ public partial class HttpGate(Probe probe, ReplicaContext context)
 {
     public Task<string> Call(int ticket, CancellationToken cancellationToken) => probe.HoldAsync(context.ReplicaId, ticket, cancellationToken);
 }
+
+[Deployment]
+public partial class HttpRaw
+{
+    public string Call(Microsoft.AspNetCore.Http.HttpRequest request) => request.Path;
+}

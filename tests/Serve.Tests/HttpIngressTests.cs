@@ -153,6 +153,18 @@ public class HttpIngressTests
     }
 
     [Fact]
+    public async Task A_call_method_taking_HttpRequest_is_not_served_yet()
+    {
+        await using var serve = await StartAsync();
+        await serve.RunAsync(HttpRaw.Bind()).WaitAsync(Bound);
+        using var http = Client(serve);
+
+        var raw = await PostAsync(http, "/", "{}");
+        Assert.Equal(HttpStatusCode.NotImplemented, raw.Status);
+        Assert.Contains("HttpRequest", raw.Body);
+    }
+
+    [Fact]
     public async Task A_body_over_the_limit_is_413()
     {
         await using var serve = await StartAsync(o => o.Http.MaxRequestBodySize = 100);

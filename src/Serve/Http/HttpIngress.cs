@@ -187,6 +187,12 @@ internal sealed class HttpIngress : IAsyncDisposable
             return;
         }
 
+        if (method.ParameterTypes.Any(t => t == typeof(HttpRequest) || t == typeof(HttpContext)))
+        {
+            await TextAsync(context, StatusCodes.Status501NotImplemented, "Not implemented: a call method taking HttpRequest or HttpContext is not served over HTTP yet.").ConfigureAwait(false);
+            return;
+        }
+
         if (method.Kind == DeploymentMethodKind.Stream)
         {
             await TextAsync(context, StatusCodes.Status501NotImplemented, "Not implemented: streaming responses are not served over HTTP yet.").ConfigureAwait(false);
