@@ -247,6 +247,13 @@ internal sealed partial class ServeController
             apps.Add(new ApplicationSnapshot(app.Name, app.Spec.RoutePrefix, app.Spec.IngressName, health, message, deployments));
         }
         _snapshot = apps;
+        var routes = new List<RouteEntry>(_apps.Count);
+        foreach (var app in _apps.Values)
+        {
+            if (app.Deployments.TryGetValue(app.Spec.IngressName, out var ingress))
+                routes.Add(new RouteEntry(app.Spec.RoutePrefix, app.Name, ingress.Endpoint, ingress.Endpoint.UntypedHandle));
+        }
+        _routes = [.. routes.OrderBy(r => r.Application, StringComparer.Ordinal)];
 
         DeploymentSnapshot Describe(DeploymentState d) => new(
             d.Name, d.ApplicationName, d.Spec.CodeVersion, d.IsIngress ? _apps[d.ApplicationName].Spec.RoutePrefix : null, d.IsIngress,
@@ -259,6 +266,9 @@ internal sealed partial class ServeController
             a.Deployments.Select(d => new DeploymentInfo(d.Name, d.Application, d.Version, d.RoutePrefix, d.IsIngress, d.Options.Clone(), d.Health, d.Message,
                 d.Replicas.Select(r => new ReplicaInfo(r.Replica.ReplicaId, r.State, r.Replica.Version, r.Replica.Ongoing)).ToArray(),
                 d.Router.QueuedCount)).ToArray())).ToArray());
+
+    /// <summary>One application's HTTP route: its prefix and a handle to its ingress deployment.</summary>
+    internal sealed record RouteEntry(string RoutePrefix, string Application, Routing.DeploymentEndpoint Ingress, DeploymentHandle Handle);
 
     private sealed record ApplicationSnapshot(string Name, string RoutePrefix, string Ingress, ServeHealth Health, string Message, DeploymentSnapshot[] Deployments);
 

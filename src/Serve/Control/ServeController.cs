@@ -22,6 +22,7 @@ internal sealed partial class ServeController
     private readonly ServeOptions _options;
     private readonly Task _loop;
     private volatile IReadOnlyList<ApplicationSnapshot> _snapshot = [];
+    private volatile RouteEntry[] _routes = [];
     private bool _shuttingDown;
     private int _replicaSerial;
 
@@ -35,6 +36,9 @@ internal sealed partial class ServeController
 
     /// <summary>The status as of the loop's last message, with live load and queue numbers.</summary>
     public ServeStatus Status => BuildStatus(_snapshot);
+
+    /// <summary>Each application's route prefix and ingress endpoint, published with the status; the HTTP ingress reads it per request.</summary>
+    public IReadOnlyList<RouteEntry> Routes => _routes;
 
     public bool TryGetEndpoint(string application, string deployment, out DeploymentEndpoint endpoint) =>
         _endpoints.TryGetValue((application, deployment), out endpoint!);

@@ -140,6 +140,8 @@ public sealed class ServeHost : IServeClient, IAsyncDisposable
     /// <inheritdoc />
     public ServeStatus GetStatus() => _controller.Status;
 
+    internal IReadOnlyList<ServeController.RouteEntry> Routes => _controller.Routes;
+
     /// <inheritdoc />
     public Task ShutdownAsync(CancellationToken cancellationToken = default)
     {

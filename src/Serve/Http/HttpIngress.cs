@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Serve.Control;
 using Serve.CodeGeneration;
 
 namespace Serve.Http;
@@ -118,23 +119,13 @@ internal sealed class HttpIngress : IAsyncDisposable
         var requestId = RequestId(request);
         response.Headers[RequestIdHeader] = requestId;
 
-        var app = Match(_host.GetStatus().Applications, request.Path.Value ?? "/");
-        if (app is null)
+        var route = Match(_host.Routes, request.Path.Value ?? "/");
+        if (route is null)
         {
             await TextAsync(context, StatusCodes.Status404NotFound, "Not found: no application serves this path.").ConfigureAwait(false);
             return;
         }
-
-        DeploymentHandle handle;
-        try
-        {
-            handle = _host.GetHandle(app.IngressDeployment, app.Name);
-        }
-        catch (DeploymentNotFoundException)
-        {
-            await TextAsync(context, StatusCodes.Status503ServiceUnavailable, "Service unavailable: the application is not running.").ConfigureAwait(false);
-            return;
-        }
+        var handle = route.Handle;
 
         var calls = handle.Definition.Methods.Where(m => m.IsCall).ToArray();
         if (calls.Length == 0)
@@ -227,7 +218,7 @@ internal sealed class HttpIngress : IAsyncDisposable
         }
         catch (Exception e)
         {
-            Log.HttpRequestFailed(_logger, requestId, app.Name, request.Method, request.Path.Value ?? "/", e);
+            Log.HttpRequestFailed(_logger, requestId, route.Application, request.Method, request.Path.Value ?? "/", e);
             await TextAsync(context, StatusCodes.Status500InternalServerError, $"Internal error; request id {requestId}").ConfigureAwait(false);
             return;
         }
@@ -242,7 +233,7 @@ internal sealed class HttpIngress : IAsyncDisposable
         }
         catch (Exception e) when (!response.HasStarted)
         {
-            Log.HttpRequestFailed(_logger, requestId, app.Name, request.Method, request.Path.Value ?? "/", e);
+            Log.HttpRequestFailed(_logger, requestId, route.Application, request.Method, request.Path.Value ?? "/", e);
             await TextAsync(context, StatusCodes.Status500InternalServerError, $"Internal error; request id {requestId}").ConfigureAwait(false);
         }
     }
@@ -256,9 +247,9 @@ internal sealed class HttpIngress : IAsyncDisposable
     }
 
     /// <summary>The application whose route prefix is the longest match of <paramref name="path"/> on a '/' boundary.</summary>
-    internal static ApplicationInfo? Match(IReadOnlyList<ApplicationInfo> applications, string path)
+    internal static ServeController.RouteEntry? Match(IReadOnlyList<ServeController.RouteEntry> applications, string path)
     {
-        ApplicationInfo? best = null;
+        ServeController.RouteEntry? best = null;
         var bestLength = -1;
         foreach (var app in applications)
         {

@@ -19,5 +19,10 @@ internal sealed class DeploymentEndpoint
     public DeploymentDefinition Definition { get; }
     public DeploymentRouter Router { get; }
 
+    /// <summary>One untyped handle per endpoint, shared by the HTTP ingress instead of one per request.</summary>
+    public DeploymentHandle UntypedHandle => _untyped ??= new DeploymentHandle(this);
+
+    private DeploymentHandle? _untyped;
+
     public override string ToString() => $"{ApplicationName}/{DeploymentName}";
 }
