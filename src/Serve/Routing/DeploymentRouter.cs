@@ -148,6 +148,7 @@ internal sealed class DeploymentRouter
         return false;
     }
 
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<IReplica> EnqueueAsync(CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
