@@ -46,12 +46,60 @@ Console.WriteLine($"after reconfigure (threshold 4.5): \"{reviews[0]}\" -> {stri
 // 4. Scale: more replicas, the existing ones keep running.
 await serve.RunAsync(Greeter.Bind("Hello world!").WithOptions(o => o.NumReplicas = 4), new RunOptions { Name = "hello" });
 
-// 5. HTTP: each application's ingress is served under its route prefix.
+// 5. A small real model: an Iris classifier, trained from samples/data/iris.csv when each replica starts.
+// Running the sample is itself a check: it exits with code 1 if the model is not good enough.
+var failures = new List<string>();
+var irisPath = Path.Combine(AppContext.BaseDirectory, "data", "iris.csv");
+IrisClassifierHandle iris = await serve.RunAsync(IrisClassifier.Bind(irisPath), new RunOptions { Name = "iris", RoutePrefix = "/classify" });
+var accuracy = await iris.TrainingAccuracyAsync();
+Console.WriteLine($"iris: trained on {await iris.TrainingRowsAsync()} flowers, training accuracy {accuracy:P1}");
+if (accuracy < 0.9)
+    failures.Add($"Iris training accuracy {accuracy:P1} is below 90%.");
+
+(string Expected, double SepalLength, double SepalWidth, double PetalLength, double PetalWidth)[] flowers =
+[
+    ("setosa", 5.1, 3.5, 1.4, 0.2),
+    ("versicolor", 6.4, 3.2, 4.5, 1.5),
+    ("virginica", 6.3, 3.3, 6.0, 2.5),
+];
+foreach (var f in flowers)
+{
+    var p = await iris.CallAsync(f.SepalLength, f.SepalWidth, f.PetalLength, f.PetalWidth);
+    var probabilities = string.Join(", ", p.Probabilities.Select(kv => $"{kv.Key} {kv.Value:0.000}"));
+    Console.WriteLine($"iris({f.SepalLength:0.0}, {f.SepalWidth:0.0}, {f.PetalLength:0.0}, {f.PetalWidth:0.0}) -> {p.Species,-10} ({probabilities})");
+    if (p.Species != f.Expected)
+        failures.Add($"Iris flower ({f.SepalLength}, {f.SepalWidth}, {f.PetalLength}, {f.PetalWidth}) classified as {p.Species}, expected {f.Expected}.");
+}
+
+// 6. HTTP: each application's ingress is served under its route prefix.
+const string irisJson = "{\"sepalLength\":5.1,\"sepalWidth\":3.5,\"petalLength\":1.4,\"petalWidth\":0.2}";
 using (var http = new HttpClient { BaseAddress = serve.HttpAddress })
 {
     Console.WriteLine($"GET  {serve.HttpAddress}            -> {await http.GetStringAsync("/")}");
     var posted = await http.PostAsync("/sentiment", new StringContent("\"I love this phone\"", System.Text.Encoding.UTF8, "application/json"));
     Console.WriteLine($"POST {serve.HttpAddress}sentiment   -> {await posted.Content.ReadAsStringAsync()}");
+    var classified = await http.PostAsync("/classify", new StringContent(irisJson, System.Text.Encoding.UTF8, "application/json"));
+    var classifiedBody = await classified.Content.ReadAsStringAsync();
+    Console.WriteLine($"POST {serve.HttpAddress}classify    -> {(int)classified.StatusCode} {classifiedBody}");
+    if (!classified.IsSuccessStatusCode || !classifiedBody.Contains("\"species\":\"setosa\"", StringComparison.Ordinal))
+        failures.Add($"POST /classify answered {(int)classified.StatusCode} {classifiedBody}, expected species setosa.");
+}
+
+// Try them yourself while the host runs (this sample shuts down at the end; keep the host alive to curl it):
+var examples = new Dictionary<string, string>
+{
+    ["hello"] = "curl {url}",
+    ["sentiment"] = "curl -X POST {url} -H 'content-type: application/json' -d '\"I love this phone\"'",
+    ["iris"] = "curl -X POST {url} -H 'content-type: application/json' -d '" + irisJson + "'",
+};
+Console.WriteLine();
+Console.WriteLine("applications:");
+foreach (var a in serve.GetStatus().Applications)
+{
+    var url = new Uri(serve.HttpAddress!, a.RoutePrefix).ToString();
+    Console.WriteLine($"  {a.Name,-10} {url}");
+    if (examples.TryGetValue(a.Name, out var example))
+        Console.WriteLine($"             {example.Replace("{url}", url, StringComparison.Ordinal)}");
 }
 
 Console.WriteLine();
@@ -65,3 +113,11 @@ foreach (var a in serve.GetStatus().Applications)
 
 await serve.ShutdownAsync();
 Console.WriteLine("shut down: in-flight calls drained, replicas disposed.");
+
+if (failures.Count > 0)
+{
+    foreach (var failure in failures)
+        Console.Error.WriteLine($"FAILED: {failure}");
+    return 1;
+}
+return 0;
