@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Serve.Tests;
 
 // Deployments served over HTTP by HttpIngressTests.
@@ -54,4 +56,90 @@ public partial class HttpGate(Probe probe, ReplicaContext context)
 public partial class HttpRaw
 {
     public string Call(Microsoft.AspNetCore.Http.HttpRequest request) => request.Path;
+}
+
+// Deployments streamed over HTTP by HttpStreamingTests.
+
+public sealed record Tick(int Index, string Label);
+
+public sealed class StreamProbe
+{
+    /// <summary>Released by the test once it has read the first item.</summary>
+    public TaskCompletionSource Gate { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Set when the producer saw its CancellationToken fire.</summary>
+    public TaskCompletionSource Cancelled { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Set when the producer has yielded its first item.</summary>
+    public TaskCompletionSource Started { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+}
+
+[Deployment]
+public partial class HttpTicker
+{
+    public async IAsyncEnumerable<Tick> Call(int n, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        for (var i = 0; i < n; i++)
+        {
+            await Task.Yield();
+            cancellationToken.ThrowIfCancellationRequested();
+            yield return new Tick(i, $"item {i}");
+        }
+    }
+}
+
+[Deployment]
+public partial class HttpStepper(StreamProbe probe)
+{
+    public async IAsyncEnumerable<string> Call([EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        yield return "first";
+        await probe.Gate.Task.WaitAsync(cancellationToken);
+        yield return "second";
+    }
+}
+
+[Deployment]
+public partial class HttpEndless(StreamProbe probe)
+{
+    public async IAsyncEnumerable<int> Call([EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        using var registration = cancellationToken.Register(() => probe.Cancelled.TrySetResult());
+        var i = 0;
+        while (true)
+        {
+            yield return i++;
+            probe.Started.TrySetResult();
+            await Task.Delay(20, cancellationToken);
+        }
+    }
+}
+
+[Deployment]
+public partial class HttpStreamFaulty
+{
+    private static bool Fail => true;
+
+    public async IAsyncEnumerable<int> Call()
+    {
+        await Task.Yield();
+        if (Fail)
+            throw new InvalidOperationException("secret connection string db=prod;pwd=hunter2");
+        yield return 1;
+    }
+}
+
+[Deployment]
+public partial class HttpStreamBreaks
+{
+    private static bool Fail => true;
+
+    public async IAsyncEnumerable<int> Call()
+    {
+        yield return 1;
+        await Task.Yield();
+        if (Fail)
+            throw new InvalidOperationException("secret connection string db=prod;pwd=hunter2");
+        yield return 2;
+    }
 }

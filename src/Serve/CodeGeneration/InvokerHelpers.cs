@@ -50,8 +50,40 @@ public static class InvokerHelpers
         return null;
     }
 
-    /// <summary>Returns a stream method's enumerable as the boxed result.</summary>
-    public static ValueTask<object?> BoxStream<T>(IAsyncEnumerable<T> stream) => new(stream);
+    /// <summary>
+    /// Returns a stream method's enumerable as the boxed result: an <see cref="IAsyncEnumerable{T}"/> of
+    /// <see cref="object"/> over <paramref name="stream"/> (each item boxed), so untyped callers can enumerate it; it is
+    /// also the <see cref="IAsyncEnumerable{T}"/> itself.
+    /// </summary>
+    public static ValueTask<object?> BoxStream<T>(IAsyncEnumerable<T> stream)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        return new(new BoxedStream<T>(stream));
+    }
+
+    private abstract class BoxedStream : IAsyncEnumerable<object?>
+    {
+        public abstract IAsyncEnumerator<object?> GetAsyncEnumerator(CancellationToken cancellationToken = default);
+    }
+
+    // Also an IAsyncEnumerable<T> (the user's stream, unboxed) for callers that know T.
+    private sealed class BoxedStream<T>(IAsyncEnumerable<T> stream) : BoxedStream, IAsyncEnumerable<T>
+    {
+        public override IAsyncEnumerator<object?> GetAsyncEnumerator(CancellationToken cancellationToken = default) =>
+            new Enumerator(stream.GetAsyncEnumerator(cancellationToken));
+
+        IAsyncEnumerator<T> IAsyncEnumerable<T>.GetAsyncEnumerator(CancellationToken cancellationToken) =>
+            stream.GetAsyncEnumerator(cancellationToken);
+
+        private sealed class Enumerator(IAsyncEnumerator<T> inner) : IAsyncEnumerator<object?>
+        {
+            public object? Current => inner.Current;
+
+            public ValueTask<bool> MoveNextAsync() => inner.MoveNextAsync();
+
+            public ValueTask DisposeAsync() => inner.DisposeAsync();
+        }
+    }
 
     /// <summary>The exception for a method id the invoker does not know.</summary>
     public static Exception UnknownMethod(string deployment, int methodId) =>

@@ -118,20 +118,53 @@ public class DeploymentHandle
         ArgumentNullException.ThrowIfNull(arguments);
         var method = FindMethod(methodName, arguments.Length);
         if (method.Kind == DeploymentMethodKind.Stream)
-            throw new NotSupportedException($"Method '{methodName}' of deployment '{DeploymentName}' returns a stream; call it through the typed {Definition.HandleType.Name}.");
+            throw new NotSupportedException($"Method '{methodName}' of deployment '{DeploymentName}' returns a stream; call it through the typed {Definition.HandleType.Name}, or InvokeCallStreamAsync when it is the call method.");
         return InvokeBoxedAsync(method.MethodId, arguments, cancellationToken);
     }
 
     /// <summary>Calls the deployment's call method (<c>Call</c>/<c>CallAsync</c>) with boxed arguments.</summary>
     /// <exception cref="MissingMethodException">The deployment has no call method.</exception>
+    /// <exception cref="NotSupportedException">The call method returns a stream; use <see cref="InvokeCallStreamAsync"/>.</exception>
     public ValueTask<object?> InvokeCallAsync(object?[] arguments, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(arguments);
+        var method = FindCall(arguments.Length);
+        if (method.Kind == DeploymentMethodKind.Stream)
+            throw new NotSupportedException($"The call method of deployment '{DeploymentName}' returns a stream; call it with InvokeCallStreamAsync (or through the typed {Definition.HandleType.Name}).");
+        return InvokeBoxedAsync(method.MethodId, arguments, cancellationToken);
+    }
+
+    /// <summary>
+    /// Calls the deployment's streaming call method (a <c>Call</c>/<c>CallAsync</c> returning
+    /// <c>IAsyncEnumerable&lt;T&gt;</c>) with boxed arguments and returns its items, boxed.
+    /// </summary>
+    /// <remarks>
+    /// Nothing runs until the stream is enumerated. Enumeration takes a replica slot through the router (waiting in
+    /// the queue like any call) and holds it until the stream ends, fails, or the consumer stops early; stopping early
+    /// (disposing the enumerator, e.g. after <c>break</c>) or cancelling <paramref name="cancellationToken"/> cancels
+    /// the token the deployment's stream was given.
+    /// </remarks>
+    /// <param name="arguments">The call method's arguments; <see cref="System.Text.Json.JsonElement"/>s are deserialized to the parameter types.</param>
+    /// <param name="cancellationToken">Cancels the wait for a slot and the stream.</param>
+    /// <exception cref="MissingMethodException">The deployment has no call method taking that many arguments.</exception>
+    /// <exception cref="NotSupportedException">The call method does not return a stream; use <see cref="InvokeCallAsync"/>.</exception>
+    public IAsyncEnumerable<object?> InvokeCallStreamAsync(object?[] arguments, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(arguments);
+        var method = FindCall(arguments.Length);
+        if (method.Kind != DeploymentMethodKind.Stream)
+            throw new NotSupportedException($"The call method of deployment '{DeploymentName}' does not return a stream; call it with InvokeCallAsync.");
+        return StreamBoxedAsync(method.MethodId, arguments, cancellationToken);
+    }
+
+    private DeploymentMethod FindCall(int argumentCount)
     {
         foreach (var m in Definition.Methods)
         {
-            if (m.IsCall && m.ParameterTypes.Length == arguments.Length)
-                return InvokeBoxedAsync(m.MethodId, arguments, cancellationToken);
+            if (m.IsCall && m.ParameterTypes.Length == argumentCount)
+                return m;
         }
-        throw new MissingMethodException($"Deployment '{DeploymentName}' has no call method (a public method named Call or CallAsync) taking {arguments.Length} argument(s).");
+        throw new MissingMethodException($"Deployment '{DeploymentName}' has no call method (a public method named Call or CallAsync) taking {argumentCount} argument(s).");
     }
 
     private DeploymentMethod FindMethod(string methodName, int argumentCount)
@@ -151,6 +184,52 @@ public class DeploymentHandle
         try
         {
             return await Definition.Invoker.InvokeAsync(replica.Instance, methodId, arguments, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _router.Release(replica);
+        }
+    }
+
+    private async IAsyncEnumerable<object?> StreamBoxedAsync(int methodId, object?[] arguments, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var replica = await _router.AcquireAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            // The producer's token: the caller's, and cancelled when the consumer stops early.
+            using var producer = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            var boxed = await Definition.Invoker.InvokeAsync(replica.Instance, methodId, arguments, producer.Token).ConfigureAwait(false);
+            if (boxed is not IAsyncEnumerable<object?> stream)
+                throw new InvalidOperationException($"Deployment '{DeploymentName}': the invoker did not return a stream for a stream method; rebuild the deployment with the current Serve generator.");
+            var enumerator = stream.GetAsyncEnumerator(producer.Token);
+            var ended = false;
+            try
+            {
+                while (true)
+                {
+                    if (!await enumerator.MoveNextAsync().ConfigureAwait(false))
+                    {
+                        ended = true;
+                        break;
+                    }
+                    yield return enumerator.Current;
+                }
+            }
+            finally
+            {
+                if (!ended)
+                {
+                    try
+                    {
+                        producer.Cancel();
+                    }
+                    catch (AggregateException)
+                    {
+                        // A cancellation callback in user code threw; the stream is being abandoned anyway.
+                    }
+                }
+                await enumerator.DisposeAsync().ConfigureAwait(false);
+            }
         }
         finally
         {

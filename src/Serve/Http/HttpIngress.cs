@@ -186,7 +186,7 @@ internal sealed class HttpIngress : IAsyncDisposable
 
         if (method.Kind == DeploymentMethodKind.Stream)
         {
-            await TextAsync(context, StatusCodes.Status501NotImplemented, "Not implemented: streaming responses are not served over HTTP yet.").ConfigureAwait(false);
+            await StreamAsync(context, route, requestId, arguments, timeout, cancellationToken).ConfigureAwait(false);
             return;
         }
 
@@ -195,31 +195,9 @@ internal sealed class HttpIngress : IAsyncDisposable
         {
             result = await handle.InvokeCallAsync(arguments, cancellationToken).ConfigureAwait(false);
         }
-        catch (BackPressureException)
-        {
-            response.Headers.RetryAfter = "1";
-            await TextAsync(context, StatusCodes.Status503ServiceUnavailable, "Service unavailable: the application is overloaded; retry later.").ConfigureAwait(false);
-            return;
-        }
-        catch (DeploymentUnavailableException)
-        {
-            await TextAsync(context, StatusCodes.Status503ServiceUnavailable, "Service unavailable: the application is not taking requests.").ConfigureAwait(false);
-            return;
-        }
-        catch (ArgumentException e) when (e.TargetSite?.DeclaringType == typeof(InvokerHelpers))
-        {
-            await TextAsync(context, StatusCodes.Status400BadRequest, "Bad request: " + e.Message).ConfigureAwait(false);
-            return;
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            await CancelledAsync(context, timeout).ConfigureAwait(false);
-            return;
-        }
         catch (Exception e)
         {
-            Log.HttpRequestFailed(_logger, requestId, route.Application, request.Method, request.Path.Value ?? "/", e);
-            await TextAsync(context, StatusCodes.Status500InternalServerError, $"Internal error; request id {requestId}").ConfigureAwait(false);
+            await CallFailedAsync(context, route, requestId, e, timeout, cancellationToken).ConfigureAwait(false);
             return;
         }
 
@@ -235,6 +213,128 @@ internal sealed class HttpIngress : IAsyncDisposable
         {
             Log.HttpRequestFailed(_logger, requestId, route.Application, request.Method, request.Path.Value ?? "/", e);
             await TextAsync(context, StatusCodes.Status500InternalServerError, $"Internal error; request id {requestId}").ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Answers a call that failed before anything was written (the status mapping shared by value and stream calls).</summary>
+    private async Task CallFailedAsync(HttpContext context, ServeController.RouteEntry route, string requestId, Exception e,
+        CancellationTokenSource? timeout, CancellationToken cancellationToken)
+    {
+        var request = context.Request;
+        switch (e)
+        {
+            case BackPressureException:
+                context.Response.Headers.RetryAfter = "1";
+                await TextAsync(context, StatusCodes.Status503ServiceUnavailable, "Service unavailable: the application is overloaded; retry later.").ConfigureAwait(false);
+                return;
+            case DeploymentUnavailableException:
+                await TextAsync(context, StatusCodes.Status503ServiceUnavailable, "Service unavailable: the application is not taking requests.").ConfigureAwait(false);
+                return;
+            case ArgumentException when e.TargetSite?.DeclaringType == typeof(InvokerHelpers):
+                await TextAsync(context, StatusCodes.Status400BadRequest, "Bad request: " + e.Message).ConfigureAwait(false);
+                return;
+            case OperationCanceledException when cancellationToken.IsCancellationRequested:
+                await CancelledAsync(context, timeout).ConfigureAwait(false);
+                return;
+            default:
+                Log.HttpRequestFailed(_logger, requestId, route.Application, request.Method, request.Path.Value ?? "/", e);
+                await TextAsync(context, StatusCodes.Status500InternalServerError, $"Internal error; request id {requestId}").ConfigureAwait(false);
+                return;
+        }
+    }
+
+    // ---- Streaming --------------------------------------------------------------------------------------------
+
+    private static readonly byte[] NewLine = "\n"u8.ToArray();
+    private static readonly byte[] SseData = "data: "u8.ToArray();
+    private static readonly byte[] SseEnd = "\n\n"u8.ToArray();
+
+    /// <summary>
+    /// Streams a call method returning <c>IAsyncEnumerable&lt;T&gt;</c>: NDJSON (one JSON value per line), or server-sent
+    /// events when the client accepts <c>text/event-stream</c>; flushed after every item. A failure before the first
+    /// item is answered like any call; after it, it is logged and the response ends (SSE: an <c>error</c> event).
+    /// </summary>
+    private async Task StreamAsync(HttpContext context, ServeController.RouteEntry route, string requestId, object?[] arguments,
+        CancellationTokenSource? timeout, CancellationToken cancellationToken)
+    {
+        var request = context.Request;
+        var response = context.Response;
+        var enumerator = route.Handle.InvokeCallStreamAsync(arguments, cancellationToken).GetAsyncEnumerator(cancellationToken);
+        try
+        {
+            bool any;
+            try
+            {
+                any = await enumerator.MoveNextAsync().ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                await CallFailedAsync(context, route, requestId, e, timeout, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+
+            var sse = request.Headers.Accept.ToString().Contains("text/event-stream", StringComparison.OrdinalIgnoreCase);
+            response.StatusCode = StatusCodes.Status200OK;
+            response.ContentType = sse ? "text/event-stream" : "application/x-ndjson";
+            response.Headers.CacheControl = "no-cache";
+            try
+            {
+                if (!any)
+                {
+                    await response.StartAsync(cancellationToken).ConfigureAwait(false);
+                    return;
+                }
+                do
+                {
+                    var item = enumerator.Current;
+                    var json = JsonSerializer.SerializeToUtf8Bytes(item, item?.GetType() ?? typeof(object), JsonSerializerOptions.Web);
+                    if (sse)
+                    {
+                        await response.Body.WriteAsync(SseData, cancellationToken).ConfigureAwait(false);
+                        await response.Body.WriteAsync(json, cancellationToken).ConfigureAwait(false);
+                        await response.Body.WriteAsync(SseEnd, cancellationToken).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        await response.Body.WriteAsync(json, cancellationToken).ConfigureAwait(false);
+                        await response.Body.WriteAsync(NewLine, cancellationToken).ConfigureAwait(false);
+                    }
+                    await response.Body.FlushAsync(cancellationToken).ConfigureAwait(false);
+                }
+                while (await enumerator.MoveNextAsync().ConfigureAwait(false));
+            }
+            catch (Exception e) when (e is OperationCanceledException or IOException && cancellationToken.IsCancellationRequested)
+            {
+                // The client went away, or RequestTimeout elapsed mid-stream: the response just ends.
+                if (!response.HasStarted)
+                    await CancelledAsync(context, timeout).ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                Log.HttpRequestFailed(_logger, requestId, route.Application, request.Method, request.Path.Value ?? "/", e);
+                if (!response.HasStarted)
+                {
+                    await TextAsync(context, StatusCodes.Status500InternalServerError, $"Internal error; request id {requestId}").ConfigureAwait(false);
+                }
+                else if (sse)
+                {
+                    try
+                    {
+                        var error = "event: error\ndata: " + JsonSerializer.Serialize(new { requestId }, JsonSerializerOptions.Web) + "\n\n";
+                        await response.WriteAsync(error, context.RequestAborted).ConfigureAwait(false);
+                        await response.Body.FlushAsync(context.RequestAborted).ConfigureAwait(false);
+                    }
+                    catch (Exception write) when (write is OperationCanceledException or IOException)
+                    {
+                        // The client went away.
+                    }
+                }
+            }
+        }
+        finally
+        {
+            // Ends the replica's stream (cancelling it when it did not finish) and frees its slot.
+            await enumerator.DisposeAsync().ConfigureAwait(false);
         }
     }
 
