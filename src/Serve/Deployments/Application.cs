@@ -41,6 +41,46 @@ public abstract class Application
     internal DeploymentOptions OptionsNoCopy => _options;
 
     private protected object?[] ArgumentArray => _arguments;
+
+    /// <summary>A copy of this node with other arguments and options; same definition, constructor and handle type.</summary>
+    private protected abstract Application With(object?[] arguments, DeploymentOptions options);
+
+    /// <summary>
+    /// Returns a new graph in which every node's options are <paramref name="options"/>(node) (return the node's own
+    /// options to keep them); nodes shared in this graph stay shared. This graph is unchanged.
+    /// </summary>
+    internal Application RewriteOptions(Func<Application, DeploymentOptions> options) =>
+        RewriteOptions(options, new Dictionary<Application, Application>(ReferenceEqualityComparer.Instance));
+
+    private Application RewriteOptions(Func<Application, DeploymentOptions> options, Dictionary<Application, Application> done)
+    {
+        if (done.TryGetValue(this, out var existing))
+            return existing;
+        var arguments = new object?[_arguments.Length];
+        for (var i = 0; i < arguments.Length; i++)
+            arguments[i] = _arguments[i] is Application child ? child.RewriteOptions(options, done) : _arguments[i];
+        var rewritten = With(arguments, options(this));
+        done[this] = rewritten;
+        return rewritten;
+    }
+
+    /// <summary>Every node of the graph rooted here, each once, this one first.</summary>
+    internal IEnumerable<Application> Nodes()
+    {
+        var seen = new HashSet<Application>(ReferenceEqualityComparer.Instance);
+        var stack = new Stack<Application>();
+        stack.Push(this);
+        while (stack.Count > 0)
+        {
+            var node = stack.Pop();
+            if (!seen.Add(node))
+                continue;
+            yield return node;
+            for (var i = node._arguments.Length - 1; i >= 0; i--)
+                if (node._arguments[i] is Application child)
+                    stack.Push(child);
+        }
+    }
 }
 
 /// <summary>
@@ -63,6 +103,9 @@ public sealed class Application<THandle> : Application where THandle : Deploymen
         : base(definition, constructorIndex, arguments, options)
     {
     }
+
+    private protected override Application With(object?[] arguments, DeploymentOptions options) =>
+        new Application<THandle>(Definition, ConstructorIndex, arguments, options);
 
     /// <summary>
     /// Returns a new application with options changed by <paramref name="configure"/> (Ray's <c>.options(...)</c>);

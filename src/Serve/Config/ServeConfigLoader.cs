@@ -1,0 +1,520 @@
+using System.Globalization;
+using System.Reflection;
+using System.Runtime.CompilerServices;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace Serve.Config;
+
+/// <summary>
+/// Loads a Serve config file (YAML <c>.yaml</c>/<c>.yml</c>, or <c>.json</c>), validates every key, imports each
+/// application's assembly, binds its <c>args</c> and applies its deployment overrides. Any problem throws
+/// <see cref="ServeConfigException"/> before anything is deployed.
+/// </summary>
+public static class ServeConfigLoader
+{
+    private static readonly string[] TopKeys = ["http", "applications"];
+    private static readonly string[] HttpKeys = ["host", "port", "request_timeout_s"];
+    private static readonly string[] AppKeys = ["name", "route_prefix", "import", "args", "deployments"];
+    private static readonly string[] DeploymentKeys =
+        ["name", "num_replicas", "max_ongoing_requests", "max_queued_requests", "user_config", "num_cpus", "num_gpus",
+         "resources", "graceful_shutdown_timeout_s", "version"];
+
+    private static readonly JsonSerializerOptions ArgsJson = new(JsonSerializerDefaults.Web);
+
+    /// <summary>Loads and validates a config file; relative <c>import</c> paths are relative to the file's folder.</summary>
+    /// <exception cref="ServeConfigException">The file is missing or invalid; the message names the file, key path and reason.</exception>
+    public static ServeConfig Load(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        if (!File.Exists(path))
+            throw new ServeConfigException(path, [new ServeConfigError("$", $"file not found (looked for {Path.GetFullPath(path)})")]);
+        var text = File.ReadAllText(path);
+        var extension = Path.GetExtension(path).ToLowerInvariant();
+        var baseDirectory = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        return extension switch
+        {
+            ".yaml" or ".yml" => Parse(text, path, yaml: true, baseDirectory),
+            ".json" => Parse(text, path, yaml: false, baseDirectory),
+            _ => throw new ServeConfigException(path, [new ServeConfigError("$", $"unknown file type '{extension}'; use .yaml, .yml or .json")]),
+        };
+    }
+
+    /// <summary>Builds a one-application config (named <c>"default"</c>) from an import target <c>Assembly.dll:Namespace.Type.Method</c>.</summary>
+    /// <exception cref="ServeConfigException">The assembly, type or method cannot be found, or the method needs arguments.</exception>
+    public static ServeConfig FromImport(string import)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(import);
+        var root = new JsonObject { ["applications"] = new JsonArray(new JsonObject { ["import"] = import }) };
+        return Build(root, import, Directory.GetCurrentDirectory());
+    }
+
+    internal static ServeConfig Parse(string text, string file, bool yaml, string baseDirectory)
+    {
+        JsonNode? root;
+        try
+        {
+            root = yaml ? YamlToJson(text) : JsonNode.Parse(text, documentOptions: new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+        }
+        catch (Exception e) when (e is YamlException or JsonException or ArgumentException or InvalidOperationException)
+        {
+            throw new ServeConfigException(file, [new ServeConfigError("$", $"not valid {(yaml ? "YAML" : "JSON")}: {e.Message}")]);
+        }
+        return Build(root, file, baseDirectory);
+    }
+
+    private static ServeConfig Build(JsonNode? root, string file, string baseDirectory)
+    {
+        var errors = new List<ServeConfigError>();
+        var http = new HttpConfig();
+        var apps = new List<ApplicationConfig>();
+        if (root is not JsonObject top)
+        {
+            errors.Add(new("$", $"expected a mapping with keys {List(TopKeys)}, got {Show(root)}"));
+            throw new ServeConfigException(file, errors);
+        }
+        CheckKeys(top, "", TopKeys, errors);
+        if (top["http"] is { } httpNode)
+            http = ReadHttp(httpNode, "http", errors);
+        if (!top.TryGetPropertyValue("applications", out var appsNode) || appsNode is null)
+            errors.Add(new("applications", "missing; list at least one application with an 'import'"));
+        else if (appsNode is not JsonArray appArray)
+            errors.Add(new("applications", $"expected a list of applications, got {Show(appsNode)}"));
+        else
+        {
+            var names = new HashSet<string>(StringComparer.Ordinal);
+            var prefixes = new HashSet<string>(StringComparer.Ordinal);
+            for (var i = 0; i < appArray.Count; i++)
+            {
+                var at = $"applications[{i}]";
+                if (ReadApplication(appArray[i], at, baseDirectory, errors) is not { } app)
+                    continue;
+                if (!names.Add(app.Name))
+                    errors.Add(new($"{at}.name", $"application name \"{app.Name}\" is used twice; give each application its own name"));
+                if (app.RoutePrefix is { } prefix && !prefixes.Add(prefix))
+                    errors.Add(new($"{at}.route_prefix", $"route prefix \"{prefix}\" is used twice; give each application its own prefix"));
+                apps.Add(app);
+            }
+        }
+        if (errors.Count > 0)
+            throw new ServeConfigException(file, errors);
+        return new ServeConfig(file, http, apps);
+    }
+
+    private static HttpConfig ReadHttp(JsonNode node, string at, List<ServeConfigError> errors)
+    {
+        if (node is not JsonObject obj)
+        {
+            errors.Add(new(at, $"expected a mapping with keys {List(HttpKeys)}, got {Show(node)}"));
+            return new HttpConfig();
+        }
+        CheckKeys(obj, at, HttpKeys, errors);
+        string? host = null;
+        if (obj.TryGetPropertyValue("host", out var h))
+        {
+            host = ReadString(h, $"{at}.host", errors);
+            if (host is { } s && string.IsNullOrWhiteSpace(s))
+                errors.Add(new($"{at}.host", "must not be empty; use an IP address such as \"127.0.0.1\" or \"0.0.0.0\""));
+        }
+        int? port = obj.TryGetPropertyValue("port", out var p) ? ReadInt(p, $"{at}.port", 0, 65535, "an integer from 0 to 65535", errors) : null;
+        TimeSpan? timeout = null;
+        if (obj.TryGetPropertyValue("request_timeout_s", out var t) && ReadDouble(t, $"{at}.request_timeout_s", errors) is { } seconds)
+        {
+            if (seconds > 0 && !double.IsInfinity(seconds))
+                timeout = TimeSpan.FromSeconds(seconds);
+            else
+                errors.Add(new($"{at}.request_timeout_s", $"expected a positive number of seconds, got {Show(t)}"));
+        }
+        return new HttpConfig { Host = host, Port = port, RequestTimeout = timeout };
+    }
+
+    private static ApplicationConfig? ReadApplication(JsonNode? node, string at, string baseDirectory, List<ServeConfigError> errors)
+    {
+        if (node is not JsonObject obj)
+        {
+            errors.Add(new(at, $"expected a mapping with keys {List(AppKeys)}, got {Show(node)}"));
+            return null;
+        }
+        var before = errors.Count;
+        CheckKeys(obj, at, AppKeys, errors);
+        var name = RunOptions.DefaultName;
+        if (obj.TryGetPropertyValue("name", out var n) && ReadString(n, $"{at}.name", errors) is { } givenName)
+        {
+            if (string.IsNullOrWhiteSpace(givenName))
+                errors.Add(new($"{at}.name", "must not be empty"));
+            name = givenName;
+        }
+        string? prefix = null;
+        if (obj.TryGetPropertyValue("route_prefix", out var r) && ReadString(r, $"{at}.route_prefix", errors) is { } givenPrefix)
+        {
+            if (givenPrefix.Length == 0 || givenPrefix[0] != '/')
+                errors.Add(new($"{at}.route_prefix", $"must start with '/', e.g. \"/greeter\", got {Show(r)}"));
+            prefix = givenPrefix;
+        }
+        obj.TryGetPropertyValue("args", out var args);
+        if (args is not null and not JsonObject and not JsonArray)
+            errors.Add(new($"{at}.args", $"expected a mapping of builder parameter names to values (or a list of values), got {Show(args)}"));
+
+        string? import = null;
+        if (!obj.TryGetPropertyValue("import", out var i) || i is null)
+            errors.Add(new($"{at}.import", "missing; set it to 'path/to/Assembly.dll:Namespace.Type.Method'"));
+        else
+            import = ReadString(i, $"{at}.import", errors);
+
+        Application? application = null;
+        if (import is not null && errors.Count == before)
+            application = Import(import, args, $"{at}.import", $"{at}.args", baseDirectory, errors);
+
+        if (obj.TryGetPropertyValue("deployments", out var d) && d is not null)
+        {
+            if (d is not JsonArray list)
+                errors.Add(new($"{at}.deployments", $"expected a list of deployment overrides, got {Show(d)}"));
+            else if (application is not null)
+                application = ApplyOverrides(application, list, $"{at}.deployments", errors);
+        }
+        return errors.Count == before && application is not null
+            ? new ApplicationConfig(name, prefix, import!, args, application)
+            : null;
+    }
+
+    private static Application? Import(string import, JsonNode? args, string at, string argsAt, string baseDirectory, List<ServeConfigError> errors)
+    {
+        var colon = import.LastIndexOf(':');
+        if (colon <= 0 || colon == import.Length - 1 || import.IndexOf('.', colon) < 0 || import.Length - colon < 4 || import[(colon + 1)..].Contains('\\') || import[(colon + 1)..].Contains('/'))
+        {
+            errors.Add(new(at, $"expected 'path/to/Assembly.dll:Namespace.Type.Method', got \"{import}\""));
+            return null;
+        }
+        var assemblyPath = Path.GetFullPath(Path.Combine(baseDirectory, import[..colon]));
+        var member = import[(colon + 1)..];
+        var dot = member.LastIndexOf('.');
+        if (dot <= 0 || dot == member.Length - 1)
+        {
+            errors.Add(new(at, $"expected 'Namespace.Type.Method' after the ':', got \"{member}\""));
+            return null;
+        }
+        var typeName = member[..dot];
+        var methodName = member[(dot + 1)..];
+        if (!File.Exists(assemblyPath))
+        {
+            errors.Add(new(at, $"assembly not found: {assemblyPath}"));
+            return null;
+        }
+        Assembly assembly;
+        try
+        {
+            assembly = Assembly.LoadFrom(assemblyPath);
+            RuntimeHelpers.RunModuleConstructor(assembly.ManifestModule.ModuleHandle);
+        }
+        catch (Exception e) when (e is BadImageFormatException or FileLoadException or IOException or TypeInitializationException)
+        {
+            errors.Add(new(at, $"cannot load assembly {assemblyPath}: {e.Message}"));
+            return null;
+        }
+        var type = assembly.GetType(typeName, throwOnError: false);
+        if (type is null)
+        {
+            errors.Add(new(at, $"type '{typeName}' not found in {assemblyPath}; use the full name, Namespace.Type (Outer+Inner for a nested type)"));
+            return null;
+        }
+        var methods = type.GetMethods(BindingFlags.Public | BindingFlags.Static)
+            .Where(m => m.Name == methodName && typeof(Application).IsAssignableFrom(m.ReturnType) && !m.ContainsGenericParameters)
+            .ToArray();
+        if (methods.Length == 0)
+        {
+            var candidates = type.GetMethods(BindingFlags.Public | BindingFlags.Static)
+                .Where(m => typeof(Application).IsAssignableFrom(m.ReturnType)).Select(m => m.Name).Distinct().Order().ToArray();
+            errors.Add(new(at, $"no public static method '{methodName}' returning Serve.Application in {type.FullName} ({assemblyPath}); " +
+                               (candidates.Length > 0 ? $"builders there: {string.Join(", ", candidates)}" : "the type has no public static method returning an Application")));
+            return null;
+        }
+        if (methods.Length > 1)
+        {
+            errors.Add(new(at, $"{type.FullName}.{methodName} has {methods.Length} overloads; give the builder a unique name"));
+            return null;
+        }
+        var method = methods[0];
+        if (BindArguments(method, args, argsAt, errors) is not { } arguments)
+            return null;
+        try
+        {
+            return (Application?)method.Invoke(null, arguments)
+                   ?? throw new InvalidOperationException($"{type.FullName}.{methodName} returned null");
+        }
+        catch (Exception e) when (e is TargetInvocationException or InvalidOperationException or ArgumentException)
+        {
+            var inner = e is TargetInvocationException { InnerException: { } x } ? x : e;
+            errors.Add(new(at, $"{type.FullName}.{methodName} threw {inner.GetType().Name}: {inner.Message}"));
+            return null;
+        }
+    }
+
+    private static object?[]? BindArguments(MethodInfo method, JsonNode? args, string at, List<ServeConfigError> errors)
+    {
+        var parameters = method.GetParameters();
+        var values = new object?[parameters.Length];
+        var signature = $"{method.DeclaringType?.Name}.{method.Name}({string.Join(", ", parameters.Select(p => $"{p.ParameterType.Name} {p.Name}"))})";
+        var before = errors.Count;
+        if (args is JsonArray list)
+        {
+            if (list.Count > parameters.Length)
+                errors.Add(new(at, $"{list.Count} values given but {signature} takes {parameters.Length}"));
+            for (var i = 0; i < parameters.Length; i++)
+                values[i] = i < list.Count ? Convert(list[i], parameters[i], $"{at}[{i}]", errors) : Missing(parameters[i], at, signature, errors);
+            return errors.Count == before ? values : null;
+        }
+        var obj = args as JsonObject ?? [];
+        foreach (var (key, _) in obj)
+            if (!parameters.Any(p => string.Equals(p.Name, key, StringComparison.OrdinalIgnoreCase)))
+                errors.Add(new($"{at}.{key}", $"unknown argument; {signature} takes {(parameters.Length == 0 ? "no arguments" : string.Join(", ", parameters.Select(p => p.Name)))}"));
+        for (var i = 0; i < parameters.Length; i++)
+        {
+            var p = parameters[i];
+            var found = obj.FirstOrDefault(kv => string.Equals(kv.Key, p.Name, StringComparison.Ordinal));
+            if (found.Key is null)
+                found = obj.FirstOrDefault(kv => string.Equals(kv.Key, p.Name, StringComparison.OrdinalIgnoreCase));
+            values[i] = found.Key is null ? Missing(p, at, signature, errors) : Convert(found.Value, p, $"{at}.{found.Key}", errors);
+        }
+        return errors.Count == before ? values : null;
+    }
+
+    private static object? Missing(ParameterInfo p, string at, string signature, List<ServeConfigError> errors)
+    {
+        if (p.HasDefaultValue)
+            return p.DefaultValue;
+        errors.Add(new($"{at}.{p.Name}", $"missing; {signature} requires it"));
+        return null;
+    }
+
+    private static object? Convert(JsonNode? value, ParameterInfo p, string at, List<ServeConfigError> errors)
+    {
+        try
+        {
+            return value is null ? (p.ParameterType.IsValueType && Nullable.GetUnderlyingType(p.ParameterType) is null ? throw new JsonException("null is not allowed") : null)
+                : value.Deserialize(p.ParameterType, ArgsJson);
+        }
+        catch (Exception e) when (e is JsonException or NotSupportedException or InvalidOperationException or FormatException)
+        {
+            errors.Add(new(at, $"cannot convert {Show(value)} to {p.ParameterType.Name} (parameter '{p.Name}'): {e.Message}"));
+            return null;
+        }
+    }
+
+    private static Application? ApplyOverrides(Application application, JsonArray list, string at, List<ServeConfigError> errors)
+    {
+        var nodes = application.Nodes().ToList();
+        var byName = nodes.GroupBy(n => n.DeploymentName, StringComparer.Ordinal).ToDictionary(g => g.Key, StringComparer.Ordinal);
+        var known = string.Join(", ", byName.Keys.Order(StringComparer.Ordinal));
+        var overrides = new Dictionary<string, (JsonObject Node, string At)>(StringComparer.Ordinal);
+        var before = errors.Count;
+        for (var i = 0; i < list.Count; i++)
+        {
+            var dat = $"{at}[{i}]";
+            if (list[i] is not JsonObject obj)
+            {
+                errors.Add(new(dat, $"expected a mapping with keys {List(DeploymentKeys)}, got {Show(list[i])}"));
+                continue;
+            }
+            CheckKeys(obj, dat, DeploymentKeys, errors);
+            if (!obj.TryGetPropertyValue("name", out var n) || n is null)
+            {
+                errors.Add(new($"{dat}.name", $"missing; name one of the application's deployments: {known}"));
+                continue;
+            }
+            if (ReadString(n, $"{dat}.name", errors) is not { } name)
+                continue;
+            if (!byName.ContainsKey(name))
+                errors.Add(new($"{dat}.name", $"no deployment \"{name}\" in this application; its deployments are: {known}"));
+            else if (!overrides.TryAdd(name, (obj, dat)))
+                errors.Add(new($"{dat}.name", $"deployment \"{name}\" is listed twice; merge its overrides into one entry"));
+        }
+        var options = new Dictionary<Application, DeploymentOptions>(ReferenceEqualityComparer.Instance);
+        foreach (var (name, (obj, dat)) in overrides)
+            foreach (var node in byName[name])
+                if (Override(node, obj, dat, errors) is { } o)
+                    options[node] = o;
+        if (errors.Count > before)
+            return null;
+        return application.RewriteOptions(node => options.TryGetValue(node, out var o) ? o : node.GetOptions());
+    }
+
+    private static DeploymentOptions? Override(Application node, JsonObject obj, string at, List<ServeConfigError> errors)
+    {
+        var before = errors.Count;
+        var o = node.GetOptions();
+        if (obj.TryGetPropertyValue("num_replicas", out var v) && ReadInt(v, $"{at}.num_replicas", 0, int.MaxValue, "an integer of 0 or more", errors) is { } replicas)
+            o.NumReplicas = replicas;
+        if (obj.TryGetPropertyValue("max_ongoing_requests", out v) && ReadInt(v, $"{at}.max_ongoing_requests", 1, int.MaxValue, "an integer of 1 or more", errors) is { } ongoing)
+            o.MaxOngoingRequests = ongoing;
+        if (obj.TryGetPropertyValue("max_queued_requests", out v) && ReadInt(v, $"{at}.max_queued_requests", -1, int.MaxValue, "an integer of -1 (unbounded) or more", errors) is { } queued)
+            o.MaxQueuedRequests = queued;
+        if (obj.TryGetPropertyValue("num_cpus", out v) && ReadNonNegative(v, $"{at}.num_cpus", errors) is { } cpus)
+            o.NumCpus = cpus;
+        if (obj.TryGetPropertyValue("num_gpus", out v) && ReadNonNegative(v, $"{at}.num_gpus", errors) is { } gpus)
+            o.NumGpus = gpus;
+        if (obj.TryGetPropertyValue("graceful_shutdown_timeout_s", out v) && ReadNonNegative(v, $"{at}.graceful_shutdown_timeout_s", errors) is { } grace)
+            o.GracefulShutdownTimeout = TimeSpan.FromSeconds(grace);
+        if (obj.TryGetPropertyValue("version", out v) && ReadString(v, $"{at}.version", errors) is { } version)
+            o.Version = version;
+        if (obj.TryGetPropertyValue("resources", out v))
+        {
+            if (v is not JsonObject resources)
+                errors.Add(new($"{at}.resources", $"expected a mapping of resource name to amount, got {Show(v)}"));
+            else
+            {
+                var map = new Dictionary<string, double>(StringComparer.Ordinal);
+                foreach (var (key, amount) in resources)
+                    if (ReadNonNegative(amount, $"{at}.resources.{key}", errors) is { } a)
+                        map[key] = a;
+                o.Resources = map;
+            }
+        }
+        if (obj.TryGetPropertyValue("user_config", out v))
+        {
+            var type = node.Definition.UserConfigType;
+            if (v is null)
+                o.UserConfig = null;
+            else if (type is null)
+                o.UserConfig = JsonSerializer.SerializeToElement(v);
+            else
+            {
+                try
+                {
+                    o.UserConfig = v.Deserialize(type, ArgsJson);
+                }
+                catch (Exception e) when (e is JsonException or NotSupportedException or InvalidOperationException)
+                {
+                    errors.Add(new($"{at}.user_config", $"cannot convert {Show(v)} to {type.Name} (the IReconfigurable config type of '{node.DeploymentName}'): {e.Message}"));
+                }
+            }
+        }
+        if (errors.Count > before)
+            return null;
+        try
+        {
+            o.Validate(node.DeploymentName);
+        }
+        catch (ArgumentOutOfRangeException e)
+        {
+            errors.Add(new(at, e.Message.Split(Environment.NewLine)[0].Split(" (Parameter")[0]));
+            return null;
+        }
+        return o;
+    }
+
+    private static void CheckKeys(JsonObject obj, string at, string[] allowed, List<ServeConfigError> errors)
+    {
+        foreach (var (key, _) in obj)
+            if (!allowed.Contains(key, StringComparer.Ordinal))
+                errors.Add(new(at.Length == 0 ? key : $"{at}.{key}", $"unknown key; allowed keys here are {List(allowed)}"));
+    }
+
+    private static string? ReadString(JsonNode? node, string at, List<ServeConfigError> errors)
+    {
+        if (node is JsonValue value && value.GetValueKind() == JsonValueKind.String)
+            return value.GetValue<string>();
+        errors.Add(new(at, $"expected a string, got {Show(node)}"));
+        return null;
+    }
+
+    private static int? ReadInt(JsonNode? node, string at, int min, int max, string expected, List<ServeConfigError> errors)
+    {
+        if (node is JsonValue value && value.GetValueKind() == JsonValueKind.Number && value.TryGetValue<int>(out var i) && i >= min && i <= max)
+            return i;
+        if (node is JsonValue v2 && v2.GetValueKind() == JsonValueKind.Number && v2.TryGetValue<double>(out var d) && d == Math.Floor(d) && d >= min && d <= max)
+            return (int)d;
+        errors.Add(new(at, $"expected {expected}, got {Show(node)}"));
+        return null;
+    }
+
+    private static double? ReadDouble(JsonNode? node, string at, List<ServeConfigError> errors)
+    {
+        if (node is JsonValue value && value.GetValueKind() == JsonValueKind.Number && value.TryGetValue<double>(out var d))
+            return d;
+        errors.Add(new(at, $"expected a number, got {Show(node)}"));
+        return null;
+    }
+
+    private static double? ReadNonNegative(JsonNode? node, string at, List<ServeConfigError> errors)
+    {
+        if (node is JsonValue value && value.GetValueKind() == JsonValueKind.Number && value.TryGetValue<double>(out var d) && d >= 0 && !double.IsInfinity(d))
+            return d;
+        errors.Add(new(at, $"expected a number of 0 or more, got {Show(node)}"));
+        return null;
+    }
+
+    private static string List(string[] keys) => string.Join(", ", keys);
+
+    private static string Show(JsonNode? node) => node switch
+    {
+        null => "null",
+        JsonObject => "a mapping",
+        JsonArray => "a list",
+        _ => node.ToJsonString(),
+    };
+
+    // ---- YAML to JSON ----
+
+    internal static JsonNode? YamlToJson(string text)
+    {
+        var stream = new YamlStream();
+        stream.Load(new StringReader(text));
+        if (stream.Documents.Count == 0)
+            return null;
+        if (stream.Documents.Count > 1)
+            throw new InvalidOperationException("the file holds more than one YAML document; use one");
+        return Convert(stream.Documents[0].RootNode, 0);
+    }
+
+    private static JsonNode? Convert(YamlNode node, int depth)
+    {
+        if (depth > 64)
+            throw new InvalidOperationException("nested too deeply");
+        switch (node)
+        {
+            case YamlMappingNode map:
+                var obj = new JsonObject();
+                foreach (var (k, v) in map.Children)
+                {
+                    if (k is not YamlScalarNode { Value: { } key })
+                        throw new InvalidOperationException($"line {k.Start.Line}: mapping keys must be plain strings");
+                    if (obj.ContainsKey(key))
+                        throw new InvalidOperationException($"line {k.Start.Line}: key '{key}' appears twice");
+                    obj[key] = Convert(v, depth + 1);
+                }
+                return obj;
+            case YamlSequenceNode seq:
+                var array = new JsonArray();
+                foreach (var item in seq.Children)
+                    array.Add(Convert(item, depth + 1));
+                return array;
+            case YamlScalarNode scalar:
+                return Scalar(scalar);
+            default:
+                throw new InvalidOperationException($"line {node.Start.Line}: unsupported YAML node");
+        }
+    }
+
+    private static JsonNode? Scalar(YamlScalarNode scalar)
+    {
+        var s = scalar.Value ?? "";
+        if (scalar.Style is not ScalarStyle.Plain)
+            return JsonValue.Create(s);
+        switch (s)
+        {
+            case "" or "~" or "null" or "Null" or "NULL":
+                return null;
+            case "true" or "True" or "TRUE":
+                return JsonValue.Create(true);
+            case "false" or "False" or "FALSE":
+                return JsonValue.Create(false);
+        }
+        if (long.TryParse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var l))
+            return JsonNode.Parse(l.ToString(CultureInfo.InvariantCulture));
+        if (double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && !double.IsNaN(d) && !double.IsInfinity(d))
+            return JsonNode.Parse(d.ToString("R", CultureInfo.InvariantCulture));
+        return JsonValue.Create(s);
+    }
+}
