@@ -48,6 +48,14 @@ public sealed class ServeConfig
         foreach (var app in Applications)
             await app.RunAsync(serve, cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>Deploys one of this config's applications.</summary>
+    public Task ApplyOneAsync(IServeClient serve, ApplicationConfig application, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(serve);
+        ArgumentNullException.ThrowIfNull(application);
+        return application.RunAsync(serve, cancellationToken);
+    }
 }
 
 /// <summary>The <c>http</c> section of a config file.</summary>

@@ -1,0 +1,107 @@
+using Serve.Config;
+
+namespace Serve.Cli;
+
+/// <summary>
+/// <c>serve run &lt;config.yaml | Assembly.dll:Namespace.Type.Method&gt;</c>: loads and validates the target, starts a
+/// host with the config's <c>http</c> settings, deploys every application, prints each application's URL, serves
+/// until <c>stop</c> is cancelled (Ctrl-C, SIGTERM) and then shuts down gracefully.
+/// </summary>
+public static class RunCommand
+{
+    /// <summary>Exit code: served and shut down cleanly.</summary>
+    public const int Ok = 0;
+    /// <summary>Exit code: an application failed to deploy.</summary>
+    public const int DeployFailed = 1;
+    /// <summary>Exit code: the config or import target is invalid; nothing was started.</summary>
+    public const int InvalidConfig = 2;
+
+    /// <summary>Runs the command; returns the exit code.</summary>
+    /// <param name="target">A <c>.yaml</c>, <c>.yml</c> or <c>.json</c> config file, or <c>Assembly.dll:Namespace.Type.Method</c>.</param>
+    /// <param name="output">Where progress and URLs are written.</param>
+    /// <param name="error">Where errors are written.</param>
+    /// <param name="stop">Cancelled to stop serving.</param>
+    /// <param name="configure">Changes host options after the config's (tests use it for a free port).</param>
+    /// <param name="started">Called once every application is deployed, with the running host.</param>
+    public static async Task<int> ExecuteAsync(string target, TextWriter output, TextWriter error, CancellationToken stop,
+        Action<ServeOptions>? configure = null, Action<ServeHost>? started = null)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(target);
+        ServeConfig config;
+        try
+        {
+            config = IsConfigFile(target) ? ServeConfigLoader.Load(target) : ServeConfigLoader.FromImport(target);
+        }
+        catch (ServeConfigException e)
+        {
+            await error.WriteLineAsync($"error: invalid config{Environment.NewLine}{e.Message}").ConfigureAwait(false);
+            return InvalidConfig;
+        }
+
+        ServeHost serve;
+        try
+        {
+            serve = await ServeHost.StartAsync(o =>
+            {
+                config.ConfigureHost(o);
+                configure?.Invoke(o);
+            }, stop).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is ArgumentException or IOException or InvalidOperationException)
+        {
+            await error.WriteLineAsync($"error: cannot start the host: {e.Message}").ConfigureAwait(false);
+            return InvalidConfig;
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            return Ok;
+        }
+
+        await using (serve.ConfigureAwait(false))
+        {
+            try
+            {
+                foreach (var app in config.Applications)
+                {
+                    await output.WriteLineAsync($"Deploying application '{app.Name}' ({app.Import})...").ConfigureAwait(false);
+                    await config.ApplyOneAsync(serve, app, stop).ConfigureAwait(false);
+                }
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                await output.WriteLineAsync("Stopped before every application was deployed; shutting down.").ConfigureAwait(false);
+                return Ok;
+            }
+            catch (Exception e) when (e is ServeException or ArgumentException)
+            {
+                await error.WriteLineAsync($"error: {e.Message}").ConfigureAwait(false);
+                return DeployFailed;
+            }
+
+            foreach (var app in serve.GetStatus().Applications)
+            {
+                var url = serve.HttpAddress is { } address
+                    ? new Uri(address, app.RoutePrefix.TrimStart('/')).ToString()
+                    : "(HTTP disabled)";
+                await output.WriteLineAsync($"Application '{app.Name}' is serving at {url}").ConfigureAwait(false);
+            }
+            await output.WriteLineAsync("Press Ctrl-C to stop.").ConfigureAwait(false);
+            started?.Invoke(serve);
+
+            try
+            {
+                await Task.Delay(Timeout.Infinite, stop).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            await output.WriteLineAsync("Shutting down: finishing in-flight requests...").ConfigureAwait(false);
+            await serve.ShutdownAsync(CancellationToken.None).ConfigureAwait(false);
+            await output.WriteLineAsync("Stopped.").ConfigureAwait(false);
+        }
+        return Ok;
+    }
+
+    private static bool IsConfigFile(string target) =>
+        Path.GetExtension(target).ToLowerInvariant() is ".yaml" or ".yml" or ".json";
+}
