@@ -51,6 +51,22 @@ public static class ServeConfigLoader
         return Build(root, import, Directory.GetCurrentDirectory());
     }
 
+    /// <summary>
+    /// Loads and validates a config document given as text (e.g. the body of an admin <c>PUT</c>); relative
+    /// <c>import</c> paths are relative to <paramref name="baseDirectory"/> (default: the current directory).
+    /// </summary>
+    /// <param name="text">The document.</param>
+    /// <param name="source">The name used in error messages instead of a file name.</param>
+    /// <param name="yaml">True for YAML, false for JSON.</param>
+    /// <param name="baseDirectory">Where relative <c>import</c> paths start.</param>
+    /// <exception cref="ServeConfigException">The document is invalid; the message names the source, key path and reason.</exception>
+    public static ServeConfig LoadText(string text, string source, bool yaml, string? baseDirectory = null)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        ArgumentException.ThrowIfNullOrEmpty(source);
+        return Parse(text, source, yaml, baseDirectory ?? Directory.GetCurrentDirectory());
+    }
+
     internal static ServeConfig Parse(string text, string file, bool yaml, string baseDirectory)
     {
         JsonNode? root;

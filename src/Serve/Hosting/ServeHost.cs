@@ -20,6 +20,8 @@ public sealed class ServeHost : IServeClient, IAsyncDisposable
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _httpLock = new(1, 1);
     private HttpIngress? _http;
+    private AdminApi? _admin;
+    private readonly CancellationTokenSource _shutdownStarted = new();
     private Task? _shutdownTask;
 
     /// <summary>Creates a host; prefer <see cref="StartAsync(Action{ServeOptions}?, CancellationToken)"/> or <c>AddServe</c>.</summary>
@@ -45,6 +47,15 @@ public sealed class ServeHost : IServeClient, IAsyncDisposable
     /// <c>null</c> when HTTP is disabled or not started.
     /// </summary>
     public Uri? HttpAddress => Volatile.Read(ref _http)?.Address;
+
+    /// <summary>
+    /// The address the admin API listens on (with the real port when <see cref="AdminOptions.Port"/> is 0), or
+    /// <c>null</c> when it is disabled (the default for an embedded host) or not started.
+    /// </summary>
+    public Uri? AdminAddress => Volatile.Read(ref _admin)?.Address;
+
+    /// <summary>Cancelled when the host starts shutting down (<see cref="ShutdownAsync"/>, or <c>POST /api/serve/shutdown</c>).</summary>
+    public CancellationToken ShutdownStarted => _shutdownStarted.Token;
 
     /// <summary>
     /// Starts an embedded host and, unless <see cref="HttpOptions.Enabled"/> is false, its HTTP ingress on
@@ -73,13 +84,15 @@ public sealed class ServeHost : IServeClient, IAsyncDisposable
     /// <summary>Starts the HTTP ingress if it is enabled and not started yet (used by StartAsync and the hosted service).</summary>
     internal async Task StartHttpAsync(CancellationToken cancellationToken)
     {
-        if (!Options.Http.Enabled)
+        if (!Options.Http.Enabled && !Options.Admin.Enabled)
             return;
         await _httpLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             ThrowIfShutDown();
-            if (_http is null)
+            if (Options.Admin.Enabled && _admin is null)
+                Volatile.Write(ref _admin, await AdminApi.StartAsync(Options.Admin, this, _logger, cancellationToken).ConfigureAwait(false));
+            if (Options.Http.Enabled && _http is null)
                 Volatile.Write(ref _http, await HttpIngress.StartAsync(Options.Http, this, _logger, cancellationToken).ConfigureAwait(false));
         }
         finally
@@ -153,6 +166,14 @@ public sealed class ServeHost : IServeClient, IAsyncDisposable
 
     private async Task ShutdownCoreAsync()
     {
+        try
+        {
+            await _shutdownStarted.CancelAsync().ConfigureAwait(false);
+        }
+        catch (AggregateException)
+        {
+            // A ShutdownStarted callback threw; shutting down goes on.
+        }
         // Drain first (in-flight HTTP calls finish or fail like handle calls, new ones get 503), then stop Kestrel.
         try
         {
@@ -166,6 +187,9 @@ public sealed class ServeHost : IServeClient, IAsyncDisposable
                 var http = Interlocked.Exchange(ref _http, null);
                 if (http is not null)
                     await http.DisposeAsync().ConfigureAwait(false);
+                var admin = Interlocked.Exchange(ref _admin, null);
+                if (admin is not null)
+                    await admin.DisposeAsync().ConfigureAwait(false);
             }
             finally
             {

@@ -21,9 +21,13 @@ public sealed class ServeOptions
     /// <summary>The HTTP ingress (Kestrel) that serves each application's ingress deployment under its route prefix.</summary>
     public HttpOptions Http { get; } = new();
 
+    /// <summary>The admin REST API (<c>/api/serve/applications</c>) used by <c>serve deploy</c>, <c>serve status</c> and <c>serve shutdown</c>.</summary>
+    public AdminOptions Admin { get; } = new();
+
     internal void Validate()
     {
         Http.Validate();
+        Admin.Validate();
         if (MaxReplicaStartAttempts < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxReplicaStartAttempts), MaxReplicaStartAttempts,
                 $"ServeOptions.MaxReplicaStartAttempts = {MaxReplicaStartAttempts} is out of range; use 1 or more.");
@@ -61,5 +65,36 @@ public sealed class HttpOptions
             throw new ArgumentOutOfRangeException(nameof(MaxRequestBodySize), MaxRequestBodySize, $"ServeOptions.Http.MaxRequestBodySize = {MaxRequestBodySize} must be positive.");
         if (RequestTimeout is { } t && t <= TimeSpan.Zero)
             throw new ArgumentOutOfRangeException(nameof(RequestTimeout), t, $"ServeOptions.Http.RequestTimeout = {t} must be positive, or null for no limit.");
+    }
+}
+
+/// <summary>Options of the admin REST API (<see cref="ServeOptions.Admin"/>); see docs/admin.md.</summary>
+public sealed class AdminOptions
+{
+    /// <summary>Whether the host serves the admin API. Default false for an embedded host; <c>serve run</c> turns it on.</summary>
+    public bool Enabled { get; set; }
+
+    /// <summary>
+    /// The address to listen on. Default <c>"127.0.0.1"</c>. A non-loopback address is refused unless
+    /// <see cref="AccessToken"/> is set.
+    /// </summary>
+    public string Host { get; set; } = "127.0.0.1";
+
+    /// <summary>The TCP port. Default 8265; 0 picks a free port (see <see cref="ServeHost.AdminAddress"/>).</summary>
+    public int Port { get; set; } = 8265;
+
+    /// <summary>When set, every admin request must send <c>Authorization: Bearer &lt;token&gt;</c> (otherwise 401). Default none.</summary>
+    public string? AccessToken { get; set; }
+
+    internal void Validate()
+    {
+        if (!Enabled)
+            return;
+        if (Port is < 0 or > 65535)
+            throw new ArgumentOutOfRangeException(nameof(Port), Port, $"ServeOptions.Admin.Port = {Port} is out of range; use 0 to 65535 (0 picks a free port).");
+        if (string.IsNullOrWhiteSpace(Host))
+            throw new ArgumentException("ServeOptions.Admin.Host is empty; use an IP address such as \"127.0.0.1\".", nameof(Host));
+        if (AccessToken is { } token && string.IsNullOrWhiteSpace(token))
+            throw new ArgumentException("ServeOptions.Admin.AccessToken is empty; set a secret token or leave it null.", nameof(AccessToken));
     }
 }

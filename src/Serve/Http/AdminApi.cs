@@ -1,0 +1,310 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Serve.Config;
+
+namespace Serve.Http;
+
+/// <summary>
+/// The admin REST API: <c>GET/PUT/DELETE /api/serve/applications</c>, <c>DELETE /api/serve/applications/{name}</c>
+/// and <c>POST /api/serve/shutdown</c>, on its own Kestrel server (default <c>http://127.0.0.1:8265</c>).
+/// </summary>
+internal sealed class AdminApi : IAsyncDisposable
+{
+    private const string Applications = "/api/serve/applications";
+    private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(5);
+
+    private readonly AdminOptions _options;
+    private readonly ServeHost _host;
+    private readonly ILogger _logger;
+    private readonly SemaphoreSlim _applyLock = new(1, 1);
+    private WebApplication? _app;
+
+    private AdminApi(AdminOptions options, ServeHost host, ILogger logger)
+    {
+        _options = options;
+        _host = host;
+        _logger = logger;
+    }
+
+    /// <summary>The bound address (with the real port when <see cref="AdminOptions.Port"/> is 0).</summary>
+    public Uri? Address { get; private set; }
+
+    public static async Task<AdminApi> StartAsync(AdminOptions options, ServeHost host, ILogger logger, CancellationToken cancellationToken)
+    {
+        var address = ParseHost(options.Host);
+        if (!IPAddress.IsLoopback(address) && options.AccessToken is null)
+            throw new ServeException(
+                $"The Serve admin API refuses to listen on {options.Host}, which is not a loopback address, without an access token: " +
+                "set ServeOptions.Admin.AccessToken (clients then send 'Authorization: Bearer <token>'), or use ServeOptions.Admin.Host = \"127.0.0.1\".");
+        var api = new AdminApi(options, host, logger);
+        try
+        {
+            await api.StartCoreAsync(address, cancellationToken).ConfigureAwait(false);
+            return api;
+        }
+        catch
+        {
+            await api.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private async Task StartCoreAsync(IPAddress address, CancellationToken cancellationToken)
+    {
+        var display = $"http://{(address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{address}]" : address.ToString())}:{_options.Port}";
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
+        builder.WebHost.UseKestrelCore().ConfigureKestrel(k =>
+        {
+            k.AddServerHeader = false;
+            k.Listen(address, _options.Port);
+        });
+        var app = builder.Build();
+        app.Run(HandleAsync);
+        _app = app;
+        try
+        {
+            await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (IOException e)
+        {
+            throw new ServeException(
+                $"The Serve admin API could not listen on {display}: {e.Message} " +
+                "Another process (another Serve host?) may be using the port; set o.Admin.Port to a free port (or 0 to pick one), or o.Admin.Enabled = false.", e);
+        }
+        var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault();
+        Address = bound is null ? new Uri(display) : new Uri(bound);
+        Log.AdminListening(_logger, Address.ToString());
+    }
+
+    private static IPAddress ParseHost(string host)
+    {
+        if (string.Equals(host, "localhost", StringComparison.OrdinalIgnoreCase))
+            return IPAddress.Loopback;
+        if (IPAddress.TryParse(host, out var address))
+            return address;
+        throw new ArgumentException($"ServeOptions.Admin.Host = '{host}' is not an IP address; use e.g. \"127.0.0.1\" or \"localhost\".");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        var app = Interlocked.Exchange(ref _app, null);
+        if (app is null)
+            return;
+        try
+        {
+            using var cts = new CancellationTokenSource(StopTimeout);
+            await app.StopAsync(cts.Token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationCanceledException or InvalidOperationException)
+        {
+        }
+        await app.DisposeAsync().ConfigureAwait(false);
+    }
+
+    // ---- Requests ---------------------------------------------------------------------------------------------
+
+    private async Task HandleAsync(HttpContext context)
+    {
+        var request = context.Request;
+        if (_options.AccessToken is { } token && !Authorized(request, token))
+        {
+            context.Response.Headers.WWWAuthenticate = "Bearer";
+            await ErrorAsync(context, StatusCodes.Status401Unauthorized, "Unauthorized: send 'Authorization: Bearer <token>' with the host's admin access token.").ConfigureAwait(false);
+            return;
+        }
+        var path = (request.Path.Value ?? "/").TrimEnd('/');
+        var method = request.Method;
+        try
+        {
+            if (path == Applications)
+            {
+                if (HttpMethods.IsGet(method))
+                    await JsonAsync(context, StatusCodes.Status200OK, StatusJson(_host.GetStatus())).ConfigureAwait(false);
+                else if (HttpMethods.IsPut(method))
+                    await PutAsync(context).ConfigureAwait(false);
+                else if (HttpMethods.IsDelete(method))
+                    await DeleteAsync(context, null).ConfigureAwait(false);
+                else
+                    await NotAllowedAsync(context, "GET, PUT, DELETE").ConfigureAwait(false);
+            }
+            else if (path.StartsWith(Applications + "/", StringComparison.Ordinal) && path.Length > Applications.Length + 1)
+            {
+                if (HttpMethods.IsDelete(method))
+                    await DeleteAsync(context, Uri.UnescapeDataString(path[(Applications.Length + 1)..])).ConfigureAwait(false);
+                else
+                    await NotAllowedAsync(context, "DELETE").ConfigureAwait(false);
+            }
+            else if (path == "/api/serve/shutdown")
+            {
+                if (HttpMethods.IsPost(method))
+                {
+                    context.Response.OnCompleted(() =>
+                    {
+                        _ = Task.Run(() => _host.ShutdownAsync());
+                        return Task.CompletedTask;
+                    });
+                    await JsonAsync(context, StatusCodes.Status202Accepted, new JsonObject { ["message"] = "Shutting down: in-flight requests finish, then the host stops." }).ConfigureAwait(false);
+                }
+                else
+                    await NotAllowedAsync(context, "POST").ConfigureAwait(false);
+            }
+            else
+                await ErrorAsync(context, StatusCodes.Status404NotFound, $"Not found: {request.Path}. The admin API serves {Applications} and /api/serve/shutdown.").ConfigureAwait(false);
+        }
+        catch (ObjectDisposedException)
+        {
+            await ErrorAsync(context, StatusCodes.Status503ServiceUnavailable, "The Serve host is shutting down.").ConfigureAwait(false);
+        }
+    }
+
+    private static bool Authorized(HttpRequest request, string token)
+    {
+        var header = request.Headers.Authorization.ToString();
+        const string Bearer = "Bearer ";
+        if (!header.StartsWith(Bearer, StringComparison.OrdinalIgnoreCase))
+            return false;
+        var given = Encoding.UTF8.GetBytes(header[Bearer.Length..].Trim());
+        var expected = Encoding.UTF8.GetBytes(token);
+        return System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(given, expected);
+    }
+
+    private async Task PutAsync(HttpContext context)
+    {
+        var request = context.Request;
+        string text;
+        using (var reader = new StreamReader(request.Body, Encoding.UTF8))
+            text = await reader.ReadToEndAsync(context.RequestAborted).ConfigureAwait(false);
+        var contentType = request.ContentType ?? "";
+        var yaml = contentType.Contains("yaml", StringComparison.OrdinalIgnoreCase);
+        ServeConfig config;
+        try
+        {
+            config = ServeConfigLoader.LoadText(text, "request body", yaml);
+        }
+        catch (ServeConfigException e)
+        {
+            var errors = new JsonArray();
+            foreach (var error in e.Errors)
+                errors.Add(new JsonObject { ["path"] = error.Path, ["reason"] = error.Reason });
+            await JsonAsync(context, StatusCodes.Status400BadRequest, new JsonObject { ["message"] = e.Message, ["errors"] = errors }).ConfigureAwait(false);
+            return;
+        }
+
+        await _applyLock.WaitAsync(context.RequestAborted).ConfigureAwait(false);
+        try
+        {
+            foreach (var app in config.Applications)
+                await config.ApplyOneAsync(_host, app, context.RequestAborted).ConfigureAwait(false);
+            var listed = config.Applications.Select(a => a.Name).ToHashSet(StringComparer.Ordinal);
+            foreach (var stale in _host.GetStatus().Applications.Where(a => !listed.Contains(a.Name)).Select(a => a.Name).ToArray())
+                await _host.DeleteAsync(stale, context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (DeploymentFailedException e)
+        {
+            await ErrorAsync(context, StatusCodes.Status422UnprocessableEntity, e.Message).ConfigureAwait(false);
+            return;
+        }
+        catch (Exception e) when (e is ServeException or ArgumentException or InvalidOperationException)
+        {
+            await ErrorAsync(context, StatusCodes.Status500InternalServerError, e.Message).ConfigureAwait(false);
+            return;
+        }
+        finally
+        {
+            _applyLock.Release();
+        }
+        await JsonAsync(context, StatusCodes.Status200OK, StatusJson(_host.GetStatus())).ConfigureAwait(false);
+    }
+
+    private async Task DeleteAsync(HttpContext context, string? name)
+    {
+        await _applyLock.WaitAsync(context.RequestAborted).ConfigureAwait(false);
+        try
+        {
+            var names = _host.GetStatus().Applications.Select(a => a.Name).ToArray();
+            if (name is not null && !names.Contains(name, StringComparer.Ordinal))
+            {
+                await ErrorAsync(context, StatusCodes.Status404NotFound,
+                    $"No application named '{name}'. Applications: {(names.Length == 0 ? "none" : string.Join(", ", names))}.").ConfigureAwait(false);
+                return;
+            }
+            foreach (var app in name is null ? names : [name])
+                await _host.DeleteAsync(app, context.RequestAborted).ConfigureAwait(false);
+        }
+        finally
+        {
+            _applyLock.Release();
+        }
+        await JsonAsync(context, StatusCodes.Status200OK, StatusJson(_host.GetStatus())).ConfigureAwait(false);
+    }
+
+    internal static JsonObject StatusJson(ServeStatus status)
+    {
+        var apps = new JsonArray();
+        foreach (var app in status.Applications)
+        {
+            var deployments = new JsonArray();
+            foreach (var d in app.Deployments)
+            {
+                var replicas = new JsonArray();
+                foreach (var r in d.Replicas)
+                    replicas.Add(new JsonObject
+                    {
+                        ["replica_id"] = r.ReplicaId,
+                        ["state"] = r.State.ToString().ToUpperInvariant(),
+                        ["version"] = r.Version,
+                        ["ongoing_requests"] = r.OngoingRequests,
+                    });
+                deployments.Add(new JsonObject
+                {
+                    ["name"] = d.Name,
+                    ["status"] = d.Status.ToString().ToUpperInvariant(),
+                    ["message"] = d.Message,
+                    ["version"] = d.Version,
+                    ["is_ingress"] = d.IsIngress,
+                    ["target_replicas"] = d.Options.NumReplicas,
+                    ["running_replicas"] = d.Replicas.Count(r => r.State == Replicas.ReplicaState.Running),
+                    ["queued_requests"] = d.QueuedRequests,
+                    ["replicas"] = replicas,
+                });
+            }
+            apps.Add(new JsonObject
+            {
+                ["name"] = app.Name,
+                ["route_prefix"] = app.RoutePrefix,
+                ["ingress_deployment"] = app.IngressDeployment,
+                ["status"] = app.Status.ToString().ToUpperInvariant(),
+                ["message"] = app.Message,
+                ["deployments"] = deployments,
+            });
+        }
+        return new JsonObject { ["applications"] = apps };
+    }
+
+    private static Task NotAllowedAsync(HttpContext context, string allow)
+    {
+        context.Response.Headers.Allow = allow;
+        return ErrorAsync(context, StatusCodes.Status405MethodNotAllowed, $"Method not allowed: use {allow}.");
+    }
+
+    private static Task ErrorAsync(HttpContext context, int status, string message) =>
+        JsonAsync(context, status, new JsonObject { ["message"] = message });
+
+    private static async Task JsonAsync(HttpContext context, int status, JsonNode body)
+    {
+        if (context.Response.HasStarted)
+            return;
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "application/json; charset=utf-8";
+        await context.Response.WriteAsync(body.ToJsonString(new JsonSerializerOptions { WriteIndented = true }), context.RequestAborted).ConfigureAwait(false);
+    }
+}
