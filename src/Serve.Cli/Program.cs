@@ -20,5 +20,31 @@ run.SetAction(async (parse, _) =>
     return await RunCommand.ExecuteAsync(parse.GetValue(target)!, Console.Out, Console.Error, stop.Token);
 });
 
-var root = new RootCommand("serve: model serving for .NET") { run };
+Option<string> AddressOption() => new("--address")
+{
+    Description = "The host's admin API address",
+    DefaultValueFactory = _ => AdminCommands.DefaultAddress,
+};
+Option<string?> TokenOption() => new("--token")
+{
+    Description = "The host's admin access token (sent as 'Authorization: Bearer <token>')",
+};
+
+var config = new Argument<string>("config") { Description = "A config file (.yaml, .yml or .json)" };
+var deployAddress = AddressOption();
+var deployToken = TokenOption();
+var deploy = new Command("deploy", "Apply a config to a running host: deploy every listed application and remove the ones not listed.") { config, deployAddress, deployToken };
+deploy.SetAction((parse, ct) => AdminCommands.DeployAsync(parse.GetValue(config)!, parse.GetValue(deployAddress), parse.GetValue(deployToken), Console.Out, Console.Error, ct));
+
+var statusAddress = AddressOption();
+var statusToken = TokenOption();
+var status = new Command("status", "Print the applications, deployments and replica states of a running host.") { statusAddress, statusToken };
+status.SetAction((parse, ct) => AdminCommands.StatusAsync(parse.GetValue(statusAddress), parse.GetValue(statusToken), Console.Out, Console.Error, ct));
+
+var shutdownAddress = AddressOption();
+var shutdownToken = TokenOption();
+var shutdown = new Command("shutdown", "Shut a running host down gracefully.") { shutdownAddress, shutdownToken };
+shutdown.SetAction((parse, ct) => AdminCommands.ShutdownAsync(parse.GetValue(shutdownAddress), parse.GetValue(shutdownToken), Console.Out, Console.Error, ct));
+
+var root = new RootCommand("serve: model serving for .NET") { run, deploy, status, shutdown };
 return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null });

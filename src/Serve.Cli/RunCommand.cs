@@ -43,11 +43,12 @@ public static class RunCommand
         {
             serve = await ServeHost.StartAsync(o =>
             {
+                o.Admin.Enabled = true;
                 config.ConfigureHost(o);
                 configure?.Invoke(o);
             }, stop).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is ArgumentException or IOException or InvalidOperationException)
+        catch (Exception e) when (e is ServeException or ArgumentException or IOException or InvalidOperationException)
         {
             await error.WriteLineAsync($"error: cannot start the host: {e.Message}").ConfigureAwait(false);
             return InvalidConfig;
@@ -85,12 +86,15 @@ public static class RunCommand
                     : "(HTTP disabled)";
                 await output.WriteLineAsync($"Application '{app.Name}' is serving at {url}").ConfigureAwait(false);
             }
+            if (serve.AdminAddress is { } admin)
+                await output.WriteLineAsync($"Admin API at {admin} (serve status, serve deploy, serve shutdown).").ConfigureAwait(false);
             await output.WriteLineAsync("Press Ctrl-C to stop.").ConfigureAwait(false);
             started?.Invoke(serve);
 
             try
             {
-                await Task.Delay(Timeout.Infinite, stop).ConfigureAwait(false);
+                using var either = CancellationTokenSource.CreateLinkedTokenSource(stop, serve.ShutdownStarted);
+                await Task.Delay(Timeout.Infinite, either.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {

@@ -35,7 +35,11 @@ public sealed class RunCommandTests : IDisposable
         var output = new StringWriter();
         var error = new StringWriter();
         var started = new TaskCompletionSource<ServeHost>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var run = RunCommand.ExecuteAsync(target, output, error, stop.Token, o => o.Http.Port = 0, serve => started.TrySetResult(serve));
+        var run = RunCommand.ExecuteAsync(target, output, error, stop.Token, o =>
+        {
+            o.Http.Port = 0;
+            o.Admin.Port = 0;
+        }, serve => started.TrySetResult(serve));
         var first = await Task.WhenAny(run, started.Task).WaitAsync(Bound);
         if (first == started.Task)
         {
