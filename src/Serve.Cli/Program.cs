@@ -6,7 +6,24 @@ var target = new Argument<string>("target")
 {
     Description = "A config file (.yaml, .yml or .json) or an application builder: path/to/Assembly.dll:Namespace.Type.Method",
 };
-var run = new Command("run", "Start a Serve host in the foreground, deploy the config's applications and serve until Ctrl-C.") { target };
+var adminHost = new Option<string>("--admin-host")
+{
+    Description = "The admin API's listen address (a non-loopback address needs --admin-token)",
+    DefaultValueFactory = _ => "127.0.0.1",
+};
+var adminPort = new Option<int>("--admin-port")
+{
+    Description = "The admin API's port (0 picks a free one)",
+    DefaultValueFactory = _ => 8265,
+};
+var adminToken = new Option<string?>("--admin-token")
+{
+    Description = "Require 'Authorization: Bearer <token>' on every admin request",
+};
+var run = new Command("run", "Start a Serve host in the foreground, deploy the config's applications and serve until Ctrl-C or `serve shutdown`.")
+{
+    target, adminHost, adminPort, adminToken,
+};
 run.SetAction(async (parse, _) =>
 {
     using var stop = new CancellationTokenSource();
@@ -17,7 +34,15 @@ run.SetAction(async (parse, _) =>
     }
     using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
     using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
-    return await RunCommand.ExecuteAsync(parse.GetValue(target)!, Console.Out, Console.Error, stop.Token);
+    var host = parse.GetValue(adminHost)!;
+    var port = parse.GetValue(adminPort);
+    var token = parse.GetValue(adminToken);
+    return await RunCommand.ExecuteAsync(parse.GetValue(target)!, Console.Out, Console.Error, stop.Token, o =>
+    {
+        o.Admin.Host = host;
+        o.Admin.Port = port;
+        o.Admin.AccessToken = token;
+    });
 });
 
 Option<string> AddressOption() => new("--address")
