@@ -454,8 +454,61 @@ namespace Serve.Generators
                     ResultTypeOf: result?.WithNullableAnnotation(NullableAnnotation.NotAnnotated).ToDisplayString(s_typeOfFormat),
                     Parameters: new EquatableArray<ParameterModel>(WithTrailingDefaults(parameters, bindOnly: false)),
                     Index: index);
+                model = WithHttp(model, method);
                 return (model, signature);
             }
+
+            /// <summary>Adds the ASP.NET Core <c>[HttpGet]</c>-style route of a method, matched by attribute name (no reference needed).</summary>
+            private static MethodModel WithHttp(MethodModel model, IMethodSymbol method)
+            {
+                foreach (var attribute in method.GetAttributes())
+                {
+                    var verb = AttributeName(attribute) switch
+                    {
+                        "Microsoft.AspNetCore.Mvc.HttpGetAttribute" => "GET",
+                        "Microsoft.AspNetCore.Mvc.HttpPostAttribute" => "POST",
+                        "Microsoft.AspNetCore.Mvc.HttpPutAttribute" => "PUT",
+                        "Microsoft.AspNetCore.Mvc.HttpDeleteAttribute" => "DELETE",
+                        _ => null,
+                    };
+                    if (verb is null)
+                        continue;
+                    var template = attribute.ConstructorArguments.Length > 0 && attribute.ConstructorArguments[0].Value is string t ? t : "";
+                    var bindings = new List<string>();
+                    foreach (var p in method.Parameters)
+                    {
+                        if (IsNamed(p.Type, "System.Threading", "CancellationToken"))
+                            continue;
+                        var source = "Auto";
+                        var name = p.Name;
+                        foreach (var a in p.GetAttributes())
+                        {
+                            var s = AttributeName(a) switch
+                            {
+                                "Microsoft.AspNetCore.Mvc.FromRouteAttribute" => "Route",
+                                "Microsoft.AspNetCore.Mvc.FromQueryAttribute" => "Query",
+                                "Microsoft.AspNetCore.Mvc.FromBodyAttribute" => "Body",
+                                "Microsoft.AspNetCore.Mvc.FromHeaderAttribute" => "Header",
+                                _ => null,
+                            };
+                            if (s is null)
+                                continue;
+                            source = s;
+                            foreach (var named in a.NamedArguments)
+                            {
+                                if (named.Key == "Name" && named.Value.Value is string n && n.Length > 0)
+                                    name = n;
+                            }
+                        }
+                        bindings.Add(source + ":" + name);
+                    }
+                    return model with { HttpVerb = verb, HttpTemplate = template, HttpBindings = string.Join("\n", bindings) };
+                }
+                return model;
+            }
+
+            private static string? AttributeName(AttributeData attribute) =>
+                attribute.AttributeClass is { } c ? c.ContainingNamespace.ToDisplayString() + "." + c.MetadataName : null;
 
             private static (ResultShape Shape, ITypeSymbol? Result) Shape(IMethodSymbol method)
             {

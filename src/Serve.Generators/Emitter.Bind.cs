@@ -62,6 +62,7 @@ namespace Serve.Generators
             WriteCreateInstance(w, model);
             w.WriteLine("Invoker = new __ServeInvoker(),");
             WriteMethods(w, model);
+            WriteHttpEndpoints(w, model);
             if (model.UserConfigType is { } config)
             {
                 w.WriteLine("UserConfigType = typeof(" + model.UserConfigTypeOf + "),");
@@ -131,6 +132,33 @@ namespace Serve.Generators
                 w.WriteLine(Literal(ctor.Index) + " => new " + model.ImplementationType + "(" + string.Join(", ", arguments) + "),");
             }
             w.WriteLine("_ => throw activation.UnknownConstructor(),");
+            w.CloseBlock(",");
+        }
+
+        private static void WriteHttpEndpoints(SourceWriter w, DeploymentModel model)
+        {
+            if (!model.Methods.Any(m => m.HttpVerb is not null))
+                return;
+            w.WriteLine("HttpEndpoints = new " + CodeGeneration + ".HttpEndpoint[]");
+            w.OpenBlock();
+            foreach (var m in model.Methods)
+            {
+                if (m.HttpVerb is null)
+                    continue;
+                var bindings = string.IsNullOrEmpty(m.HttpBindings) ? new string[0] : m.HttpBindings!.Split('\n');
+                var arguments = m.Parameters.Where(p => p.Kind != ParameterKind.CancellationToken).ToList();
+                var parameters = bindings.Length == 0
+                    ? "global::System.Array.Empty<" + CodeGeneration + ".HttpParameterBinding>()"
+                    : "new " + CodeGeneration + ".HttpParameterBinding[] { " + string.Join(", ", bindings.Select((b, i) =>
+                    {
+                        var colon = b.IndexOf(':');
+                        var text = "new(" + CodeGeneration + ".HttpParameterSource." + b.Substring(0, colon) + ", " + Literal(b.Substring(colon + 1));
+                        if (i < arguments.Count && arguments[i].DefaultValue is { } value)
+                            text += ", true, (object?)((" + arguments[i].Type + ")(" + value + "))";
+                        return text + ")";
+                    })) + " }";
+                w.WriteLine("new(" + Literal(m.MethodId) + ", " + Literal(m.HttpVerb) + ", " + Literal(m.HttpTemplate ?? "") + ", " + parameters + "),");
+            }
             w.CloseBlock(",");
         }
 

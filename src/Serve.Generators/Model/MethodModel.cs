@@ -13,6 +13,9 @@ namespace Serve.Generators.Model
     /// <param name="ResultTypeOf">The same type for <c>typeof</c>; null for void shapes.</param>
     /// <param name="Parameters">All parameters of the user method, cancellation tokens included.</param>
     /// <param name="Index">The method's position among the handle methods (the struct is <c>{Name}_{Index}</c>).</param>
+    /// <param name="HttpVerb">The verb of an ASP.NET Core <c>[HttpGet]</c>-style attribute (<c>GET</c>), or null.</param>
+    /// <param name="HttpTemplate">That attribute's route template (empty when none).</param>
+    /// <param name="HttpBindings">Per handle parameter, <c>Source:Name</c> joined by '\n' (Source: Body, Query, Route, Header, Auto).</param>
     internal sealed record MethodModel(
         string Name,
         string HandleName,
@@ -22,7 +25,10 @@ namespace Serve.Generators.Model
         string? ResultType,
         string? ResultTypeOf,
         EquatableArray<ParameterModel> Parameters,
-        int Index)
+        int Index,
+        string? HttpVerb = null,
+        string? HttpTemplate = null,
+        string? HttpBindings = null)
     {
         public string StructName => Name + "_" + Index;
     }

@@ -37,6 +37,9 @@ public sealed class DeploymentDefinition
     /// <summary>The handle methods, in declaration order.</summary>
     public required IReadOnlyList<DeploymentMethod> Methods { get; init; }
 
+    /// <summary>The HTTP endpoints (<c>[HttpGet]</c>-style methods); empty when the class declares none.</summary>
+    public IReadOnlyList<HttpEndpoint> HttpEndpoints { get; init; } = [];
+
     /// <summary>The <c>TConfig</c> of <see cref="IReconfigurable{TConfig}"/>, or <c>null</c>.</summary>
     public Type? UserConfigType { get; init; }
 

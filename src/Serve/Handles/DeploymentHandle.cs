@@ -178,6 +178,10 @@ public class DeploymentHandle
         throw new MissingMethodException($"Deployment '{DeploymentName}' has no method '{methodName}' taking {argumentCount} argument(s). Its methods: {known}.");
     }
 
+    /// <summary>Calls a method by id with boxed arguments through the router (the HTTP endpoints' path).</summary>
+    internal ValueTask<object?> InvokeByIdAsync(int methodId, object?[] arguments, CancellationToken cancellationToken) =>
+        InvokeBoxedAsync(methodId, arguments, cancellationToken);
+
     private async ValueTask<object?> InvokeBoxedAsync(int methodId, object?[] arguments, CancellationToken cancellationToken)
     {
         var replica = await _router.AcquireAsync(cancellationToken).ConfigureAwait(false);

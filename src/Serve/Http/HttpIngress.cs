@@ -127,6 +127,37 @@ internal sealed class HttpIngress : IAsyncDisposable
         }
         var handle = route.Handle;
 
+        if (handle.Definition.HttpEndpoints.Count > 0)
+        {
+            var subPath = SubPath(route.RoutePrefix, request.Path.Value ?? "/");
+            var routes = HttpEndpointRoutes.For(handle.Definition);
+            var matched = false;
+            foreach (var endpoint in routes)
+            {
+                var values = new Microsoft.AspNetCore.Routing.RouteValueDictionary();
+                if (!endpoint.Matcher.TryMatch(new PathString(subPath), values))
+                    continue;
+                matched = true;
+                if (string.Equals(endpoint.Endpoint.Method, request.Method, StringComparison.OrdinalIgnoreCase))
+                {
+                    await EndpointAsync(context, route, requestId, endpoint, values).ConfigureAwait(false);
+                    return;
+                }
+            }
+            if (matched)
+            {
+                response.Headers.Allow = string.Join(", ", routes.Where(r => r.Matcher.TryMatch(new PathString(subPath), new Microsoft.AspNetCore.Routing.RouteValueDictionary()))
+                    .Select(r => r.Endpoint.Method.ToUpperInvariant()).Distinct());
+                await TextAsync(context, StatusCodes.Status405MethodNotAllowed, "Method not allowed: this endpoint takes " + response.Headers.Allow + ".").ConfigureAwait(false);
+                return;
+            }
+            if (subPath != "/" || !handle.Definition.Methods.Any(m => m.IsCall))
+            {
+                await TextAsync(context, StatusCodes.Status404NotFound, "Not found: no endpoint of this application matches the path.").ConfigureAwait(false);
+                return;
+            }
+        }
+
         var calls = handle.Definition.Methods.Where(m => m.IsCall).ToArray();
         if (calls.Length == 0)
         {
@@ -213,6 +244,137 @@ internal sealed class HttpIngress : IAsyncDisposable
         {
             Log.HttpRequestFailed(_logger, requestId, route.Application, request.Method, request.Path.Value ?? "/", e);
             await TextAsync(context, StatusCodes.Status500InternalServerError, $"Internal error; request id {requestId}").ConfigureAwait(false);
+        }
+    }
+
+    private static string SubPath(string routePrefix, string path)
+    {
+        var prefix = Normalize(routePrefix);
+        var rest = prefix == "/" ? path : path[prefix.Length..];
+        return rest.Length == 0 ? "/" : rest;
+    }
+
+    /// <summary>Serves one <c>[HttpGet]</c>-style endpoint: binds route, query, header and body values, then calls through the router.</summary>
+    private async Task EndpointAsync(HttpContext context, ServeController.RouteEntry route, string requestId, HttpEndpointRoutes.Route endpoint,
+        Microsoft.AspNetCore.Routing.RouteValueDictionary values)
+    {
+        var request = context.Request;
+        var response = context.Response;
+        var method = endpoint.Method;
+        if (method.Kind == DeploymentMethodKind.Stream || method.ParameterTypes.Any(t => t == typeof(HttpRequest) || t == typeof(HttpContext)))
+        {
+            await TextAsync(context, StatusCodes.Status501NotImplemented, "Not implemented: an endpoint returning a stream or taking HttpRequest/HttpContext is not served yet.").ConfigureAwait(false);
+            return;
+        }
+
+        using var timeout = _options.RequestTimeout is { } limit ? new CancellationTokenSource(limit) : null;
+        using var linked = timeout is null ? null : CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, timeout.Token);
+        var cancellationToken = linked?.Token ?? context.RequestAborted;
+
+        var arguments = new object?[method.ParameterTypes.Length];
+        try
+        {
+            var bindings = endpoint.Endpoint.Parameters;
+            for (var i = 0; i < arguments.Length; i++)
+            {
+                var type = method.ParameterTypes[i];
+                var binding = i < bindings.Length ? bindings[i] : new HttpParameterBinding(HttpParameterSource.Auto, method.ParameterNames[i]);
+                var source = binding.Source;
+                if (source == HttpParameterSource.Auto)
+                    source = values.ContainsKey(binding.Name) ? HttpParameterSource.Route : HttpParameterSource.Query;
+                string? text = source switch
+                {
+                    HttpParameterSource.Route => values.TryGetValue(binding.Name, out var v) ? Convert.ToString(v, System.Globalization.CultureInfo.InvariantCulture) : null,
+                    HttpParameterSource.Query => request.Query.TryGetValue(binding.Name, out var q) ? q.ToString() : null,
+                    HttpParameterSource.Header => request.Headers.TryGetValue(binding.Name, out var h) ? h.ToString() : null,
+                    _ => null,
+                };
+                if (source == HttpParameterSource.Body)
+                {
+                    using var buffer = new MemoryStream();
+                    await request.Body.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
+                    if (buffer.Length == 0)
+                    {
+                        if (!binding.HasDefault)
+                            throw new BadRequest($"the request body is empty, but parameter '{method.ParameterNames[i]}' takes it as JSON.");
+                        arguments[i] = binding.DefaultValue;
+                        continue;
+                    }
+                    arguments[i] = JsonSerializer.Deserialize(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), type, JsonSerializerOptions.Web);
+                    continue;
+                }
+                if (text is null)
+                {
+                    if (!binding.HasDefault)
+                        throw new BadRequest($"missing {source.ToString().ToLowerInvariant()} value '{binding.Name}'.");
+                    arguments[i] = binding.DefaultValue;
+                    continue;
+                }
+                arguments[i] = ConvertText(text, type, binding.Name);
+            }
+        }
+        catch (BadRequest e)
+        {
+            await TextAsync(context, StatusCodes.Status400BadRequest, "Bad request: " + e.Message).ConfigureAwait(false);
+            return;
+        }
+        catch (JsonException e)
+        {
+            await TextAsync(context, StatusCodes.Status400BadRequest, "Bad request: the body is not valid JSON for the parameter: " + e.Message).ConfigureAwait(false);
+            return;
+        }
+        catch (BadHttpRequestException e)
+        {
+            var text = e.StatusCode == StatusCodes.Status413PayloadTooLarge
+                ? $"Payload too large: the request body exceeds {_options.MaxRequestBodySize} bytes."
+                : "Bad request: the request body could not be read.";
+            await TextAsync(context, e.StatusCode, text).ConfigureAwait(false);
+            return;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            await CancelledAsync(context, timeout).ConfigureAwait(false);
+            return;
+        }
+
+        object? result;
+        try
+        {
+            result = await route.Handle.InvokeByIdAsync(method.MethodId, arguments, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            await CallFailedAsync(context, route, requestId, e, timeout, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
+        try
+        {
+            await WriteResultAsync(context, method, result, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away while the result was being written.
+        }
+        catch (Exception e) when (!response.HasStarted)
+        {
+            Log.HttpRequestFailed(_logger, requestId, route.Application, request.Method, request.Path.Value ?? "/", e);
+            await TextAsync(context, StatusCodes.Status500InternalServerError, $"Internal error; request id {requestId}").ConfigureAwait(false);
+        }
+    }
+
+    private static object? ConvertText(string text, Type type, string name)
+    {
+        var underlying = Nullable.GetUnderlyingType(type) ?? type;
+        if (underlying == typeof(string) || underlying == typeof(object))
+            return text;
+        try
+        {
+            return FromQueryValue(text, type).Deserialize(type, JsonSerializerOptions.Web);
+        }
+        catch (Exception e) when (e is JsonException or NotSupportedException or FormatException or InvalidOperationException)
+        {
+            throw new BadRequest($"'{text}' is not a valid {underlying.Name} for '{name}'.");
         }
     }
 
