@@ -25,6 +25,44 @@ public sealed class SnapshotTests
         """);
 
     [Fact]
+    public void HttpEndpoints() => Verify("""
+        using Serve;
+
+        namespace Microsoft.AspNetCore.Mvc
+        {
+            // Look-alikes of ASP.NET Core's attributes: the generator matches them by metadata name.
+            [System.AttributeUsage(System.AttributeTargets.Method)] public sealed class HttpGetAttribute(string template = "") : System.Attribute { }
+            [System.AttributeUsage(System.AttributeTargets.Method)] public sealed class HttpPostAttribute(string template = "") : System.Attribute { }
+            [System.AttributeUsage(System.AttributeTargets.Parameter)] public sealed class FromRouteAttribute : System.Attribute { public string? Name { get; set; } }
+            [System.AttributeUsage(System.AttributeTargets.Parameter)] public sealed class FromQueryAttribute : System.Attribute { public string? Name { get; set; } }
+            [System.AttributeUsage(System.AttributeTargets.Parameter)] public sealed class FromBodyAttribute : System.Attribute { }
+            [System.AttributeUsage(System.AttributeTargets.Parameter)] public sealed class FromHeaderAttribute : System.Attribute { public string? Name { get; set; } }
+        }
+
+        namespace Demo
+        {
+            using Microsoft.AspNetCore.Mvc;
+
+            public sealed record Item(int Id, string Name);
+
+            [Deployment]
+            public partial class Api
+            {
+                [HttpGet("hi/{name}")]
+                public string Hi([FromRoute] string name, [FromQuery(Name = "n")] int times = 1) => name;
+
+                [HttpPost("items")]
+                public Item Add([FromBody] Item item, [FromHeader(Name = "x-user")] string? user, string? tag = null) => item;
+
+                [HttpGet]
+                public string Root() => "root";
+
+                public string NotAnEndpoint() => "";
+            }
+        }
+        """);
+
+    [Fact]
     public void ResultShapes() => Verify("""
         using System.Collections.Generic;
         using System.Threading.Tasks;
