@@ -459,7 +459,7 @@ namespace Serve.Generators
             }
 
             /// <summary>Adds the ASP.NET Core <c>[HttpGet]</c>-style route of a method, matched by attribute name (no reference needed).</summary>
-            private static MethodModel WithHttp(MethodModel model, IMethodSymbol method)
+            private MethodModel WithHttp(MethodModel model, IMethodSymbol method)
             {
                 foreach (var attribute in method.GetAttributes())
                 {
@@ -502,9 +502,42 @@ namespace Serve.Generators
                         }
                         bindings.Add(source + ":" + name);
                     }
+                    foreach (var routeValue in RouteValues(template))
+                    {
+                        if (!bindings.Any(b => (b.StartsWith("Route:", StringComparison.Ordinal) || b.StartsWith("Auto:", StringComparison.Ordinal))
+                                && string.Equals(b.Substring(b.IndexOf(':') + 1), routeValue, StringComparison.OrdinalIgnoreCase)))
+                        {
+                            Report(DiagnosticDescriptors.RouteValueWithoutParameter, LocationInfo.From(attribute.ApplicationSyntaxReference?.GetSyntax()),
+                                template, method.Name, routeValue);
+                        }
+                    }
                     return model with { HttpVerb = verb, HttpTemplate = template, HttpBindings = string.Join("\n", bindings) };
                 }
                 return model;
+            }
+
+            /// <summary>The names of a route template's values: <c>{id:int}</c>, <c>{*rest}</c> and <c>{page?}</c> give id, rest, page.</summary>
+            private static IEnumerable<string> RouteValues(string template)
+            {
+                var start = 0;
+                while ((start = template.IndexOf('{', start)) >= 0)
+                {
+                    if (start + 1 < template.Length && template[start + 1] == '{')
+                    {
+                        start += 2;
+                        continue;
+                    }
+                    var end = template.IndexOf('}', start);
+                    if (end < 0)
+                        yield break;
+                    var name = template.Substring(start + 1, end - start - 1).TrimStart('*');
+                    var cut = name.IndexOfAny(new[] { ':', '=', '?' });
+                    if (cut >= 0)
+                        name = name.Substring(0, cut);
+                    if (name.Length > 0)
+                        yield return name;
+                    start = end + 1;
+                }
             }
 
             private static string? AttributeName(AttributeData attribute) =>

@@ -106,6 +106,11 @@ namespace Serve.Generators
             "Two deployments generate the same handle type",
             "Deployments '{0}' and '{1}' both generate the handle type '{2}' (handles of nested classes and functions are generated at namespace level). Rename one of them.");
 
+        public static readonly DiagnosticDescriptor RouteValueWithoutParameter = Rule(
+            "SERVE020",
+            "Every route template value needs a parameter",
+            "The route template '{0}' of method '{1}' has the value '{{{2}}}', but no parameter binds it. Add a parameter named '{2}' (or [FromRoute(Name = \"{2}\")]), or remove it from the template.");
+
         public static readonly DiagnosticDescriptor InternalError = Rule(
             "SERVE099",
             "Serve generator internal error",
@@ -115,7 +120,7 @@ namespace Serve.Generators
             ClassNotPartial, ClassGeneric, ClassAbstract, ClassStatic, ContainingTypeNotPartial, ContainingTypeGeneric,
             DeploymentInaccessible, NoPublicConstructor, ByReference, RefLikeType, DuplicateHandleMethod, GenericMethod,
             ReservedHandleMethodName, MethodIdCollision, DuplicateBind, FunctionNotInStaticPartialClass, FunctionNotStatic,
-            OptionOutOfRange, DuplicateHandleType, InternalError);
+            OptionOutOfRange, DuplicateHandleType, RouteValueWithoutParameter, InternalError);
 
         /// <summary>All rules, in id order.</summary>
         public static IReadOnlyCollection<DiagnosticDescriptor> All => s_byId.Values;

@@ -351,6 +351,18 @@ public sealed class DiagnosticTests
         }
     }
 
+    [Fact]
+    public void SERVE020_RouteValueWithoutParameter()
+    {
+        var d = Single("""
+            [Deployment] public partial class Api
+            {
+                [Microsoft.AspNetCore.Mvc.HttpGet("items/{id:int}")] public string Get(int key) => "";
+            }
+            """, "SERVE020", "Microsoft.AspNetCore.Mvc.HttpGet(\"items/{id:int}\")");
+        Assert.Contains("'{id}'", d.GetMessage());
+    }
+
     private static GeneratorRun Run(string body, bool unsafeCode = false)
     {
         var compilation = GeneratorHarness.CreateCompilation(new[] { Usings + body });
