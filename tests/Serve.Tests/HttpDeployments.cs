@@ -55,7 +55,21 @@ public partial class HttpGate(Probe probe, ReplicaContext context)
 [Deployment]
 public partial class HttpRaw
 {
-    public string Call(Microsoft.AspNetCore.Http.HttpRequest request) => request.Path;
+    public async Task<Microsoft.AspNetCore.Http.IResult> CallAsync(Microsoft.AspNetCore.Http.HttpRequest request)
+    {
+        using var reader = new StreamReader(request.Body);
+        var body = await reader.ReadToEndAsync();
+        var who = request.Query["who"].ToString();
+        return who.Length == 0
+            ? Microsoft.AspNetCore.Http.Results.BadRequest("say who")
+            : Microsoft.AspNetCore.Http.Results.Text($"{request.Method} {request.Path} who={who} body={body}", "text/plain", statusCode: 201);
+    }
+}
+
+[Deployment]
+public partial class HttpMixed
+{
+    public string Call(Microsoft.AspNetCore.Http.HttpRequest request, int n) => $"{request.Path} {n}";
 }
 
 // Deployments streamed over HTTP by HttpStreamingTests.

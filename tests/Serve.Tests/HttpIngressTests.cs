@@ -153,15 +153,31 @@ public class HttpIngressTests
     }
 
     [Fact]
-    public async Task A_call_method_taking_HttpRequest_is_not_served_yet()
+    public async Task A_call_method_taking_HttpRequest_gets_the_request_and_its_IResult_is_executed()
     {
         await using var serve = await StartAsync();
-        await serve.RunAsync(HttpRaw.Bind()).WaitAsync(Bound);
+        await serve.RunAsync(HttpRaw.Bind(), new RunOptions { Name = "raw", RoutePrefix = "/raw" }).WaitAsync(Bound);
         using var http = Client(serve);
 
-        var raw = await PostAsync(http, "/", "{}");
-        Assert.Equal(HttpStatusCode.NotImplemented, raw.Status);
-        Assert.Contains("HttpRequest", raw.Body);
+        var created = await SendAsync(http, new HttpRequestMessage(HttpMethod.Post, "/raw/sub?who=ada") { Content = new StringContent("not json at all") });
+        Assert.Equal(HttpStatusCode.Created, created.Status);
+        Assert.Equal("POST /raw/sub who=ada body=not json at all", created.Body);
+
+        var bad = await GetAsync(http, "/raw");
+        Assert.Equal(HttpStatusCode.BadRequest, bad.Status);
+        Assert.Contains("say who", bad.Body);
+    }
+
+    [Fact]
+    public async Task A_call_method_mixing_HttpRequest_with_other_parameters_is_501_with_the_fix()
+    {
+        await using var serve = await StartAsync();
+        await serve.RunAsync(HttpMixed.Bind()).WaitAsync(Bound);
+        using var http = Client(serve);
+
+        var mixed = await PostAsync(http, "/", "[1]");
+        Assert.Equal(HttpStatusCode.NotImplemented, mixed.Status);
+        Assert.Contains("take only the HttpRequest", mixed.Body);
     }
 
     [Fact]

@@ -177,13 +177,23 @@ internal sealed class HttpIngress : IAsyncDisposable
         using var linked = timeout is null ? null : CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, timeout.Token);
         var cancellationToken = linked?.Token ?? context.RequestAborted;
 
+        if (!Array.Exists(calls, TakesOnlyRequest) && Array.Exists(calls, m => m.ParameterTypes.Any(IsRequestType)))
+        {
+            await TextAsync(context, StatusCodes.Status501NotImplemented, "Not implemented: a call method taking HttpRequest or HttpContext together with other parameters is not served over HTTP; take only the HttpRequest and read the rest from it.").ConfigureAwait(false);
+            return;
+        }
+
         DeploymentMethod method;
         object?[] arguments;
         try
         {
-            (method, arguments) = isGet
-                ? BindQuery(calls, request.Query)
-                : await BindBodyAsync(calls, request, cancellationToken).ConfigureAwait(false);
+            // A call method that asks for the request itself gets it by reference (the replica is in-process).
+            if (Array.Find(calls, TakesOnlyRequest) is { } raw)
+                (method, arguments) = (raw, RequestArguments(raw, context));
+            else if (isGet)
+                (method, arguments) = BindQuery(calls, request.Query);
+            else
+                (method, arguments) = await BindBodyAsync(calls, request, cancellationToken).ConfigureAwait(false);
         }
         catch (BadRequest e)
         {
@@ -209,11 +219,7 @@ internal sealed class HttpIngress : IAsyncDisposable
             return;
         }
 
-        if (method.ParameterTypes.Any(t => t == typeof(HttpRequest) || t == typeof(HttpContext)))
-        {
-            await TextAsync(context, StatusCodes.Status501NotImplemented, "Not implemented: a call method taking HttpRequest or HttpContext is not served over HTTP yet.").ConfigureAwait(false);
-            return;
-        }
+
 
         if (method.Kind == DeploymentMethodKind.Stream)
         {
@@ -567,11 +573,27 @@ internal sealed class HttpIngress : IAsyncDisposable
         }
     }
 
+    private static bool IsRequestType(Type type) => type == typeof(HttpRequest) || type == typeof(HttpContext);
+
+    private static bool TakesOnlyRequest(DeploymentMethod method) =>
+        method.ParameterTypes.Length > 0 && Array.TrueForAll(method.ParameterTypes, IsRequestType);
+
+    private static object?[] RequestArguments(DeploymentMethod method, HttpContext context)
+    {
+        var arguments = new object?[method.ParameterTypes.Length];
+        for (var i = 0; i < arguments.Length; i++)
+            arguments[i] = method.ParameterTypes[i] == typeof(HttpRequest) ? context.Request : context;
+        return arguments;
+    }
+
     private static async Task WriteResultAsync(HttpContext context, DeploymentMethod method, object? result, CancellationToken cancellationToken)
     {
         var response = context.Response;
         switch (result)
         {
+            case IResult httpResult:
+                await httpResult.ExecuteAsync(context).ConfigureAwait(false);
+                return;
             case null when method.Kind == DeploymentMethodKind.Void:
                 response.StatusCode = StatusCodes.Status204NoContent;
                 return;
