@@ -85,7 +85,7 @@ using (var http = new HttpClient { BaseAddress = serve.HttpAddress })
         failures.Add($"POST /classify answered {(int)classified.StatusCode} {classifiedBody}, expected species setosa.");
 }
 
-// Try them yourself while the host runs (this sample shuts down at the end; keep the host alive to curl it):
+// Try them yourself while the host runs:
 var examples = new Dictionary<string, string>
 {
     ["hello"] = "curl {url}",
@@ -111,13 +111,26 @@ foreach (var a in serve.GetStatus().Applications)
         Console.WriteLine($"    {d.Name,-16} {d.Status,-8} version {d.Version}  replicas: {string.Join(", ", d.Replicas.Select(r => $"{r.ReplicaId} ({r.State})"))}");
 }
 
-await serve.ShutdownAsync();
-Console.WriteLine("shut down: in-flight calls drained, replicas disposed.");
-
 if (failures.Count > 0)
 {
+    await serve.ShutdownAsync();
     foreach (var failure in failures)
         Console.Error.WriteLine($"FAILED: {failure}");
     return 1;
 }
+
+// A real service keeps serving until Ctrl-C (or SIGTERM); `--once` ends here, for scripted checks.
+if (!args.Contains("--once"))
+{
+    var stop = new TaskCompletionSource();
+    Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.TrySetResult(); };
+    using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(
+        System.Runtime.InteropServices.PosixSignal.SIGTERM, context => { context.Cancel = true; stop.TrySetResult(); });
+    Console.WriteLine();
+    Console.WriteLine($"Serving on {serve.HttpAddress} — press Ctrl-C to stop.");
+    await stop.Task;
+}
+
+await serve.ShutdownAsync();
+Console.WriteLine("shut down: in-flight calls drained, replicas disposed.");
 return 0;
