@@ -20,13 +20,12 @@ namespace Serve.Http;
 internal sealed class AdminApi : IAsyncDisposable
 {
     private const string Applications = "/api/serve/applications";
-    private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(5);
 
     private readonly AdminOptions _options;
     private readonly ServeHost _host;
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _applyLock = new(1, 1);
-    private WebApplication? _app;
+    private KestrelListener? _listener;
 
     private AdminApi(AdminOptions options, ServeHost host, ILogger logger)
     {
@@ -36,11 +35,11 @@ internal sealed class AdminApi : IAsyncDisposable
     }
 
     /// <summary>The bound address (with the real port when <see cref="AdminOptions.Port"/> is 0).</summary>
-    public Uri? Address { get; private set; }
+    public Uri? Address => _listener?.Address;
 
     public static async Task<AdminApi> StartAsync(AdminOptions options, ServeHost host, ILogger logger, CancellationToken cancellationToken)
     {
-        var address = ParseHost(options.Host);
+        var address = KestrelListener.ParseHost(options.Host, "ServeOptions.Admin.Host");
         if (!IPAddress.IsLoopback(address) && options.AccessToken is null)
             throw new ServeException(
                 $"The Serve admin API refuses to listen on {options.Host}, which is not a loopback address, without an access token: " +
@@ -60,55 +59,12 @@ internal sealed class AdminApi : IAsyncDisposable
 
     private async Task StartCoreAsync(IPAddress address, CancellationToken cancellationToken)
     {
-        var display = $"http://{(address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{address}]" : address.ToString())}:{_options.Port}";
-        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.WebHost.UseKestrelCore().ConfigureKestrel(k =>
-        {
-            k.AddServerHeader = false;
-            k.Listen(address, _options.Port);
-        });
-        var app = builder.Build();
-        app.Run(HandleAsync);
-        _app = app;
-        try
-        {
-            await app.StartAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (IOException e)
-        {
-            throw new ServeException(
-                $"The Serve admin API could not listen on {display}: {e.Message} " +
-                "Another process (another Serve host?) may be using the port; set o.Admin.Port to a free port (or 0 to pick one), or o.Admin.Enabled = false.", e);
-        }
-        var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault();
-        Address = bound is null ? new Uri(display) : new Uri(bound);
-        Log.AdminListening(_logger, Address.ToString());
+        _listener = await KestrelListener.StartAsync(address, _options.Port, null, HandleAsync, "admin API",
+            "set o.Admin.Port to a free port (or 0 to pick one), or o.Admin.Enabled = false.", cancellationToken).ConfigureAwait(false);
+        Log.AdminListening(_logger, _listener.Address.ToString());
     }
 
-    private static IPAddress ParseHost(string host)
-    {
-        if (string.Equals(host, "localhost", StringComparison.OrdinalIgnoreCase))
-            return IPAddress.Loopback;
-        if (IPAddress.TryParse(host, out var address))
-            return address;
-        throw new ArgumentException($"ServeOptions.Admin.Host = '{host}' is not an IP address; use e.g. \"127.0.0.1\" or \"localhost\".");
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        var app = Interlocked.Exchange(ref _app, null);
-        if (app is null)
-            return;
-        try
-        {
-            using var cts = new CancellationTokenSource(StopTimeout);
-            await app.StopAsync(cts.Token).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is OperationCanceledException or InvalidOperationException)
-        {
-        }
-        await app.DisposeAsync().ConfigureAwait(false);
-    }
+    public ValueTask DisposeAsync() => Interlocked.Exchange(ref _listener, null)?.DisposeAsync() ?? ValueTask.CompletedTask;
 
     // ---- Requests ---------------------------------------------------------------------------------------------
 

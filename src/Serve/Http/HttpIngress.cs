@@ -20,12 +20,11 @@ namespace Serve.Http;
 internal sealed class HttpIngress : IAsyncDisposable
 {
     private const string RequestIdHeader = "x-request-id";
-    private static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(5);
 
     private readonly HttpOptions _options;
     private readonly ServeHost _host;
     private readonly ILogger _logger;
-    private WebApplication? _app;
+    private KestrelListener? _listener;
 
     private HttpIngress(HttpOptions options, ServeHost host, ILogger logger)
     {
@@ -35,7 +34,7 @@ internal sealed class HttpIngress : IAsyncDisposable
     }
 
     /// <summary>The bound address (with the real port when <see cref="HttpOptions.Port"/> is 0).</summary>
-    public Uri? Address { get; private set; }
+    public Uri? Address => _listener?.Address;
 
     public static async Task<HttpIngress> StartAsync(HttpOptions options, ServeHost host, ILogger logger, CancellationToken cancellationToken)
     {
@@ -54,61 +53,13 @@ internal sealed class HttpIngress : IAsyncDisposable
 
     private async Task StartCoreAsync(CancellationToken cancellationToken)
     {
-        var address = ParseHost(_options.Host);
-        var display = $"http://{FormatHost(address)}:{_options.Port}";
-        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.WebHost.UseKestrelCore().ConfigureKestrel(k =>
-        {
-            k.AddServerHeader = false;
-            k.Limits.MaxRequestBodySize = _options.MaxRequestBodySize;
-            k.Listen(address, _options.Port);
-        });
-        var app = builder.Build();
-        app.Run(HandleAsync);
-        _app = app;
-        try
-        {
-            await app.StartAsync(cancellationToken).ConfigureAwait(false);
-        }
-        catch (IOException e)
-        {
-            throw new ServeException(
-                $"The Serve HTTP ingress could not listen on {display}: {e.Message} " +
-                "Another process may be using the port; set o.Http.Port to a free port (or 0 to pick one), or o.Http.Enabled = false to run without HTTP.", e);
-        }
-        var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault();
-        Address = bound is null ? new Uri(display) : new Uri(bound);
-        Log.HttpListening(_logger, Address.ToString());
+        var address = KestrelListener.ParseHost(_options.Host, "ServeOptions.Http.Host");
+        _listener = await KestrelListener.StartAsync(address, _options.Port, _options.MaxRequestBodySize, HandleAsync, "HTTP ingress",
+            "set o.Http.Port to a free port (or 0 to pick one), or o.Http.Enabled = false to run without HTTP.", cancellationToken).ConfigureAwait(false);
+        Log.HttpListening(_logger, _listener.Address.ToString());
     }
 
-    private static IPAddress ParseHost(string host)
-    {
-        if (string.Equals(host, "localhost", StringComparison.OrdinalIgnoreCase))
-            return IPAddress.Loopback;
-        if (IPAddress.TryParse(host, out var address))
-            return address;
-        throw new ArgumentException($"ServeOptions.Http.Host = '{host}' is not an IP address; use e.g. \"127.0.0.1\", \"0.0.0.0\" or \"localhost\".");
-    }
-
-    private static string FormatHost(IPAddress address) =>
-        address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{address}]" : address.ToString();
-
-    public async ValueTask DisposeAsync()
-    {
-        var app = Interlocked.Exchange(ref _app, null);
-        if (app is null)
-            return;
-        try
-        {
-            using var cts = new CancellationTokenSource(StopTimeout);
-            await app.StopAsync(cts.Token).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is OperationCanceledException or InvalidOperationException)
-        {
-            // Not started, or in-flight requests outlived the stop timeout: they are aborted by DisposeAsync.
-        }
-        await app.DisposeAsync().ConfigureAwait(false);
-    }
+    public ValueTask DisposeAsync() => Interlocked.Exchange(ref _listener, null)?.DisposeAsync() ?? ValueTask.CompletedTask;
 
     // ---- One request ------------------------------------------------------------------------------------------
 
