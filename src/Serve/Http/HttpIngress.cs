@@ -146,27 +146,9 @@ internal sealed class HttpIngress : IAsyncDisposable
             else
                 (method, arguments) = await BindBodyAsync(calls, request, cancellationToken).ConfigureAwait(false);
         }
-        catch (BadRequest e)
+        catch (Exception e) when (IsBindingFailure(e, cancellationToken))
         {
-            await TextAsync(context, StatusCodes.Status400BadRequest, "Bad request: " + e.Message).ConfigureAwait(false);
-            return;
-        }
-        catch (JsonException e)
-        {
-            await TextAsync(context, StatusCodes.Status400BadRequest, "Bad request: the body is not valid JSON: " + e.Message).ConfigureAwait(false);
-            return;
-        }
-        catch (BadHttpRequestException e)
-        {
-            var text = e.StatusCode == StatusCodes.Status413PayloadTooLarge
-                ? $"Payload too large: the request body exceeds {_options.MaxRequestBodySize} bytes."
-                : "Bad request: the request body could not be read.";
-            await TextAsync(context, e.StatusCode, text).ConfigureAwait(false);
-            return;
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            await CancelledAsync(context, timeout).ConfigureAwait(false);
+            await BindingFailedAsync(context, e, "Bad request: the body is not valid JSON: ", timeout).ConfigureAwait(false);
             return;
         }
 
@@ -270,27 +252,9 @@ internal sealed class HttpIngress : IAsyncDisposable
                 arguments[i] = ConvertText(text, type, binding.Name);
             }
         }
-        catch (BadRequest e)
+        catch (Exception e) when (IsBindingFailure(e, cancellationToken))
         {
-            await TextAsync(context, StatusCodes.Status400BadRequest, "Bad request: " + e.Message).ConfigureAwait(false);
-            return;
-        }
-        catch (JsonException e)
-        {
-            await TextAsync(context, StatusCodes.Status400BadRequest, "Bad request: the body is not valid JSON for the parameter: " + e.Message).ConfigureAwait(false);
-            return;
-        }
-        catch (BadHttpRequestException e)
-        {
-            var text = e.StatusCode == StatusCodes.Status413PayloadTooLarge
-                ? $"Payload too large: the request body exceeds {_options.MaxRequestBodySize} bytes."
-                : "Bad request: the request body could not be read.";
-            await TextAsync(context, e.StatusCode, text).ConfigureAwait(false);
-            return;
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            await CancelledAsync(context, timeout).ConfigureAwait(false);
+            await BindingFailedAsync(context, e, "Bad request: the body is not valid JSON for the parameter: ", timeout).ConfigureAwait(false);
             return;
         }
 
@@ -521,6 +485,33 @@ internal sealed class HttpIngress : IAsyncDisposable
         catch (OperationCanceledException)
         {
             // The client went away.
+        }
+    }
+
+    private static bool IsBindingFailure(Exception e, CancellationToken cancellationToken) =>
+        e is BadRequest or JsonException or BadHttpRequestException
+        || (e is OperationCanceledException && cancellationToken.IsCancellationRequested);
+
+    /// <summary>Answers a request whose arguments could not be read: 400 with the reason, 413, or the cancellation answer.</summary>
+    private async Task BindingFailedAsync(HttpContext context, Exception error, string invalidJson, CancellationTokenSource? timeout)
+    {
+        switch (error)
+        {
+            case BadRequest e:
+                await TextAsync(context, StatusCodes.Status400BadRequest, "Bad request: " + e.Message).ConfigureAwait(false);
+                break;
+            case JsonException e:
+                await TextAsync(context, StatusCodes.Status400BadRequest, invalidJson + e.Message).ConfigureAwait(false);
+                break;
+            case BadHttpRequestException e:
+                var text = e.StatusCode == StatusCodes.Status413PayloadTooLarge
+                    ? $"Payload too large: the request body exceeds {_options.MaxRequestBodySize} bytes."
+                    : "Bad request: the request body could not be read.";
+                await TextAsync(context, e.StatusCode, text).ConfigureAwait(false);
+                break;
+            default:
+                await CancelledAsync(context, timeout).ConfigureAwait(false);
+                break;
         }
     }
 
