@@ -45,6 +45,9 @@ namespace Serve.Generators
                 w.WriteLine("public " + method.StructName + "(" + parameters + ") { " + assignments + " }");
             }
             w.WriteLine("public int MethodId => Id;");
+            w.WriteLine(arguments.Count == 0
+                ? "public object?[] GetArguments() => global::System.Array.Empty<object?>();"
+                : "public object?[] GetArguments() => new object?[] { " + string.Join(", ", arguments.Select(p => "_" + p.Name)) + " };");
 
             var target = model.IsFunction
                 ? model.ImplementationType + "." + Identifier(method.Name)

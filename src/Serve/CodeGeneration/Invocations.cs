@@ -13,6 +13,12 @@ public interface IInvocation<TResult>
     /// <summary>The stable method id (a hash of the method signature).</summary>
     int MethodId { get; }
 
+    /// <summary>
+    /// The arguments, boxed, one per handle-method parameter (cancellation token excluded): used only when the call
+    /// crosses an isolation boundary, where the callee's copy of this struct is a different type.
+    /// </summary>
+    object?[] GetArguments();
+
     /// <summary>Calls the user method on <paramref name="instance"/> directly (no reflection).</summary>
     ValueTask<TResult> InvokeAsync(object instance, CancellationToken cancellationToken);
 }
@@ -23,6 +29,12 @@ public interface IVoidInvocation
 {
     /// <summary>The stable method id (a hash of the method signature).</summary>
     int MethodId { get; }
+
+    /// <summary>
+    /// The arguments, boxed, one per handle-method parameter (cancellation token excluded): used only when the call
+    /// crosses an isolation boundary, where the callee's copy of this struct is a different type.
+    /// </summary>
+    object?[] GetArguments();
 
     /// <summary>Calls the user method on <paramref name="instance"/> directly (no reflection).</summary>
     ValueTask InvokeAsync(object instance, CancellationToken cancellationToken);
@@ -35,6 +47,12 @@ public interface IStreamInvocation<TItem>
 {
     /// <summary>The stable method id (a hash of the method signature).</summary>
     int MethodId { get; }
+
+    /// <summary>
+    /// The arguments, boxed, one per handle-method parameter (cancellation token excluded): used only when the call
+    /// crosses an isolation boundary, where the callee's copy of this struct is a different type.
+    /// </summary>
+    object?[] GetArguments();
 
     /// <summary>Calls the user method on <paramref name="instance"/> directly (no reflection).</summary>
     IAsyncEnumerable<TItem> Invoke(object instance, CancellationToken cancellationToken);

@@ -52,6 +52,7 @@ namespace Demo
                 private readonly string _prompt;
                 public Call_0(string prompt) { _prompt = prompt; }
                 public int MethodId => Id;
+                public object?[] GetArguments() => new object?[] { _prompt };
                 public global::System.Threading.Tasks.ValueTask<string> InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => new global::System.Threading.Tasks.ValueTask<string>(((global::Demo.Llm)instance).Call(_prompt));
             }

@@ -50,6 +50,7 @@ namespace Demo
             {
                 public const int Id = -2071478546;
                 public int MethodId => Id;
+                public object?[] GetArguments() => global::System.Array.Empty<object?>();
                 public global::System.Threading.Tasks.ValueTask InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                 {
                     ((global::Demo.Trainer)instance).Call();

@@ -67,6 +67,7 @@ namespace Demo
                 private readonly float[] _input;
                 public PredictAsync_0(float[] input) { _input = input; }
                 public int MethodId => Id;
+                public object?[] GetArguments() => new object?[] { _input };
                 public global::System.Threading.Tasks.ValueTask<float[]> InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => new global::System.Threading.Tasks.ValueTask<float[]>(((global::Demo.Model)instance).PredictAsync(_input, cancellationToken));
             }
@@ -75,6 +76,7 @@ namespace Demo
             {
                 public const int Id = 1024191450;
                 public int MethodId => Id;
+                public object?[] GetArguments() => global::System.Array.Empty<object?>();
                 public global::System.Threading.Tasks.ValueTask InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => new global::System.Threading.Tasks.ValueTask(((global::Demo.Model)instance).WarmUp(cancellationToken));
             }
@@ -85,6 +87,7 @@ namespace Demo
                 private readonly string _prompt;
                 public Generate_2(string prompt) { _prompt = prompt; }
                 public int MethodId => Id;
+                public object?[] GetArguments() => new object?[] { _prompt };
                 public global::System.Collections.Generic.IAsyncEnumerable<string> Invoke(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => ((global::Demo.Model)instance).Generate(_prompt, cancellationToken);
             }
@@ -95,6 +98,7 @@ namespace Demo
                 private readonly int _cancellationToken;
                 public Echo_3(int cancellationToken) { _cancellationToken = cancellationToken; }
                 public int MethodId => Id;
+                public object?[] GetArguments() => new object?[] { _cancellationToken };
                 public global::System.Threading.Tasks.ValueTask<int> InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => new global::System.Threading.Tasks.ValueTask<int>(((global::Demo.Model)instance).Echo(_cancellationToken));
             }

@@ -52,6 +52,7 @@ namespace Demo
                 private readonly int _request;
                 public CallAsync_0(int request) { _request = request; }
                 public int MethodId => Id;
+                public object?[] GetArguments() => new object?[] { _request };
                 public global::System.Threading.Tasks.ValueTask<int> InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => new global::System.Threading.Tasks.ValueTask<int>(((global::Demo.ModelB)instance).CallAsync(_request));
             }

@@ -52,6 +52,7 @@ namespace Lib.Text.Apps
                 private readonly string _s;
                 public CallAsync_0(string s) { _s = s; }
                 public int MethodId => Id;
+                public object?[] GetArguments() => new object?[] { _s };
                 public global::System.Threading.Tasks.ValueTask<string> InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => new global::System.Threading.Tasks.ValueTask<string>(((global::Lib.Text.Apps.Pipeline)instance).CallAsync(_s));
             }

@@ -52,6 +52,7 @@ namespace Lib.Text
                 private readonly string _text;
                 public Call_0(string text) { _text = text; }
                 public int MethodId => Id;
+                public object?[] GetArguments() => new object?[] { _text };
                 public global::System.Threading.Tasks.ValueTask<string> InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => new global::System.Threading.Tasks.ValueTask<string>(((global::Lib.Text.Detector)instance).Call(_text));
             }

@@ -50,6 +50,7 @@ namespace Lib.Text
                 private readonly string _s;
                 public Tokenize_0(string s) { _s = s; }
                 public int MethodId => Id;
+                public object?[] GetArguments() => new object?[] { _s };
                 public global::System.Threading.Tasks.ValueTask<string> InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => new global::System.Threading.Tasks.ValueTask<string>(global::Lib.Text.Functions.Tokenize(_s));
             }

@@ -52,6 +52,7 @@ namespace Lib.Vision
                 private readonly int _image;
                 public Call_0(int image) { _image = image; }
                 public int MethodId => Id;
+                public object?[] GetArguments() => new object?[] { _image };
                 public global::System.Threading.Tasks.ValueTask<int> InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => new global::System.Threading.Tasks.ValueTask<int>(((global::Lib.Vision.Detector)instance).Call(_image));
             }

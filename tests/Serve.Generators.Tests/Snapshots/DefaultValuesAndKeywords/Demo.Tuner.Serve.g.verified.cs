@@ -60,6 +60,7 @@ namespace Demo
                 private readonly int[] _rest;
                 public event_0(string @params, int count, global::Demo.Mode mode, int[] rest) { _params = @params; _count = count; _mode = mode; _rest = rest; }
                 public int MethodId => Id;
+                public object?[] GetArguments() => new object?[] { _params, _count, _mode, _rest };
                 public global::System.Threading.Tasks.ValueTask<string> InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => new global::System.Threading.Tasks.ValueTask<string>(((global::Demo.Tuner)instance).@event(_params, _count, _mode, _rest));
             }
@@ -71,6 +72,7 @@ namespace Demo
                 private readonly ulong _ul;
                 public Call_1(uint u, ulong ul) { _u = u; _ul = ul; }
                 public int MethodId => Id;
+                public object?[] GetArguments() => new object?[] { _u, _ul };
                 public global::System.Threading.Tasks.ValueTask<string> InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => new global::System.Threading.Tasks.ValueTask<string>(((global::Demo.Tuner)instance).Call(_u, _ul));
             }

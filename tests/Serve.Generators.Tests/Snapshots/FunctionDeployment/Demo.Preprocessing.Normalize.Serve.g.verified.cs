@@ -50,6 +50,7 @@ namespace Demo
                 private readonly string _text;
                 public Normalize_0(string text) { _text = text; }
                 public int MethodId => Id;
+                public object?[] GetArguments() => new object?[] { _text };
                 public global::System.Threading.Tasks.ValueTask<string> InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => new global::System.Threading.Tasks.ValueTask<string>(global::Demo.Preprocessing.Normalize(_text, cancellationToken));
             }

@@ -50,6 +50,7 @@ namespace Demo
                 private readonly int _x;
                 public Preprocess_0(int x) { _x = x; }
                 public int MethodId => Id;
+                public object?[] GetArguments() => new object?[] { _x };
                 public global::System.Threading.Tasks.ValueTask<int> InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => new global::System.Threading.Tasks.ValueTask<int>(global::Demo.Preprocessing.Preprocess(_x));
             }

@@ -50,6 +50,7 @@ partial record Echo
             private readonly string _text;
             public Call_0(string text) { _text = text; }
             public int MethodId => Id;
+            public object?[] GetArguments() => new object?[] { _text };
             public global::System.Threading.Tasks.ValueTask<string> InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                 => new global::System.Threading.Tasks.ValueTask<string>(((global::Echo)instance).Call(_text));
         }

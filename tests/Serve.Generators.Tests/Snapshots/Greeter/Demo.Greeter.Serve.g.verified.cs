@@ -55,6 +55,7 @@ namespace Demo
             {
                 public const int Id = -2071478546;
                 public int MethodId => Id;
+                public object?[] GetArguments() => global::System.Array.Empty<object?>();
                 public global::System.Threading.Tasks.ValueTask<string> InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => new global::System.Threading.Tasks.ValueTask<string>(((global::Demo.Greeter)instance).Call());
             }
@@ -65,6 +66,7 @@ namespace Demo
                 private readonly string _suffix;
                 public Shout_1(string suffix) { _suffix = suffix; }
                 public int MethodId => Id;
+                public object?[] GetArguments() => new object?[] { _suffix };
                 public global::System.Threading.Tasks.ValueTask<string> InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => new global::System.Threading.Tasks.ValueTask<string>(((global::Demo.Greeter)instance).Shout(_suffix));
             }

@@ -52,6 +52,7 @@ namespace App
                 private readonly int _x;
                 public CallAsync_0(int x) { _x = x; }
                 public int MethodId => Id;
+                public object?[] GetArguments() => new object?[] { _x };
                 public global::System.Threading.Tasks.ValueTask<int> InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => new global::System.Threading.Tasks.ValueTask<int>(((global::App.Front)instance).CallAsync(_x));
             }

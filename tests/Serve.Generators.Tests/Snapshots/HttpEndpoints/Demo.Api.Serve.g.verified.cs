@@ -74,6 +74,7 @@ namespace Demo
                 private readonly int _times;
                 public Hi_0(string name, int times) { _name = name; _times = times; }
                 public int MethodId => Id;
+                public object?[] GetArguments() => new object?[] { _name, _times };
                 public global::System.Threading.Tasks.ValueTask<string> InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => new global::System.Threading.Tasks.ValueTask<string>(((global::Demo.Api)instance).Hi(_name, _times));
             }
@@ -86,6 +87,7 @@ namespace Demo
                 private readonly string? _tag;
                 public Add_1(global::Demo.Item item, string? user, string? tag) { _item = item; _user = user; _tag = tag; }
                 public int MethodId => Id;
+                public object?[] GetArguments() => new object?[] { _item, _user, _tag };
                 public global::System.Threading.Tasks.ValueTask<global::Demo.Item> InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => new global::System.Threading.Tasks.ValueTask<global::Demo.Item>(((global::Demo.Api)instance).Add(_item, _user, _tag));
             }
@@ -94,6 +96,7 @@ namespace Demo
             {
                 public const int Id = -661089222;
                 public int MethodId => Id;
+                public object?[] GetArguments() => global::System.Array.Empty<object?>();
                 public global::System.Threading.Tasks.ValueTask<string> InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => new global::System.Threading.Tasks.ValueTask<string>(((global::Demo.Api)instance).Root());
             }
@@ -102,6 +105,7 @@ namespace Demo
             {
                 public const int Id = -946853449;
                 public int MethodId => Id;
+                public object?[] GetArguments() => global::System.Array.Empty<object?>();
                 public global::System.Threading.Tasks.ValueTask<string> InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => new global::System.Threading.Tasks.ValueTask<string>(((global::Demo.Api)instance).NotAnEndpoint());
             }

@@ -52,6 +52,7 @@ namespace Demo
                 private readonly string _key;
                 public Call_0(string key) { _key = key; }
                 public int MethodId => Id;
+                public object?[] GetArguments() => new object?[] { _key };
                 public global::System.Threading.Tasks.ValueTask<global::Demo.Secret> InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => new global::System.Threading.Tasks.ValueTask<global::Demo.Secret>(((global::Demo.Vault)instance).Call(_key));
             }

@@ -56,6 +56,7 @@ namespace Demo.Nested
                         private readonly string _animal;
                         public Feed_0(string animal) { _animal = animal; }
                         public int MethodId => Id;
+                        public object?[] GetArguments() => new object?[] { _animal };
                         public global::System.Threading.Tasks.ValueTask InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                             => new global::System.Threading.Tasks.ValueTask(((global::Demo.Nested.Models.Zoo.Keeper)instance).Feed(_animal));
                     }

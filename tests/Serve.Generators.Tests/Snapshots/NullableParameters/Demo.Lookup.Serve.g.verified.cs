@@ -62,6 +62,7 @@ namespace Demo
                 private readonly string? _key;
                 public Find_0(string? key) { _key = key; }
                 public int MethodId => Id;
+                public object?[] GetArguments() => new object?[] { _key };
                 public global::System.Threading.Tasks.ValueTask<string?> InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => new global::System.Threading.Tasks.ValueTask<string?>(((global::Demo.Lookup)instance).Find(_key));
             }
@@ -72,6 +73,7 @@ namespace Demo
                 private readonly int? _limit;
                 public Keys_1(int? limit) { _limit = limit; }
                 public int MethodId => Id;
+                public object?[] GetArguments() => new object?[] { _limit };
                 public global::System.Threading.Tasks.ValueTask<global::System.Collections.Generic.List<string?>> InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => new global::System.Threading.Tasks.ValueTask<global::System.Collections.Generic.List<string?>>(((global::Demo.Lookup)instance).Keys(_limit));
             }
@@ -82,6 +84,7 @@ namespace Demo
                 private readonly (string? Name, int Age) _filter;
                 public Stats_2((string? Name, int Age) filter) { _filter = filter; }
                 public int MethodId => Id;
+                public object?[] GetArguments() => new object?[] { _filter };
                 public global::System.Threading.Tasks.ValueTask<(int Count, string? Last)> InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => ((global::Demo.Lookup)instance).Stats(_filter);
             }

@@ -55,6 +55,7 @@ namespace Demo
                 private readonly double _x;
                 public Call_0(double x) { _x = x; }
                 public int MethodId => Id;
+                public object?[] GetArguments() => new object?[] { _x };
                 public global::System.Threading.Tasks.ValueTask<bool> InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => new global::System.Threading.Tasks.ValueTask<bool>(((global::Demo.Filter)instance).Call(_x));
             }

@@ -82,6 +82,7 @@ namespace Demo
                 private readonly int _x;
                 public Value_0(int x) { _x = x; }
                 public int MethodId => Id;
+                public object?[] GetArguments() => new object?[] { _x };
                 public global::System.Threading.Tasks.ValueTask<int> InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => new global::System.Threading.Tasks.ValueTask<int>(((global::Demo.Shapes)instance).Value(_x));
             }
@@ -92,6 +93,7 @@ namespace Demo
                 private readonly string _s;
                 public TaskOfT_1(string s) { _s = s; }
                 public int MethodId => Id;
+                public object?[] GetArguments() => new object?[] { _s };
                 public global::System.Threading.Tasks.ValueTask<string> InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => new global::System.Threading.Tasks.ValueTask<string>(((global::Demo.Shapes)instance).TaskOfT(_s));
             }
@@ -102,6 +104,7 @@ namespace Demo
                 private readonly long _n;
                 public ValueTaskOfT_2(long n) { _n = n; }
                 public int MethodId => Id;
+                public object?[] GetArguments() => new object?[] { _n };
                 public global::System.Threading.Tasks.ValueTask<long> InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => ((global::Demo.Shapes)instance).ValueTaskOfT(_n);
             }
@@ -112,6 +115,7 @@ namespace Demo
                 private readonly int _x;
                 public Void_3(int x) { _x = x; }
                 public int MethodId => Id;
+                public object?[] GetArguments() => new object?[] { _x };
                 public global::System.Threading.Tasks.ValueTask InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                 {
                     ((global::Demo.Shapes)instance).Void(_x);
@@ -123,6 +127,7 @@ namespace Demo
             {
                 public const int Id = 1096066134;
                 public int MethodId => Id;
+                public object?[] GetArguments() => global::System.Array.Empty<object?>();
                 public global::System.Threading.Tasks.ValueTask InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => new global::System.Threading.Tasks.ValueTask(((global::Demo.Shapes)instance).Done());
             }
@@ -131,6 +136,7 @@ namespace Demo
             {
                 public const int Id = -778442962;
                 public int MethodId => Id;
+                public object?[] GetArguments() => global::System.Array.Empty<object?>();
                 public global::System.Threading.Tasks.ValueTask InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => ((global::Demo.Shapes)instance).ValueTaskAsync();
             }
@@ -141,6 +147,7 @@ namespace Demo
                 private readonly int _count;
                 public Stream_6(int count) { _count = count; }
                 public int MethodId => Id;
+                public object?[] GetArguments() => new object?[] { _count };
                 public global::System.Collections.Generic.IAsyncEnumerable<int> Invoke(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => ((global::Demo.Shapes)instance).Stream(_count);
             }
