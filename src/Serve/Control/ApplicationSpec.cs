@@ -56,8 +56,11 @@ internal sealed record DeploymentRef(string Name);
 /// <summary>The desired state of one deployment.</summary>
 internal sealed record DeploymentSpec(string Name, DeploymentDefinition Definition, DeploymentOptions Options, int ConstructorIndex, object?[] Arguments)
 {
-    /// <summary>The code version: the explicit <see cref="DeploymentOptions.Version"/>, else the implementation assembly's MVID.</summary>
-    public string CodeVersion { get; } = Options.Version ?? Definition.ImplementationType.Assembly.ManifestModule.ModuleVersionId.ToString("N")[..12];
+    /// <summary>
+    /// The code version: the explicit <see cref="DeploymentOptions.Version"/>, else the MVID of the assembly that will run
+    /// (the one in the <see cref="RuntimeEnv.Directory"/> for a directory environment), so a rebuilt assembly counts as new code.
+    /// </summary>
+    public string CodeVersion { get; } = Options.Version ?? Isolation.CodeIdentity.Of(Name, Definition, Options.RuntimeEnv);
 
     public string UserConfigJson { get; } = Options.UserConfigJson();
 
@@ -67,7 +70,8 @@ internal sealed record DeploymentSpec(string Name, DeploymentDefinition Definiti
         && CodeVersion == other.CodeVersion
         && ConstructorIndex == other.ConstructorIndex
         && SameArguments(Arguments, other.Arguments)
-        && Options.SameReplicaShape(other.Options);
+        && Options.SameReplicaShape(other.Options)
+        && Options.RuntimeEnv.Equals(other.Options.RuntimeEnv);
 
     public bool SameAs(DeploymentSpec other) =>
         SameCode(other)

@@ -84,7 +84,7 @@ internal sealed partial class ServeController
         var app = _apps[d.ApplicationName];
         var spec = d.Spec;
         var id = $"{d.Name}#{++_replicaSerial:x4}";
-        var replica = new Replica(d.ApplicationName, d.Name, id, spec.CodeVersion, spec.Definition);
+        var replica = new Replica(d.ApplicationName, d.Name, id, spec.CodeVersion, spec.Definition, _pool, Isolation.IsolationPool.KeyOf(d.ApplicationName, spec));
         var record = new ReplicaRecord(replica, d.Generation);
         d.Replicas.Add(record);
         object?[] arguments;
@@ -123,7 +123,7 @@ internal sealed partial class ServeController
             {
                 if (!_endpoints.TryGetValue((application, reference.Name), out var endpoint))
                     throw new DeploymentNotFoundException($"Deployment '{spec.Name}' of application '{application}' needs deployment '{reference.Name}', which is not part of the application.");
-                resolved[i] = endpoint.Definition.CreateHandle(new CodeGeneration.HandleTarget(endpoint));
+                resolved[i] = endpoint.Definition.CreateHandle(new CodeGeneration.HandleTarget(endpoint, endpoint.Definition));
             }
             else
             {
@@ -258,13 +258,13 @@ internal sealed partial class ServeController
         DeploymentSnapshot Describe(DeploymentState d) => new(
             d.Name, d.ApplicationName, d.Spec.CodeVersion, d.IsIngress ? _apps[d.ApplicationName].Spec.RoutePrefix : null, d.IsIngress,
             d.Spec.Options.Clone(), d.Health, d.Message,
-            d.Replicas.Select(r => (r.Replica, r.State)).ToArray(), d.Endpoint.Router);
+            d.Replicas.Select(r => new ReplicaSnapshot(r.Replica, r.State, r.Replica.LoadContextName)).ToArray(), d.Endpoint.Router);
     }
 
     private static ServeStatus BuildStatus(IReadOnlyList<ApplicationSnapshot> apps) =>
         new(apps.Select(a => new ApplicationInfo(a.Name, a.RoutePrefix, a.Ingress, a.Health, a.Message,
             a.Deployments.Select(d => new DeploymentInfo(d.Name, d.Application, d.Version, d.RoutePrefix, d.IsIngress, d.Options.Clone(), d.Health, d.Message,
-                d.Replicas.Select(r => new ReplicaInfo(r.Replica.ReplicaId, r.State, r.Replica.Version, r.Replica.Ongoing)).ToArray(),
+                d.Replicas.Select(r => new ReplicaInfo(r.Replica.ReplicaId, r.State, r.Replica.Version, r.Replica.Ongoing) { LoadContext = r.LoadContext }).ToArray(),
                 d.Router.QueuedCount)).ToArray())).ToArray());
 
     /// <summary>One application's HTTP route: its prefix and a handle to its ingress deployment.</summary>
@@ -274,7 +274,9 @@ internal sealed partial class ServeController
 
     private sealed record DeploymentSnapshot(
         string Name, string Application, string Version, string? RoutePrefix, bool IsIngress, DeploymentOptions Options,
-        ServeHealth Health, string Message, (Replica Replica, ReplicaState State)[] Replicas, Routing.DeploymentRouter Router);
+        ServeHealth Health, string Message, ReplicaSnapshot[] Replicas, Routing.DeploymentRouter Router);
+
+    private sealed record ReplicaSnapshot(Replica Replica, ReplicaState State, string LoadContext);
 
     private abstract record Message
     {

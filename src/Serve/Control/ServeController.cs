@@ -20,6 +20,7 @@ internal sealed partial class ServeController
     private readonly IServiceProvider _services;
     private readonly ILogger _logger;
     private readonly ServeOptions _options;
+    private readonly Isolation.IsolationPool _pool;
     private readonly Task _loop;
     private volatile IReadOnlyList<ApplicationSnapshot> _snapshot = [];
     private volatile RouteEntry[] _routes = [];
@@ -31,6 +32,7 @@ internal sealed partial class ServeController
         _options = options;
         _services = services;
         _logger = logger;
+        _pool = new Isolation.IsolationPool(options.BoundarySerializer);
         _loop = Task.Run(RunLoopAsync);
     }
 
@@ -132,12 +134,15 @@ internal sealed partial class ServeController
                 Log.ReplicaStopped(_logger, m.Record.Replica.ReplicaId, m.App.Name, m.Deployment.Name);
                 Reconcile(m.Deployment);
                 CheckApplication(m.App);
+                PublishStatus(); // the status must not keep a stopped replica (or its load context) reachable
                 break;
             case Reconfigured m:
                 OnReconfigured(m.App, m.Deployment, m.Record, m.Error);
                 break;
             case Remove m:
                 m.Deployment.Removing = true;
+                if (!m.App.Deployments.TryGetValue(m.Deployment.Name, out var successor) || ReferenceEquals(successor, m.Deployment))
+                    _pool.SetCurrent(m.App.Name, m.Deployment.Name, null);
                 Reconcile(m.Deployment);
                 CheckApplication(m.App);
                 break;
@@ -196,6 +201,7 @@ internal sealed partial class ServeController
                 existing.Endpoint.Router.UpdateLimits(ds.Options.MaxOngoingRequests, ds.Options.MaxQueuedRequests);
             }
             existing.IsIngress = ds.Name == spec.IngressName;
+            _pool.SetCurrent(app.Name, ds.Name, Isolation.IsolationPool.KeyOf(app.Name, ds));
         }
         foreach (var stale in app.Deployments.Values.Where(d => spec.Deployments.All(s => s.Name != d.Name)).ToList())
             Retire(app, stale, $"Deployment '{stale.Name}' was removed from application '{app.Name}' by a redeploy.");
@@ -301,13 +307,15 @@ internal sealed partial class ServeController
         }
         var attempt = ++deployment.ConsecutiveStartFailures;
         Log.ReplicaStartFailed(_logger, record.Replica.ReplicaId, app.Name, deployment.Name, attempt, error);
-        if (attempt >= _options.MaxReplicaStartAttempts)
+        // Code that cannot be loaded or called across its isolation boundary fails the same way every time.
+        if (attempt >= _options.MaxReplicaStartAttempts || error is IsolationException)
         {
             var cause = error is AggregateException { InnerExceptions.Count: 1 } agg ? agg.InnerExceptions[0] : error;
             deployment.FailureException = cause;
-            deployment.FailureMessage =
-                $"Deployment '{deployment.Name}' of application '{app.Name}' failed to start: its replica threw {cause.GetType().Name} " +
-                $"{attempt} time(s) in a row, last: {cause.Message}";
+            deployment.FailureMessage = cause is IsolationException
+                ? $"Deployment '{deployment.Name}' of application '{app.Name}' failed to start: {cause.Message}"
+                : $"Deployment '{deployment.Name}' of application '{app.Name}' failed to start: its replica threw {cause.GetType().Name} " +
+                  $"{attempt} time(s) in a row, last: {cause.Message}";
             Log.DeploymentFailed(_logger, app.Name, deployment.Name, deployment.FailureMessage);
         }
         else

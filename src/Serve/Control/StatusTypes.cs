@@ -20,7 +20,15 @@ public enum ServeHealth
 /// <param name="State">Its state.</param>
 /// <param name="Version">The code version it runs.</param>
 /// <param name="OngoingRequests">Calls it is running now.</param>
-public sealed record ReplicaInfo(string ReplicaId, ReplicaState State, string Version, int OngoingRequests);
+public sealed record ReplicaInfo(string ReplicaId, ReplicaState State, string Version, int OngoingRequests)
+{
+    /// <summary>
+    /// The load context the replica runs in: <c>Default</c> for <see cref="RuntimeEnv.Shared"/>, otherwise the pooled
+    /// isolated context's name, <c>{application}/{deployment}@{version}#{serial}</c> (also its
+    /// <see cref="System.Runtime.Loader.AssemblyLoadContext.Name"/>). <c>Default</c> until an isolated replica has loaded.
+    /// </summary>
+    public string LoadContext { get; init; } = "Default";
+}
 
 /// <summary>One deployment as <see cref="IServeClient.ListDeployments"/> and <see cref="IServeClient.GetDeployment"/> report it.</summary>
 /// <param name="Name">The deployment name.</param>

@@ -68,6 +68,13 @@ public static class DeploymentRegistry
     public static void Register(DeploymentDefinition definition)
     {
         ArgumentNullException.ThrowIfNull(definition);
+        // A copy loaded into an isolated context registers with that context, never here: the global registry must
+        // not keep a collectible context alive, and the application's own definitions must stay the ones found.
+        if (System.Runtime.Loader.AssemblyLoadContext.GetLoadContext(definition.ImplementationType.Assembly) is Isolation.ServeLoadContext context)
+        {
+            context.Register(definition);
+            return;
+        }
         s_byHandle[definition.HandleType] = definition;
     }
 

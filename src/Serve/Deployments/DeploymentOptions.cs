@@ -62,6 +62,14 @@ public sealed class DeploymentOptions
     /// <summary>Custom resources reserved per replica, name to amount.</summary>
     public IDictionary<string, double> Resources { get; set; } = new Dictionary<string, double>(StringComparer.Ordinal);
 
+    /// <summary>
+    /// Where the deployment's code runs: <see cref="RuntimeEnv.Shared"/> (the default: the application's own load
+    /// context, zero-copy calls), <see cref="RuntimeEnv.Isolated"/> (its own collectible context and statics) or
+    /// <see cref="RuntimeEnv.FromDirectory"/> (its assembly and private dependencies from a build output folder).
+    /// Changing it on redeploy is a code change: replicas roll over to the new context.
+    /// </summary>
+    public RuntimeEnv RuntimeEnv { get; set; } = RuntimeEnv.Shared;
+
     /// <summary>How long a stopping replica waits for its in-flight calls before it is disposed anyway.</summary>
     public TimeSpan GracefulShutdownTimeout { get; set; } = TimeSpan.FromSeconds(DefaultGracefulShutdownTimeoutSeconds);
 
@@ -79,6 +87,7 @@ public sealed class DeploymentOptions
         NumGpus = NumGpus,
         Resources = new Dictionary<string, double>(Resources, StringComparer.Ordinal),
         GracefulShutdownTimeout = GracefulShutdownTimeout,
+        RuntimeEnv = RuntimeEnv,
     };
 
     /// <summary>
@@ -109,6 +118,8 @@ public sealed class DeploymentOptions
             if (!(amount >= 0) || double.IsInfinity(amount))
                 throw Invalid(deploymentName, $"{nameof(Resources)}[\"{name}\"]", amount, "must be a finite amount of 0 or more");
         }
+        if (RuntimeEnv is null)
+            throw Invalid(deploymentName, nameof(RuntimeEnv), null, "must be set; use RuntimeEnv.Shared (the default), RuntimeEnv.Isolated() or RuntimeEnv.FromDirectory(path)");
         if (GracefulShutdownTimeout < TimeSpan.Zero)
             throw Invalid(deploymentName, nameof(GracefulShutdownTimeout), GracefulShutdownTimeout, "must not be negative");
         if (RoutePrefix is { } prefix && (prefix.Length == 0 || prefix[0] != '/'))

@@ -21,6 +21,7 @@ public class DeploymentHandle
 {
     private readonly DeploymentEndpoint _endpoint;
     private readonly DeploymentRouter _router;
+    private readonly DeploymentDefinition _definition;
 
     /// <summary>Used by generated handles; not for user code.</summary>
     [EditorBrowsable(EditorBrowsableState.Never)]
@@ -29,6 +30,7 @@ public class DeploymentHandle
         ArgumentNullException.ThrowIfNull(target);
         _endpoint = target.Endpoint;
         _router = _endpoint.Router;
+        _definition = target.Definition;
     }
 
     internal DeploymentHandle(DeploymentEndpoint endpoint) : this(new HandleTarget(endpoint))
@@ -42,7 +44,7 @@ public class DeploymentHandle
     public string ApplicationName => _endpoint.ApplicationName;
 
     /// <summary>The deployment's generated definition (its methods, default options, types).</summary>
-    public DeploymentDefinition Definition => _endpoint.Definition;
+    public DeploymentDefinition Definition => _definition;
 
     internal DeploymentEndpoint Endpoint => _endpoint;
 
@@ -59,7 +61,10 @@ public class DeploymentHandle
         ValueTask<TResult> pending;
         try
         {
-            pending = arguments.InvokeAsync(replica.Instance, cancellationToken);
+            // A replica built from another copy of the code (an isolated context) is called across a boundary.
+            pending = ReferenceEquals(replica.Definition, _definition)
+                ? arguments.InvokeAsync(replica.Instance, cancellationToken)
+                : replica.GetBoundary(_definition).InvokeAsync<TArgs, TResult>(arguments, replica.Instance, cancellationToken);
         }
         catch (Exception e)
         {
@@ -85,7 +90,9 @@ public class DeploymentHandle
         ValueTask pending;
         try
         {
-            pending = arguments.InvokeAsync(replica.Instance, cancellationToken);
+            pending = ReferenceEquals(replica.Definition, _definition)
+                ? arguments.InvokeAsync(replica.Instance, cancellationToken)
+                : replica.GetBoundary(_definition).InvokeVoidAsync(arguments, replica.Instance, cancellationToken);
         }
         catch (Exception e)
         {
@@ -187,7 +194,9 @@ public class DeploymentHandle
         var replica = await _router.AcquireAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            return await Definition.Invoker.InvokeAsync(replica.Instance, methodId, arguments, cancellationToken).ConfigureAwait(false);
+            return ReferenceEquals(replica.Definition, _definition)
+                ? await _definition.Invoker.InvokeAsync(replica.Instance, methodId, arguments, cancellationToken).ConfigureAwait(false)
+                : await replica.GetBoundary(_definition).InvokeBoxedAsync(replica.Instance, methodId, arguments, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -202,7 +211,9 @@ public class DeploymentHandle
         {
             // The producer's token: the caller's, and cancelled when the consumer stops early.
             using var producer = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            var boxed = await Definition.Invoker.InvokeAsync(replica.Instance, methodId, arguments, producer.Token).ConfigureAwait(false);
+            var boxed = ReferenceEquals(replica.Definition, _definition)
+                ? await _definition.Invoker.InvokeAsync(replica.Instance, methodId, arguments, producer.Token).ConfigureAwait(false)
+                : await replica.GetBoundary(_definition).InvokeBoxedAsync(replica.Instance, methodId, arguments, producer.Token).ConfigureAwait(false);
             if (boxed is not IAsyncEnumerable<object?> stream)
                 throw new InvalidOperationException($"Deployment '{DeploymentName}': the invoker did not return a stream for a stream method; rebuild the deployment with the current Serve generator.");
             var enumerator = stream.GetAsyncEnumerator(producer.Token);
@@ -274,7 +285,9 @@ public class DeploymentHandle
         var replica = await _router.AcquireAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            return await arguments.InvokeAsync(replica.Instance, cancellationToken).ConfigureAwait(false);
+            return ReferenceEquals(replica.Definition, _definition)
+                ? await arguments.InvokeAsync(replica.Instance, cancellationToken).ConfigureAwait(false)
+                : await replica.GetBoundary(_definition).InvokeAsync<TArgs, TResult>(arguments, replica.Instance, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -289,7 +302,10 @@ public class DeploymentHandle
         var replica = await _router.AcquireAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            await arguments.InvokeAsync(replica.Instance, cancellationToken).ConfigureAwait(false);
+            if (ReferenceEquals(replica.Definition, _definition))
+                await arguments.InvokeAsync(replica.Instance, cancellationToken).ConfigureAwait(false);
+            else
+                await replica.GetBoundary(_definition).InvokeVoidAsync(arguments, replica.Instance, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -303,7 +319,10 @@ public class DeploymentHandle
         var replica = await _router.AcquireAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            await foreach (var item in arguments.Invoke(replica.Instance, cancellationToken).WithCancellation(cancellationToken).ConfigureAwait(false))
+            var stream = ReferenceEquals(replica.Definition, _definition)
+                ? arguments.Invoke(replica.Instance, cancellationToken)
+                : replica.GetBoundary(_definition).InvokeStream<TArgs, TItem>(arguments, replica.Instance, cancellationToken);
+            await foreach (var item in stream.WithCancellation(cancellationToken).ConfigureAwait(false))
                 yield return item;
         }
         finally

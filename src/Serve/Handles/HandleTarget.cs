@@ -7,7 +7,14 @@ namespace Serve.CodeGeneration;
 [EditorBrowsable(EditorBrowsableState.Never)]
 public sealed class HandleTarget
 {
-    internal HandleTarget(DeploymentEndpoint endpoint) => Endpoint = endpoint;
+    internal HandleTarget(DeploymentEndpoint endpoint, DeploymentDefinition? definition = null)
+    {
+        Endpoint = endpoint;
+        Definition = definition ?? endpoint.Definition;
+    }
 
     internal DeploymentEndpoint Endpoint { get; }
+
+    /// <summary>The definition whose generated code the handle was made from (an isolated context's copy for handles held by isolated replicas).</summary>
+    internal DeploymentDefinition Definition { get; }
 }

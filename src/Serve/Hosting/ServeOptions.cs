@@ -18,6 +18,13 @@ public sealed class ServeOptions
     /// </summary>
     public IServiceProvider? Services { get; set; }
 
+    /// <summary>
+    /// Creates the serializer for values that cross an isolation boundary (arguments and results whose types an
+    /// isolated deployment loads separately). Serve creates one per isolated load context, plus one for the host, so
+    /// type metadata a serializer caches is released with its context. Default: <see cref="Isolation.JsonBoundarySerializer"/>.
+    /// </summary>
+    public Func<Isolation.IBoundarySerializer> BoundarySerializer { get; set; } = static () => new Isolation.JsonBoundarySerializer();
+
     /// <summary>The HTTP ingress (Kestrel) that serves each application's ingress deployment under its route prefix.</summary>
     public HttpOptions Http { get; } = new();
 
@@ -27,6 +34,8 @@ public sealed class ServeOptions
     internal void Validate()
     {
         Http.Validate();
+        if (BoundarySerializer is null)
+            throw new ArgumentNullException(nameof(BoundarySerializer), "ServeOptions.BoundarySerializer must not be null; leave it at its default (System.Text.Json) or set a factory.");
         Admin.Validate();
         if (MaxReplicaStartAttempts < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxReplicaStartAttempts), MaxReplicaStartAttempts,

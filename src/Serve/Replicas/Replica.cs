@@ -1,5 +1,8 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Loader;
 using Microsoft.Extensions.Logging;
 using Serve.CodeGeneration;
+using Serve.Isolation;
 
 namespace Serve.Replicas;
 
@@ -24,14 +27,25 @@ internal sealed class Replica : IReplica
 {
     private readonly CancellationTokenSource _stopping = new();
     private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly DeploymentDefinition _definition;
+    private readonly DeploymentDefinition _callerDefinition;
+    private readonly IsolationPool _pool;
+    private readonly ContextKey? _contextKey;
+    private readonly ConditionalWeakTable<DeploymentDefinition, Boundary> _boundaries = new();
+    private DeploymentDefinition _definition;
+    private Boundary? _primaryBoundary;
+    private IsolationPool.ContextLease? _lease;
     private int _ongoing;
     private volatile bool _closed;
     private object? _instance;
 
-    public Replica(string applicationName, string deploymentName, string replicaId, string version, DeploymentDefinition definition)
+    // definition: the application's copy (what its handles were built from); contextKey: the isolated context to run
+    // in, or null for the shared default context.
+    public Replica(string applicationName, string deploymentName, string replicaId, string version, DeploymentDefinition definition, IsolationPool pool, ContextKey? contextKey)
     {
+        _callerDefinition = definition;
         _definition = definition;
+        _pool = pool;
+        _contextKey = contextKey;
         Context = new ReplicaContext(applicationName, deploymentName, replicaId, version, _stopping.Token);
     }
 
@@ -41,22 +55,117 @@ internal sealed class Replica : IReplica
     public object Instance => _instance ?? throw new InvalidOperationException($"Replica {ReplicaId} has not started.");
     public int Ongoing => Volatile.Read(ref _ongoing);
 
+    /// <summary>The definition the instance was made from: the application's, or its isolated context's copy.</summary>
+    public DeploymentDefinition Definition => _definition;
+
+    /// <summary>The load context the replica runs in: <c>Default</c>, or the pooled context's name.</summary>
+    public string LoadContextName { get; private set; } = "Default";
+
+    /// <summary>The boundary for calls from code built against <paramref name="caller"/> (a definition other than <see cref="Definition"/>).</summary>
+    public Boundary GetBoundary(DeploymentDefinition caller)
+    {
+        if (ReferenceEquals(caller, _callerDefinition) && _primaryBoundary is { } primary)
+            return primary;
+        if (_boundaries.TryGetValue(caller, out var boundary))
+            return boundary;
+        // Weakly keyed by the caller: a handle from an unloaded context must not keep that context alive through us.
+        boundary = _pool.CreateBoundary(Context.DeploymentName, caller, _definition);
+        _boundaries.AddOrUpdate(caller, boundary);
+        return boundary;
+    }
+
     /// <summary>The user config JSON last applied by <see cref="ReconfigureAsync"/>.</summary>
     public string AppliedConfigJson { get; private set; } = "null";
 
     /// <summary>Runs the user constructor (on the thread pool) and the first reconfigure.</summary>
     public async Task StartAsync(int constructorIndex, object?[] arguments, IServiceProvider services, object? userConfig, string userConfigJson, CancellationToken cancellationToken)
     {
+        if (_contextKey is { } key)
+        {
+            _lease = await _pool.AcquireAsync(key, _callerDefinition).ConfigureAwait(false);
+            var loaded = _lease.Loaded;
+            _definition = loaded.Callee;
+            _primaryBoundary = loaded.Primary;
+            LoadContextName = loaded.Context.Name!;
+            arguments = IntoContext(arguments, loaded.Context);
+        }
         var activation = new DeploymentActivation(Context.DeploymentName, constructorIndex, arguments, Context, services);
-        _instance = await Task.Run(() => _definition.CreateInstance(activation), cancellationToken).ConfigureAwait(false);
-        await ReconfigureAsync(userConfig, userConfigJson, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var definition = _definition;
+            _instance = await Task.Run(() => definition.CreateInstance(activation), cancellationToken).ConfigureAwait(false);
+            await ReconfigureAsync(userConfig, userConfigJson, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (_lease is not null && !ReferenceEquals(Boundary.Translate(e), e))
+        {
+            // The controller keeps start failures for the status; an isolated exception object would pin the context.
+            throw Boundary.Translate(e);
+        }
     }
 
     public async Task ReconfigureAsync(object? userConfig, string userConfigJson, CancellationToken cancellationToken)
     {
         if (_definition.Reconfigure is { } reconfigure)
+        {
+            if (_lease is { } lease && _definition.UserConfigType is { } configType)
+                userConfig = Boundary.Cross(userConfig, configType, _pool.HostSerializer, lease.Loaded.Context.Serializer);
             await reconfigure(Instance, userConfig, cancellationToken).ConfigureAwait(false);
+        }
         AppliedConfigJson = userConfigJson;
+    }
+
+    /// <summary>
+    /// Moves bound constructor arguments into the isolated context: handles become handles of the context's own copy
+    /// of the referenced deployment's generated type, and values of types the context loads separately are copied.
+    /// </summary>
+    private object?[] IntoContext(object?[] arguments, ServeLoadContext context)
+    {
+        var result = (object?[])arguments.Clone();
+        for (var i = 0; i < result.Length; i++)
+        {
+            switch (result[i])
+            {
+                case null:
+                    break;
+                case DeploymentHandle handle:
+                    result[i] = IntoContext(handle, context);
+                    break;
+                case var value when !context.IsShared(value.GetType().Assembly.GetName().Name):
+                    result[i] = Boundary.Cross(value, MapType(value.GetType(), context), _pool.HostSerializer, context.Serializer);
+                    break;
+            }
+        }
+        return result;
+    }
+
+    private DeploymentHandle IntoContext(DeploymentHandle handle, ServeLoadContext context)
+    {
+        var definition = handle.Definition;
+        var assemblyName = definition.HandleType.Assembly.GetName();
+        if (context.IsShared(assemblyName.Name))
+            return handle;
+        var assembly = context.LoadFromAssemblyName(assemblyName);
+        if (AssemblyLoadContext.GetLoadContext(assembly) != context)
+            return handle;
+        RuntimeHelpers.RunModuleConstructor(assembly.ManifestModule.ModuleHandle);
+        var mapped = context.FindByHandleType(definition.HandleType.FullName!)
+            ?? throw new IsolationException(Context.DeploymentName,
+                $"Deployment '{Context.DeploymentName}': its constructor takes a {definition.HandleType.Name}, but the isolated context's copy of {assemblyName.Name} does not declare that deployment. Build both from the same code.");
+        return mapped.CreateHandle(new HandleTarget(handle.Endpoint, mapped));
+    }
+
+    private static Type MapType(Type type, ServeLoadContext context)
+    {
+        if (type.IsArray)
+        {
+            var element = MapType(type.GetElementType()!, context);
+            return type.IsSZArray ? element.MakeArrayType() : element.MakeArrayType(type.GetArrayRank());
+        }
+        if (type.IsGenericType && !type.IsGenericTypeDefinition)
+            return MapType(type.GetGenericTypeDefinition(), context).MakeGenericType([.. type.GetGenericArguments().Select(t => MapType(t, context))]);
+        if (context.IsShared(type.Assembly.GetName().Name))
+            return type;
+        return context.LoadFromAssemblyName(type.Assembly.GetName()).GetType(type.FullName!, throwOnError: true)!;
     }
 
     public bool TryAcquire(int maxOngoing)
@@ -137,6 +246,11 @@ internal sealed class Replica : IReplica
         }
         // The stopping source is not disposed: user code may still hold its (cancelled) token.
         _instance = null;
+        // Let go of everything that belongs to an isolated context so it can unload once its last replica is gone.
+        _boundaries.Clear();
+        _primaryBoundary = null;
+        _definition = _callerDefinition;
+        Interlocked.Exchange(ref _lease, null)?.Release();
         return left;
     }
 }
@@ -150,6 +264,8 @@ internal interface IReplica
     string ReplicaId { get; }
     int Ongoing { get; }
     object Instance { get; }
+    DeploymentDefinition Definition { get; }
+    Boundary GetBoundary(DeploymentDefinition caller);
     bool TryAcquire(int maxOngoing);
     void Release();
 }
