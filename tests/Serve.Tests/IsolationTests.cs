@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Loader;
 using DepUserA;
 using DepUserB;
+using Serve.Config;
 using Serve.Isolation;
 using SwapModel;
 
@@ -37,6 +38,18 @@ public partial class IsoIngress(IsoLeafHandle leaf)
 {
     public async Task<string> Call(string text) => "ingress(" + await leaf.CallAsync(text) + ") in " +
                                                    (AssemblyLoadContext.GetLoadContext(GetType().Assembly)?.Name ?? "?");
+}
+
+[Deployment]
+public partial class OrderTaker
+{
+    public Order Echo(Order order) => order;
+}
+
+/// <summary>Builders imported by the config-file tests below.</summary>
+public static class IsolationApps
+{
+    public static Application<SwapModelHandle> Swap() => SwapModel.SwapModel.Bind();
 }
 
 public class IsolationTests
@@ -276,6 +289,82 @@ public class IsolationTests
         Assert.Contains("Deployment 'ShapeDescriber': method Describe parameter 'shape' of type Serve.Tests.IShape cannot cross the isolation boundary: the type is not shared " +
                         "(its assembly Serve.Tests is loaded separately in the isolated context) and System.Text.Json cannot serialize it (it is an interface or abstract class, " +
                         "which cannot be created from JSON). Move the type to a contract assembly and share it with RuntimeEnv.Isolated(\"Serve.Tests\")", e.Message);
+    }
+
+    [Fact]
+    public async Task Types_of_a_declared_contract_assembly_cross_by_reference()
+    {
+        await using var serve = await StartAsync();
+        var copied = await serve.RunAsync(OrderTaker.Bind().WithOptions(o => { o.Name = "Copied"; o.RuntimeEnv = RuntimeEnv.Isolated(); }),
+            new RunOptions { Name = "copied", RoutePrefix = "/c" }).WaitAsync(Bound);
+        var shared = await serve.RunAsync(OrderTaker.Bind().WithOptions(o => { o.Name = "Shared"; o.RuntimeEnv = RuntimeEnv.Isolated("SwapModel"); }),
+            new RunOptions { Name = "shared", RoutePrefix = "/s" }).WaitAsync(Bound);
+        var order = new Order("plum", 1);
+
+        var viaCopy = await copied.EchoAsync(order);
+        var viaContract = await shared.EchoAsync(order);
+
+        Assert.Equal(order, viaCopy);
+        Assert.NotSame(order, viaCopy); // SwapModel loaded again in the context: the order was serialized both ways
+        Assert.Same(order, viaContract); // SwapModel shared as a contract: the same object crossed
+    }
+
+    [Fact]
+    public async Task A_config_file_sets_runtime_env_with_a_folder_relative_to_the_file()
+    {
+        var dir = Directory.CreateTempSubdirectory("serve-isolation-config-").FullName;
+        var relative = Path.GetRelativePath(dir, Fixture("SwapModel.V2")).Replace('\\', '/');
+        var path = Path.Combine(dir, "serve.yaml");
+        File.WriteAllText(path, $"""
+            applications:
+              - name: swap
+                route_prefix: /swap
+                import: {typeof(IsolationApps).Assembly.Location.Replace('\\', '/')}:Serve.Tests.IsolationApps.Swap
+                deployments:
+                  - name: SwapModel
+                    runtime_env:
+                      directory: {relative}
+                      shared_assemblies: [Some.Contracts]
+            """);
+
+        var config = Config.ServeConfigLoader.Load(path);
+        await using var serve = await StartAsync();
+        await serve.ApplyConfigAsync(config).WaitAsync(Bound);
+
+        var info = serve.GetDeployment("SwapModel", "swap");
+        Assert.Equal(RuntimeEnv.FromDirectory(Fixture("SwapModel.V2"), "Some.Contracts"), info.Options.RuntimeEnv);
+        Assert.Equal("v2:cfg", await serve.GetHandle<SwapModelHandle>("SwapModel", "swap").CallAsync("cfg"));
+        Directory.Delete(dir, recursive: true);
+    }
+
+    [Fact]
+    public void A_config_file_with_a_bad_runtime_env_names_the_key_and_value()
+    {
+        var dir = Directory.CreateTempSubdirectory("serve-isolation-config-").FullName;
+        var path = Path.Combine(dir, "serve.yaml");
+        File.WriteAllText(path, $"""
+            applications:
+              - import: {typeof(IsolationApps).Assembly.Location.Replace('\\', '/')}:Serve.Tests.IsolationApps.Swap
+                deployments:
+                  - name: SwapModel
+                    runtime_env: sandbox
+              - name: b
+                route_prefix: /b
+                import: {typeof(IsolationApps).Assembly.Location.Replace('\\', '/')}:Serve.Tests.IsolationApps.Swap
+                deployments:
+                  - name: SwapModel
+                    runtime_env: {"{"} directory: nowhere, shared_assemblies: [Contracts.dll] {"}"}
+            """);
+
+        var e = Assert.Throws<Config.ServeConfigException>(() => Config.ServeConfigLoader.Load(path));
+
+        Assert.Contains(e.Errors, x => x.Path == "applications[0].deployments[0].runtime_env" &&
+                                       x.Reason == "expected 'shared', 'isolated', or a mapping with 'directory' (a build output folder) or 'isolated: true', and optional 'shared_assemblies', got \"sandbox\"");
+        Assert.Contains(e.Errors, x => x.Path == "applications[1].deployments[0].runtime_env.directory" &&
+                                       x.Reason == $"folder not found: {Path.Combine(dir, "nowhere")}; build the deployment's project into it (dotnet build -o <folder>)");
+        Assert.Contains(e.Errors, x => x.Path == "applications[1].deployments[0].runtime_env.shared_assemblies[0]" &&
+                                       x.Reason.StartsWith("expected a simple assembly name such as MyCompany.Contracts"));
+        Directory.Delete(dir, recursive: true);
     }
 
     [Fact]

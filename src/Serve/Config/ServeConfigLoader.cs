@@ -20,7 +20,8 @@ public static class ServeConfigLoader
     private static readonly string[] AppKeys = ["name", "route_prefix", "import", "args", "deployments"];
     private static readonly string[] DeploymentKeys =
         ["name", "num_replicas", "max_ongoing_requests", "max_queued_requests", "user_config", "num_cpus", "num_gpus",
-         "resources", "graceful_shutdown_timeout_s", "version"];
+         "resources", "graceful_shutdown_timeout_s", "version", "runtime_env"];
+    private static readonly string[] RuntimeEnvKeys = ["isolated", "directory", "shared_assemblies"];
 
     private static readonly JsonSerializerOptions ArgsJson = new(JsonSerializerDefaults.Web);
 
@@ -188,7 +189,7 @@ public static class ServeConfigLoader
             if (d is not JsonArray list)
                 errors.Add(new($"{at}.deployments", $"expected a list of deployment overrides, got {Show(d)}"));
             else if (application is not null)
-                application = ApplyOverrides(application, list, $"{at}.deployments", errors);
+                application = ApplyOverrides(application, list, $"{at}.deployments", baseDirectory, errors);
         }
         return errors.Count == before && application is not null
             ? new ApplicationConfig(name, prefix, import!, args, application)
@@ -318,7 +319,7 @@ public static class ServeConfigLoader
         }
     }
 
-    private static Application? ApplyOverrides(Application application, JsonArray list, string at, List<ServeConfigError> errors)
+    private static Application? ApplyOverrides(Application application, JsonArray list, string at, string baseDirectory, List<ServeConfigError> errors)
     {
         var nodes = application.Nodes().ToList();
         var byName = nodes.GroupBy(n => n.DeploymentName, StringComparer.Ordinal).ToDictionary(g => g.Key, StringComparer.Ordinal);
@@ -349,14 +350,14 @@ public static class ServeConfigLoader
         var options = new Dictionary<Application, DeploymentOptions>(ReferenceEqualityComparer.Instance);
         foreach (var (name, (obj, dat)) in overrides)
             foreach (var node in byName[name])
-                if (Override(node, obj, dat, errors) is { } o)
+                if (Override(node, obj, dat, baseDirectory, errors) is { } o)
                     options[node] = o;
         if (errors.Count > before)
             return null;
         return application.RewriteOptions(node => options.TryGetValue(node, out var o) ? o : node.GetOptions());
     }
 
-    private static DeploymentOptions? Override(Application node, JsonObject obj, string at, List<ServeConfigError> errors)
+    private static DeploymentOptions? Override(Application node, JsonObject obj, string at, string baseDirectory, List<ServeConfigError> errors)
     {
         var before = errors.Count;
         var o = node.GetOptions();
@@ -374,6 +375,8 @@ public static class ServeConfigLoader
             o.GracefulShutdownTimeout = TimeSpan.FromSeconds(grace);
         if (obj.TryGetPropertyValue("version", out v) && ReadString(v, $"{at}.version", errors) is { } version)
             o.Version = version;
+        if (obj.TryGetPropertyValue("runtime_env", out v) && ReadRuntimeEnv(v, $"{at}.runtime_env", baseDirectory, errors) is { } env)
+            o.RuntimeEnv = env;
         if (obj.TryGetPropertyValue("resources", out v))
         {
             if (v is not JsonObject resources)
@@ -425,6 +428,64 @@ public static class ServeConfigLoader
         foreach (var (key, _) in obj)
             if (!allowed.Contains(key, StringComparer.Ordinal))
                 errors.Add(new(at.Length == 0 ? key : $"{at}.{key}", $"unknown key; allowed keys here are {List(allowed)}"));
+    }
+
+    /// <summary><c>shared</c>, <c>isolated</c>, or a mapping: <c>{ directory: path, shared_assemblies: [names] }</c> / <c>{ isolated: true, ... }</c>.</summary>
+    private static RuntimeEnv? ReadRuntimeEnv(JsonNode? node, string at, string baseDirectory, List<ServeConfigError> errors)
+    {
+        const string Expected = "'shared', 'isolated', or a mapping with 'directory' (a build output folder) or 'isolated: true', and optional 'shared_assemblies'";
+        if (node is JsonValue value && value.GetValueKind() == JsonValueKind.String)
+        {
+            switch (value.GetValue<string>())
+            {
+                case "shared": return RuntimeEnv.Shared;
+                case "isolated": return RuntimeEnv.Isolated();
+                default:
+                    errors.Add(new(at, $"expected {Expected}, got {Show(node)}"));
+                    return null;
+            }
+        }
+        if (node is not JsonObject obj)
+        {
+            errors.Add(new(at, $"expected {Expected}, got {Show(node)}"));
+            return null;
+        }
+        var before = errors.Count;
+        CheckKeys(obj, at, RuntimeEnvKeys, errors);
+        var shared = new List<string>();
+        if (obj.TryGetPropertyValue("shared_assemblies", out var list))
+        {
+            if (list is not JsonArray names)
+                errors.Add(new($"{at}.shared_assemblies", $"expected a list of assembly names, got {Show(list)}"));
+            else
+            {
+                for (var i = 0; i < names.Count; i++)
+                {
+                    if (ReadString(names[i], $"{at}.shared_assemblies[{i}]", errors) is { } name)
+                    {
+                        if (string.IsNullOrWhiteSpace(name) || name.EndsWith(".dll", StringComparison.OrdinalIgnoreCase))
+                            errors.Add(new($"{at}.shared_assemblies[{i}]", $"expected a simple assembly name such as MyCompany.Contracts (no path, no .dll), got \"{name}\""));
+                        else
+                            shared.Add(name);
+                    }
+                }
+            }
+        }
+        var isolated = obj.TryGetPropertyValue("isolated", out var flag) && flag is JsonValue f && f.GetValueKind() == JsonValueKind.True;
+        if (flag is not null && !(flag is JsonValue g && g.GetValueKind() is JsonValueKind.True or JsonValueKind.False))
+            errors.Add(new($"{at}.isolated", $"expected true or false, got {Show(flag)}"));
+        string? directory = null;
+        if (obj.TryGetPropertyValue("directory", out var dir) && ReadString(dir, $"{at}.directory", errors) is { } d)
+        {
+            directory = Path.GetFullPath(Path.Combine(baseDirectory, d));
+            if (!Directory.Exists(directory))
+                errors.Add(new($"{at}.directory", $"folder not found: {directory}; build the deployment's project into it (dotnet build -o <folder>)"));
+        }
+        if (directory is null && !isolated && errors.Count == before)
+            errors.Add(new(at, $"expected {Expected}; set 'directory' or 'isolated: true'"));
+        if (errors.Count > before)
+            return null;
+        return directory is not null ? RuntimeEnv.FromDirectory(directory, [.. shared]) : RuntimeEnv.Isolated([.. shared]);
     }
 
     private static string? ReadString(JsonNode? node, string at, List<ServeConfigError> errors)
