@@ -125,23 +125,23 @@ public static class AdminCommands
         return Failed;
     }
 
-    /// <summary>Writes the status document as a padded table: application, deployment, status, replicas (running/target), message.</summary>
+    /// <summary>Writes the status document as a padded table: application, deployment, status, replicas (running/target), runtime environment, message.</summary>
     internal static async Task WriteTableAsync(JsonNode? status, TextWriter output)
     {
-        var rows = new List<string[]> { new[] { "APPLICATION", "DEPLOYMENT", "STATUS", "REPLICAS", "MESSAGE" } };
+        var rows = new List<string[]> { new[] { "APPLICATION", "DEPLOYMENT", "STATUS", "REPLICAS", "ENV", "MESSAGE" } };
         foreach (var app in status?["applications"]?.AsArray() ?? [])
         {
             var appName = Str(app?["name"]);
-            rows.Add([appName, "", Str(app?["status"]), "", OneLine(Str(app?["message"]))]);
+            rows.Add([appName, "", Str(app?["status"]), "", "", OneLine(Str(app?["message"]))]);
             foreach (var d in app?["deployments"]?.AsArray() ?? [])
-                rows.Add(["", Str(d?["name"]), Str(d?["status"]), $"{d?["running_replicas"]}/{d?["target_replicas"]}", OneLine(Str(d?["message"]))]);
+                rows.Add(["", Str(d?["name"]), Str(d?["status"]), $"{d?["running_replicas"]}/{d?["target_replicas"]}", Str(d?["runtime_env"]), OneLine(Str(d?["message"]))]);
         }
         if (rows.Count == 1)
         {
             await output.WriteLineAsync("No applications are running.").ConfigureAwait(false);
             return;
         }
-        var widths = Enumerable.Range(0, 5).Select(i => rows.Max(r => r[i].Length)).ToArray();
+        var widths = Enumerable.Range(0, 6).Select(i => rows.Max(r => r[i].Length)).ToArray();
         foreach (var row in rows)
             await output.WriteLineAsync(string.Join("  ", row.Select((cell, i) => i == row.Length - 1 ? cell : cell.PadRight(widths[i]))).TrimEnd()).ConfigureAwait(false);
     }

@@ -72,6 +72,8 @@ public sealed class AdminApiTests
         Assert.Equal(1, (int)deployment["target_replicas"]!);
         Assert.Equal(1, (int)deployment["running_replicas"]!);
         Assert.Equal("RUNNING", (string)deployment["replicas"]![0]!["state"]!);
+        Assert.Equal("Shared", (string)deployment["runtime_env"]!);
+        Assert.Equal("Default", (string)deployment["replicas"]![0]!["load_context"]!);
     }
 
     [Fact]

@@ -219,6 +219,7 @@ internal sealed class AdminApi : IAsyncDisposable
                         ["state"] = r.State.ToString().ToUpperInvariant(),
                         ["version"] = r.Version,
                         ["ongoing_requests"] = r.OngoingRequests,
+                        ["load_context"] = r.LoadContext,
                     });
                 deployments.Add(new JsonObject
                 {
@@ -230,6 +231,7 @@ internal sealed class AdminApi : IAsyncDisposable
                     ["target_replicas"] = d.Options.NumReplicas,
                     ["running_replicas"] = d.Replicas.Count(r => r.State == Replicas.ReplicaState.Running),
                     ["queued_requests"] = d.QueuedRequests,
+                    ["runtime_env"] = d.Options.RuntimeEnv.ToString(),
                     ["replicas"] = replicas,
                 });
             }
