@@ -46,6 +46,23 @@ public partial class OrderTaker
     public Order Echo(Order order) => order;
 }
 
+public sealed record Greeting(string Text);
+
+[Deployment]
+public partial class IsoConfigured : IReconfigurable<Greeting>
+{
+    private Greeting _greeting = new("none");
+
+    public ValueTask ReconfigureAsync(Greeting config, CancellationToken cancellationToken)
+    {
+        _greeting = config;
+        return ValueTask.CompletedTask;
+    }
+
+    public string Call() => _greeting.Text + " (" + _greeting.GetType().Assembly.GetName().Name + " in " +
+                            AssemblyLoadContext.GetLoadContext(_greeting.GetType().Assembly)!.Name + ")";
+}
+
 /// <summary>Builders imported by the config-file tests below.</summary>
 public static class IsolationApps
 {
@@ -365,6 +382,36 @@ public class IsolationTests
         Assert.Contains(e.Errors, x => x.Path == "applications[1].deployments[0].runtime_env.shared_assemblies[0]" &&
                                        x.Reason.StartsWith("expected a simple assembly name such as MyCompany.Contracts"));
         Directory.Delete(dir, recursive: true);
+    }
+
+    [Fact]
+    public async Task UserConfig_reaches_an_isolated_replica_as_its_own_config_type_and_reconfigures_in_place()
+    {
+        await using var serve = await StartAsync();
+        var app = IsoConfigured.Bind().WithOptions(o => { o.RuntimeEnv = RuntimeEnv.Isolated(); o.UserConfig = new Greeting("hello"); });
+        var handle = await serve.RunAsync(app).WaitAsync(Bound);
+        var replica = serve.GetDeployment("IsoConfigured").Replicas.Single();
+
+        Assert.Equal($"hello (Serve.Tests in {replica.LoadContext})", await handle.CallAsync());
+
+        await serve.RunAsync(app.WithOptions(o => o.UserConfig = new Greeting("bonjour"))).WaitAsync(Bound);
+
+        Assert.Equal($"bonjour (Serve.Tests in {replica.LoadContext})", await handle.CallAsync());
+        Assert.Equal(replica.ReplicaId, serve.GetDeployment("IsoConfigured").Replicas.Single().ReplicaId); // reconfigured, not restarted
+    }
+
+    [Fact]
+    public async Task An_isolated_ingress_serves_HTTP()
+    {
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Port = 0).WaitAsync(Bound);
+        await serve.RunAsync(SwapModel.SwapModel.Bind().WithOptions(o => o.RuntimeEnv = RuntimeEnv.FromDirectory(Fixture("SwapModel.V2"))),
+            new RunOptions { RoutePrefix = "/swap" }).WaitAsync(Bound);
+        using var http = new HttpClient { BaseAddress = serve.HttpAddress, Timeout = Bound };
+
+        using var response = await http.PostAsync("/swap", new StringContent("""["web"]""", System.Text.Encoding.UTF8, "application/json")).WaitAsync(Bound);
+
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("v2:web", await response.Content.ReadAsStringAsync());
     }
 
     [Fact]
