@@ -41,10 +41,21 @@ public static class InvokerHelpers
     }
 
     /// <summary>Boxes the result of a value method.</summary>
-    public static async ValueTask<object?> Box<T>(ValueTask<T> task) => await task.ConfigureAwait(false);
+    public static ValueTask<object?> Box<T>(ValueTask<T> task) =>
+        task.IsCompletedSuccessfully ? new ValueTask<object?>(task.Result) : BoxAsync(task);
+
+    private static async ValueTask<object?> BoxAsync<T>(ValueTask<T> task) => await task.ConfigureAwait(false);
 
     /// <summary>Turns a void method's completion into a <c>null</c> result.</summary>
-    public static async ValueTask<object?> Box(ValueTask task)
+    public static ValueTask<object?> Box(ValueTask task)
+    {
+        if (!task.IsCompletedSuccessfully)
+            return BoxAsync(task);
+        task.GetAwaiter().GetResult(); // releases a pooled IValueTaskSource
+        return new ValueTask<object?>((object?)null);
+    }
+
+    private static async ValueTask<object?> BoxAsync(ValueTask task)
     {
         await task.ConfigureAwait(false);
         return null;

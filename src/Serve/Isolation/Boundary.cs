@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Collections.Frozen;
 using System.Runtime.CompilerServices;
 using System.Runtime.ExceptionServices;
 using System.Text.Json;
@@ -22,10 +21,10 @@ internal sealed class Boundary
     private readonly DeploymentDefinition _callee;
     private readonly IBoundarySerializer _callerSerializer;
     private readonly IBoundarySerializer _calleeSerializer;
-    private readonly FrozenDictionary<int, MethodPlan> _plans;
+    private readonly MethodPlan[] _plans; // a handful per deployment: a linear scan beats hashing
     private readonly string _deployment;
 
-    private Boundary(string deployment, DeploymentDefinition callee, IBoundarySerializer callerSerializer, IBoundarySerializer calleeSerializer, FrozenDictionary<int, MethodPlan> plans)
+    private Boundary(string deployment, DeploymentDefinition callee, IBoundarySerializer callerSerializer, IBoundarySerializer calleeSerializer, MethodPlan[] plans)
     {
         _deployment = deployment;
         _callee = callee;
@@ -37,7 +36,7 @@ internal sealed class Boundary
     /// <summary>Plans every caller method against the callee; throws <see cref="IsolationException"/> for what cannot cross.</summary>
     public static Boundary Create(string deployment, DeploymentDefinition caller, IBoundarySerializer callerSerializer, DeploymentDefinition callee, IBoundarySerializer calleeSerializer)
     {
-        var plans = new Dictionary<int, MethodPlan>();
+        var plans = new List<MethodPlan>();
         var missing = new List<string>();
         foreach (var m in caller.Methods)
         {
@@ -68,7 +67,7 @@ internal sealed class Boundary
                 CheckCrossable(deployment, m, what, target.ResultType, calleeSerializer);
                 CheckCrossable(deployment, m, what, m.ResultType, callerSerializer);
             }
-            plans[m.MethodId] = new MethodPlan(m, target, byReference);
+            plans.Add(new MethodPlan(m, target, byReference, Array.TrueForAll(byReference, b => b)));
         }
         if (missing.Count > 0)
         {
@@ -76,7 +75,7 @@ internal sealed class Boundary
                 $"Deployment '{deployment}': the code loaded from {Where(callee)} does not have method(s) {string.Join(", ", missing)} that the application's " +
                 $"{caller.HandleType.Name} calls. Deploy a build of the same deployment class with those methods (or rebuild the application against the new code).");
         }
-        return new Boundary(deployment, callee, callerSerializer, calleeSerializer, plans.ToFrozenDictionary());
+        return new Boundary(deployment, callee, callerSerializer, calleeSerializer, [.. plans]);
     }
 
     private static string Describe(DeploymentMethod m) =>
@@ -99,8 +98,15 @@ internal sealed class Boundary
             "or make it a plain serializable data type (public properties and a public constructor).");
     }
 
-    private MethodPlan Plan(int methodId) =>
-        _plans.TryGetValue(methodId, out var plan) ? plan : throw InvokerHelpers.UnknownMethod(_deployment, methodId);
+    private MethodPlan Plan(int methodId)
+    {
+        foreach (var plan in _plans)
+        {
+            if (plan.Caller.MethodId == methodId)
+                return plan;
+        }
+        throw InvokerHelpers.UnknownMethod(_deployment, methodId);
+    }
 
     public ValueTask<TResult> InvokeAsync<TArgs, TResult>(in TArgs arguments, object instance, CancellationToken cancellationToken)
         where TArgs : struct, IInvocation<TResult>
@@ -223,6 +229,10 @@ internal sealed class Boundary
 
     private object?[] MarshalArguments(MethodPlan plan, object?[] arguments, bool copy)
     {
+        // Typed calls with only shared parameter types (the common case) need no look at the values; boxed calls may
+        // carry JsonElements from HTTP, which the callee must not deserialize with its own process-wide options.
+        if (plan.AllByReference && !copy)
+            return arguments;
         var types = plan.Callee.ParameterTypes;
         if (arguments.Length != types.Length)
             return arguments; // the callee's invoker reports the count mismatch with the method's name
@@ -290,7 +300,7 @@ internal sealed class Boundary
         return translated;
     }
 
-    private sealed record MethodPlan(DeploymentMethod Caller, DeploymentMethod Callee, bool[] ByReference);
+    private sealed record MethodPlan(DeploymentMethod Caller, DeploymentMethod Callee, bool[] ByReference, bool AllByReference);
 
     private sealed class ConvertedStream(Boundary boundary, IAsyncEnumerable<object?> inner, Type itemType) : IAsyncEnumerable<object?>
     {
