@@ -415,6 +415,25 @@ public class IsolationTests
     }
 
     [Fact]
+    public async Task The_current_versions_context_stays_warm_for_the_next_replica_when_scaling_from_zero()
+    {
+        await using var serve = await StartAsync();
+        var app = StaticCounter.Bind().WithOptions(o => { o.Name = "Warm"; o.Version = "1"; o.RuntimeEnv = RuntimeEnv.Isolated(); });
+        var handle = await serve.RunAsync(app).WaitAsync(Bound);
+        Assert.Equal(1, await handle.CallAsync());
+        var context = serve.GetDeployment("Warm").Replicas.Single().LoadContext;
+
+        await serve.RunAsync(app.WithOptions(o => o.NumReplicas = 0)).WaitAsync(Bound);
+        Assert.Empty(serve.GetDeployment("Warm").Replicas);
+        Assert.Contains(AssemblyLoadContext.All, c => c.Name == context);
+
+        await serve.RunAsync(app.WithOptions(o => o.NumReplicas = 2)).WaitAsync(Bound);
+
+        Assert.All(serve.GetDeployment("Warm").Replicas, r => Assert.Equal(context, r.LoadContext));
+        Assert.Equal(2, await handle.CallAsync()); // the same context, so the same statics
+    }
+
+    [Fact]
     public void RuntimeEnv_values_compare_by_what_they_load_and_reject_bad_names()
     {
         Assert.Equal(RuntimeEnv.FromDirectory("a/b"), RuntimeEnv.FromDirectory(Path.GetFullPath("a/b")));
