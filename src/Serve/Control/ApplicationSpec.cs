@@ -80,7 +80,10 @@ internal sealed record DeploymentSpec(string Name, DeploymentDefinition Definiti
         && Options.MaxOngoingRequests == other.Options.MaxOngoingRequests
         && Options.MaxQueuedRequests == other.Options.MaxQueuedRequests
         && Options.RoutePrefix == other.Options.RoutePrefix
-        && Options.GracefulShutdownTimeout == other.Options.GracefulShutdownTimeout;
+        && Options.GracefulShutdownTimeout == other.Options.GracefulShutdownTimeout
+        && Options.HealthCheckPeriod == other.Options.HealthCheckPeriod
+        && Options.HealthCheckTimeout == other.Options.HealthCheckTimeout
+        && (Options.Autoscaling is null ? other.Options.Autoscaling is null : Options.Autoscaling.SameAs(other.Options.Autoscaling));
 
     private static bool SameArguments(object?[] a, object?[] b)
     {

@@ -11,6 +11,8 @@ internal sealed class ReplicaRecord(Replica replica, int generation)
     public int Generation { get; } = generation;
     public ReplicaState State { get; set; } = ReplicaState.Starting;
     public bool Reconfiguring { get; set; }
+    /// <summary>Health checks failed in a row (reset by a passing one).</summary>
+    public int HealthFailures { get; set; }
 }
 
 /// <summary>
@@ -39,7 +41,16 @@ internal sealed class DeploymentState(string applicationName, DeploymentSpec spe
     /// <summary>The replica set last handed to the router, to avoid swapping it when nothing changed.</summary>
     public IReplica[] Published { get; set; } = [];
 
-    public int TargetReplicas => Removing ? 0 : Spec.Options.NumReplicas;
+    public int TargetReplicas => Removing ? 0 : AutoscaleTarget ?? Spec.Options.NumReplicas;
+
+    /// <summary>The autoscaler's current replica count; <c>null</c> when the deployment does not autoscale.</summary>
+    public int? AutoscaleTarget { get; set; }
+    public Autoscaler? Autoscaler { get; set; }
+
+    /// <summary>Replicas replaced after failing health checks, over the deployment's life, and the last reason.</summary>
+    public int Restarts { get; set; }
+    public int ConsecutiveRestarts { get; set; }
+    public string? LastRestartReason { get; set; }
 
     public ServeHealth Health
     {
@@ -66,8 +77,10 @@ internal sealed class DeploymentState(string applicationName, DeploymentSpec spe
         {
             if (FailureMessage is { } failure)
                 return failure;
-            if (RetryPending)
+            if (RetryPending && ConsecutiveStartFailures > 0)
                 return $"Replica failed to start {ConsecutiveStartFailures} time(s); retrying.";
+            if (LastRestartReason is { } restart)
+                return $"{Restarts} replica(s) replaced after failing health checks; last: {restart}";
             return "";
         }
     }

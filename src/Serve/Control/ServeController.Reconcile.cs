@@ -257,7 +257,7 @@ internal sealed partial class ServeController
 
         DeploymentSnapshot Describe(DeploymentState d) => new(
             d.Name, d.ApplicationName, d.Spec.CodeVersion, d.IsIngress ? _apps[d.ApplicationName].Spec.RoutePrefix : null, d.IsIngress,
-            d.Spec.Options.Clone(), d.Health, d.Message,
+            d.Spec.Options.Clone(), d.Health, d.Message, d.TargetReplicas, d.Restarts,
             d.Replicas.Select(r => new ReplicaSnapshot(r.Replica, r.State, r.Replica.LoadContextName)).ToArray(), d.Endpoint.Router);
     }
 
@@ -265,7 +265,7 @@ internal sealed partial class ServeController
         new(apps.Select(a => new ApplicationInfo(a.Name, a.RoutePrefix, a.Ingress, a.Health, a.Message,
             a.Deployments.Select(d => new DeploymentInfo(d.Name, d.Application, d.Version, d.RoutePrefix, d.IsIngress, d.Options.Clone(), d.Health, d.Message,
                 d.Replicas.Select(r => new ReplicaInfo(r.Replica.ReplicaId, r.State, r.Replica.Version, r.Replica.Ongoing) { LoadContext = r.LoadContext }).ToArray(),
-                d.Router.QueuedCount)).ToArray())).ToArray());
+                d.Router.QueuedCount) { TargetReplicas = d.TargetReplicas, Restarts = d.Restarts }).ToArray())).ToArray());
 
     /// <summary>One application's HTTP route: its prefix and a handle to its ingress deployment.</summary>
     internal sealed record RouteEntry(string RoutePrefix, string Application, Routing.DeploymentEndpoint Ingress, DeploymentHandle Handle);
@@ -274,7 +274,7 @@ internal sealed partial class ServeController
 
     private sealed record DeploymentSnapshot(
         string Name, string Application, string Version, string? RoutePrefix, bool IsIngress, DeploymentOptions Options,
-        ServeHealth Health, string Message, ReplicaSnapshot[] Replicas, Routing.DeploymentRouter Router);
+        ServeHealth Health, string Message, int TargetReplicas, int Restarts, ReplicaSnapshot[] Replicas, Routing.DeploymentRouter Router);
 
     private sealed record ReplicaSnapshot(Replica Replica, ReplicaState State, string LoadContext);
 
@@ -298,4 +298,7 @@ internal sealed partial class ServeController
     private sealed record ReplicaStopped(ApplicationState App, DeploymentState Deployment, ReplicaRecord Record) : Message;
     private sealed record Reconfigured(ApplicationState App, DeploymentState Deployment, ReplicaRecord Record, Exception? Error) : Message;
     private sealed record RetryStart(ApplicationState App, DeploymentState Deployment) : Message;
+    private sealed record AutoscaleTick(ApplicationState App, DeploymentState Deployment) : Message;
+    private sealed record ScaleFromZero(ApplicationState App, DeploymentState Deployment) : Message;
+    private sealed record HealthChecked(ApplicationState App, DeploymentState Deployment, ReplicaRecord Record, Exception? Error) : Message;
 }

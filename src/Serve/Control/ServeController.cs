@@ -141,10 +141,21 @@ internal sealed partial class ServeController
                 break;
             case Remove m:
                 m.Deployment.Removing = true;
+                m.Deployment.Autoscaler?.Dispose();
+                m.Deployment.Autoscaler = null;
                 if (!m.App.Deployments.TryGetValue(m.Deployment.Name, out var successor) || ReferenceEquals(successor, m.Deployment))
                     _pool.SetCurrent(m.App.Name, m.Deployment.Name, null);
                 Reconcile(m.Deployment);
                 CheckApplication(m.App);
+                break;
+            case AutoscaleTick m:
+                OnAutoscaleTick(m.App, m.Deployment);
+                break;
+            case ScaleFromZero m:
+                OnScaleFromZero(m.App, m.Deployment);
+                break;
+            case HealthChecked m:
+                OnHealthChecked(m.App, m.Deployment, m.Record, m.Error);
                 break;
             case RetryStart m:
                 m.Deployment.RetryPending = false;
@@ -202,6 +213,7 @@ internal sealed partial class ServeController
             }
             existing.IsIngress = ds.Name == spec.IngressName;
             _pool.SetCurrent(app.Name, ds.Name, Isolation.IsolationPool.KeyOf(app.Name, ds));
+            ConfigureAutoscaling(app, existing);
         }
         foreach (var stale in app.Deployments.Values.Where(d => spec.Deployments.All(s => s.Name != d.Name)).ToList())
             Retire(app, stale, $"Deployment '{stale.Name}' was removed from application '{app.Name}' by a redeploy.");
@@ -289,6 +301,7 @@ internal sealed partial class ServeController
     {
         record.State = ReplicaState.Running;
         deployment.ConsecutiveStartFailures = 0;
+        StartHealthChecks(app, deployment, record);
         Log.ReplicaStarted(_logger, record.Replica.ReplicaId, app.Name, deployment.Name, record.Replica.Version);
         Reconcile(deployment);
         CheckApplication(app);

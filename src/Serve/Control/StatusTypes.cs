@@ -51,7 +51,14 @@ public sealed record DeploymentInfo(
     ServeHealth Status,
     string Message,
     IReadOnlyList<ReplicaInfo> Replicas,
-    int QueuedRequests);
+    int QueuedRequests)
+{
+    /// <summary>The replica count the controller aims at: <see cref="DeploymentOptions.NumReplicas"/>, or the autoscaler's current choice.</summary>
+    public int TargetReplicas { get; init; }
+
+    /// <summary>Replicas replaced after failing their health checks, over the deployment's life (the last reason is in <see cref="Message"/>).</summary>
+    public int Restarts { get; init; }
+}
 
 /// <summary>One application as <see cref="IServeClient.GetStatus"/> reports it.</summary>
 /// <param name="Name">The application name.</param>

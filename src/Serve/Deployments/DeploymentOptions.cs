@@ -18,6 +18,10 @@ public sealed class DeploymentOptions
     public const int DefaultMaxOngoingRequests = 5;
     /// <summary>Default <see cref="NumCpus"/>.</summary>
     public const double DefaultNumCpus = 1;
+    /// <summary>Default <see cref="HealthCheckPeriod"/> in seconds.</summary>
+    public const double DefaultHealthCheckPeriodSeconds = 10;
+    /// <summary>Default <see cref="HealthCheckTimeout"/> in seconds.</summary>
+    public const double DefaultHealthCheckTimeoutSeconds = 30;
     /// <summary>Default <see cref="GracefulShutdownTimeout"/> in seconds.</summary>
     public const double DefaultGracefulShutdownTimeoutSeconds = 20;
 
@@ -26,6 +30,22 @@ public sealed class DeploymentOptions
 
     /// <summary>How many replicas run. Zero keeps the deployment defined with no replica.</summary>
     public int NumReplicas { get; set; } = DefaultNumReplicas;
+
+    /// <summary>
+    /// Autoscaling settings; when set they replace <see cref="NumReplicas"/> (the controller picks the count between
+    /// <see cref="AutoscalingOptions.MinReplicas"/> and <see cref="AutoscalingOptions.MaxReplicas"/>). <c>null</c>
+    /// (default): a fixed <see cref="NumReplicas"/>.
+    /// </summary>
+    public AutoscalingOptions? Autoscaling { get; set; }
+
+    /// <summary>
+    /// How often a replica's <c>CheckHealthAsync</c> (see <see cref="IHealthCheckable"/>) is called; after 3 failures
+    /// in a row the replica is replaced. Default 10 s.
+    /// </summary>
+    public TimeSpan HealthCheckPeriod { get; set; } = TimeSpan.FromSeconds(DefaultHealthCheckPeriodSeconds);
+
+    /// <summary>How long one health check may take before it counts as failed. Default 30 s.</summary>
+    public TimeSpan HealthCheckTimeout { get; set; } = TimeSpan.FromSeconds(DefaultHealthCheckTimeoutSeconds);
 
     /// <summary>How many calls one replica runs at once (Ray's <c>max_ongoing_requests</c>).</summary>
     public int MaxOngoingRequests { get; set; } = DefaultMaxOngoingRequests;
@@ -88,6 +108,9 @@ public sealed class DeploymentOptions
         Resources = new Dictionary<string, double>(Resources, StringComparer.Ordinal),
         GracefulShutdownTimeout = GracefulShutdownTimeout,
         RuntimeEnv = RuntimeEnv,
+        Autoscaling = Autoscaling?.Clone(),
+        HealthCheckPeriod = HealthCheckPeriod,
+        HealthCheckTimeout = HealthCheckTimeout,
     };
 
     /// <summary>
@@ -118,6 +141,12 @@ public sealed class DeploymentOptions
             if (!(amount >= 0) || double.IsInfinity(amount))
                 throw Invalid(deploymentName, $"{nameof(Resources)}[\"{name}\"]", amount, "must be a finite amount of 0 or more");
         }
+        if (Autoscaling?.FindInvalid() is { } bad)
+            throw Invalid(deploymentName, bad.Option, bad.Value, bad.Rule);
+        if (HealthCheckPeriod <= TimeSpan.Zero)
+            throw Invalid(deploymentName, nameof(HealthCheckPeriod), HealthCheckPeriod, "must be positive (the default is 10 s)");
+        if (HealthCheckTimeout <= TimeSpan.Zero)
+            throw Invalid(deploymentName, nameof(HealthCheckTimeout), HealthCheckTimeout, "must be positive (the default is 30 s)");
         if (RuntimeEnv is null)
             throw Invalid(deploymentName, nameof(RuntimeEnv), null, "must be set; use RuntimeEnv.Shared (the default), RuntimeEnv.Isolated() or RuntimeEnv.FromDirectory(path)");
         if (GracefulShutdownTimeout < TimeSpan.Zero)

@@ -36,4 +36,13 @@ internal static partial class Log
 
     [LoggerMessage(11, LogLevel.Error, "The Serve controller loop failed on {Message}.")]
     public static partial void ControllerError(ILogger logger, string message, Exception exception);
+
+    [LoggerMessage(30, LogLevel.Information, "Autoscaling deployment '{Deployment}' of application '{Application}' from {From} to {To} replica(s) (average load {Load:0.##}).")]
+    public static partial void Autoscaled(ILogger logger, string application, string deployment, int from, int to, double load);
+
+    [LoggerMessage(31, LogLevel.Warning, "Health check {Failures}/3 of replica {ReplicaId} failed.")]
+    public static partial void HealthCheckFailed(ILogger logger, string replicaId, int failures, Exception error);
+
+    [LoggerMessage(32, LogLevel.Warning, "Replacing replica {ReplicaId} of deployment '{Deployment}': {Reason}")]
+    public static partial void ReplicaReplaced(ILogger logger, string replicaId, string deployment, string reason);
 }

@@ -58,6 +58,9 @@ internal sealed class Replica : IReplica
     /// <summary>The definition the instance was made from: the application's, or its isolated context's copy.</summary>
     public DeploymentDefinition Definition => _definition;
 
+    /// <summary>The instance's health check (<see cref="IHealthCheckable"/> or a public <c>CheckHealthAsync(CancellationToken)</c>), or <c>null</c>.</summary>
+    public Func<CancellationToken, ValueTask>? HealthCheck { get; private set; }
+
     /// <summary>The load context the replica runs in: <c>Default</c>, or the pooled context's name.</summary>
     public string LoadContextName { get; private set; } = "Default";
 
@@ -94,6 +97,7 @@ internal sealed class Replica : IReplica
         {
             var definition = _definition;
             _instance = await Task.Run(() => definition.CreateInstance(activation), cancellationToken).ConfigureAwait(false);
+            HealthCheck = FindHealthCheck(_instance);
             await ReconfigureAsync(userConfig, userConfigJson, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (_lease is not null && !ReferenceEquals(Boundary.Translate(e), e))
@@ -152,6 +156,24 @@ internal sealed class Replica : IReplica
             ?? throw new IsolationException(Context.DeploymentName,
                 $"Deployment '{Context.DeploymentName}': its constructor takes a {definition.HandleType.Name}, but the isolated context's copy of {assemblyName.Name} does not declare that deployment. Build both from the same code.");
         return mapped.CreateHandle(new HandleTarget(handle.Endpoint, mapped));
+    }
+
+    /// <summary>Binds the health check once, at start (never per call): the interface, or a method of that name and shape.</summary>
+    private static Func<CancellationToken, ValueTask>? FindHealthCheck(object instance)
+    {
+        if (instance is IHealthCheckable checkable)
+            return checkable.CheckHealthAsync;
+        var method = instance.GetType().GetMethod("CheckHealthAsync", System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance, [typeof(CancellationToken)]);
+        if (method is null)
+            return null;
+        if (method.ReturnType == typeof(ValueTask))
+            return method.CreateDelegate<Func<CancellationToken, ValueTask>>(instance);
+        if (method.ReturnType == typeof(Task))
+        {
+            var check = method.CreateDelegate<Func<CancellationToken, Task>>(instance);
+            return token => new ValueTask(check(token));
+        }
+        return null;
     }
 
     private static Type MapType(Type type, ServeLoadContext context)
@@ -246,6 +268,7 @@ internal sealed class Replica : IReplica
         }
         // The stopping source is not disposed: user code may still hold its (cancelled) token.
         _instance = null;
+        HealthCheck = null;
         // Let go of everything that belongs to an isolated context so it can unload once its last replica is gone.
         _boundaries.Clear();
         _primaryBoundary = null;

@@ -32,6 +32,9 @@ internal sealed class DeploymentRouter
     }
 
     public int QueuedCount => Volatile.Read(ref _waiterCount);
+
+    /// <summary>Called (outside the lock) when a call queues while the deployment has no replica: the autoscaler's cue to scale from zero at once.</summary>
+    public Action? QueuedWithoutReplicas { get; set; }
     public IReadOnlyList<IReplica> Replicas => _replicas;
 
     public void UpdateLimits(int maxOngoing, int maxQueued)
@@ -164,6 +167,8 @@ internal sealed class DeploymentRouter
             Interlocked.Increment(ref _waiterCount);
         }
         DrainQueue();
+        if (_replicas.Length == 0)
+            QueuedWithoutReplicas?.Invoke();
         if (cancellationToken.CanBeCanceled)
             waiter.Registration = cancellationToken.UnsafeRegister(static (state, token) => ((Waiter)state!).Cancel(token), waiter);
         try
