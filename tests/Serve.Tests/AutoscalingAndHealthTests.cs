@@ -56,6 +56,12 @@ public partial class Hanging(HealthProbe probe, ReplicaContext context)
     public string Call() => context.ReplicaId;
 }
 
+/// <summary>Builders imported by the config-file test below.</summary>
+public static class ScalingApps
+{
+    public static Application<HeldHandle> Held() => Serve.Tests.Held.Bind(new Valve());
+}
+
 public class AutoscalingAndHealthTests
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
@@ -186,6 +192,57 @@ public class AutoscalingAndHealthTests
 
         Assert.NotEqual(sick, await handle.CallAsync());
         Assert.EndsWith("(TimeoutException: CheckHealthAsync did not complete within HealthCheckTimeout (0.03 s).)", serve.GetDeployment("Hanging").Message);
+    }
+}
+
+public class AutoscalingConfigTests
+{
+    [Fact]
+    public void A_config_file_sets_autoscaling_and_health_checks_with_Ray_keys()
+    {
+        var dir = Directory.CreateTempSubdirectory("serve-autoscaling-config-").FullName;
+        var import = typeof(ScalingApps).Assembly.Location.Replace('\\', '/') + ":Serve.Tests.ScalingApps.Held";
+        var path = Path.Combine(dir, "serve.yaml");
+        File.WriteAllText(path, $"""
+            applications:
+              - name: good
+                route_prefix: /good
+                import: {import}
+                deployments:
+                  - name: Held
+                    health_check_period_s: 5
+                    health_check_timeout_s: 2.5
+                    autoscaling_config:
+                      min_replicas: 0
+                      max_replicas: 8
+                      target_ongoing_requests: 3
+                      upscale_delay_s: 1
+                      downscale_delay_s: 60
+                      metrics_interval_s: 0.5
+                      look_back_period_s: 5
+            """);
+
+        var config = Config.ServeConfigLoader.Load(path);
+
+        var options = config.Applications[0].Application.GetOptions();
+        Assert.Equal(TimeSpan.FromSeconds(5), options.HealthCheckPeriod);
+        Assert.Equal(TimeSpan.FromSeconds(2.5), options.HealthCheckTimeout);
+        var a = options.Autoscaling!;
+        Assert.Equal((0, 8, null, 3.0), (a.MinReplicas, a.MaxReplicas, a.InitialReplicas, a.TargetOngoingRequests));
+        Assert.Equal((1.0, 60.0, 0.5, 5.0), (a.UpscaleDelay.TotalSeconds, a.DownscaleDelay.TotalSeconds, a.MetricsInterval.TotalSeconds, a.LookBackPeriod.TotalSeconds));
+
+        File.WriteAllText(path, $"""
+            applications:
+              - import: {import}
+                deployments:
+                  - name: Held
+                    health_check_period_s: 0
+                    autoscaling_config: {"{"} min_replicas: 3, max_replicas: 2, smoothing: 1 {"}"}
+            """);
+        var e = Assert.Throws<Config.ServeConfigException>(() => Config.ServeConfigLoader.Load(path));
+        Assert.Contains(e.Errors, x => x.Path == "applications[0].deployments[0].health_check_period_s" && x.Reason == "expected a number above 0, got 0");
+        Assert.Contains(e.Errors, x => x.Path == "applications[0].deployments[0].autoscaling_config.smoothing" && x.Reason.StartsWith("unknown key"));
+        Directory.Delete(dir, recursive: true);
     }
 }
 

@@ -20,7 +20,11 @@ public static class ServeConfigLoader
     private static readonly string[] AppKeys = ["name", "route_prefix", "import", "args", "deployments"];
     private static readonly string[] DeploymentKeys =
         ["name", "num_replicas", "max_ongoing_requests", "max_queued_requests", "user_config", "num_cpus", "num_gpus",
-         "resources", "graceful_shutdown_timeout_s", "version", "runtime_env"];
+         "resources", "graceful_shutdown_timeout_s", "version", "runtime_env", "autoscaling_config", "health_check_period_s",
+         "health_check_timeout_s"];
+    private static readonly string[] AutoscalingKeys =
+        ["min_replicas", "max_replicas", "initial_replicas", "target_ongoing_requests", "upscale_delay_s", "downscale_delay_s",
+         "metrics_interval_s", "look_back_period_s"];
     private static readonly string[] RuntimeEnvKeys = ["isolated", "directory", "shared_assemblies"];
 
     private static readonly JsonSerializerOptions ArgsJson = new(JsonSerializerDefaults.Web);
@@ -377,6 +381,19 @@ public static class ServeConfigLoader
             o.Version = version;
         if (obj.TryGetPropertyValue("runtime_env", out v) && ReadRuntimeEnv(v, $"{at}.runtime_env", baseDirectory, errors) is { } env)
             o.RuntimeEnv = env;
+        if (obj.TryGetPropertyValue("health_check_period_s", out v) && ReadPositive(v, $"{at}.health_check_period_s", errors) is { } period)
+            o.HealthCheckPeriod = TimeSpan.FromSeconds(period);
+        if (obj.TryGetPropertyValue("health_check_timeout_s", out v) && ReadPositive(v, $"{at}.health_check_timeout_s", errors) is { } timeout)
+            o.HealthCheckTimeout = TimeSpan.FromSeconds(timeout);
+        if (obj.TryGetPropertyValue("autoscaling_config", out v))
+        {
+            if (v is null)
+                o.Autoscaling = null;
+            else if (v is not JsonObject a)
+                errors.Add(new($"{at}.autoscaling_config", $"expected a mapping with keys {List(AutoscalingKeys)}, got {Show(v)}"));
+            else
+                o.Autoscaling = ReadAutoscaling(a, $"{at}.autoscaling_config", errors);
+        }
         if (obj.TryGetPropertyValue("resources", out v))
         {
             if (v is not JsonObject resources)
@@ -428,6 +445,40 @@ public static class ServeConfigLoader
         foreach (var (key, _) in obj)
             if (!allowed.Contains(key, StringComparer.Ordinal))
                 errors.Add(new(at.Length == 0 ? key : $"{at}.{key}", $"unknown key; allowed keys here are {List(allowed)}"));
+    }
+
+    private static AutoscalingOptions? ReadAutoscaling(JsonObject obj, string at, List<ServeConfigError> errors)
+    {
+        var before = errors.Count;
+        CheckKeys(obj, at, AutoscalingKeys, errors);
+        var a = new AutoscalingOptions();
+        if (obj.TryGetPropertyValue("min_replicas", out var v) && ReadInt(v, $"{at}.min_replicas", 0, int.MaxValue, "an integer of 0 or more", errors) is { } min)
+            a.MinReplicas = min;
+        if (obj.TryGetPropertyValue("max_replicas", out v) && ReadInt(v, $"{at}.max_replicas", 1, int.MaxValue, "an integer of 1 or more", errors) is { } max)
+            a.MaxReplicas = max;
+        if (obj.TryGetPropertyValue("initial_replicas", out v) && v is not null && ReadInt(v, $"{at}.initial_replicas", 0, int.MaxValue, "an integer of 0 or more", errors) is { } initial)
+            a.InitialReplicas = initial;
+        if (obj.TryGetPropertyValue("target_ongoing_requests", out v) && ReadPositive(v, $"{at}.target_ongoing_requests", errors) is { } target)
+            a.TargetOngoingRequests = target;
+        if (obj.TryGetPropertyValue("upscale_delay_s", out v) && ReadNonNegative(v, $"{at}.upscale_delay_s", errors) is { } up)
+            a.UpscaleDelay = TimeSpan.FromSeconds(up);
+        if (obj.TryGetPropertyValue("downscale_delay_s", out v) && ReadNonNegative(v, $"{at}.downscale_delay_s", errors) is { } down)
+            a.DownscaleDelay = TimeSpan.FromSeconds(down);
+        if (obj.TryGetPropertyValue("metrics_interval_s", out v) && ReadPositive(v, $"{at}.metrics_interval_s", errors) is { } interval)
+            a.MetricsInterval = TimeSpan.FromSeconds(interval);
+        if (obj.TryGetPropertyValue("look_back_period_s", out v) && ReadPositive(v, $"{at}.look_back_period_s", errors) is { } lookBack)
+            a.LookBackPeriod = TimeSpan.FromSeconds(lookBack);
+        if (errors.Count == before && a.FindInvalid() is { } bad)
+            errors.Add(new(at, $"{bad.Option} {bad.Rule}"));
+        return errors.Count > before ? null : a;
+    }
+
+    private static double? ReadPositive(JsonNode? node, string at, List<ServeConfigError> errors)
+    {
+        if (node is JsonValue value && value.GetValueKind() == JsonValueKind.Number && value.TryGetValue<double>(out var d) && d > 0 && !double.IsInfinity(d))
+            return d;
+        errors.Add(new(at, $"expected a number above 0, got {Show(node)}"));
+        return null;
     }
 
     /// <summary><c>shared</c>, <c>isolated</c>, or a mapping: <c>{ directory: path, shared_assemblies: [names] }</c> / <c>{ isolated: true, ... }</c>.</summary>
