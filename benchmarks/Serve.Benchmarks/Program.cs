@@ -5,12 +5,15 @@ namespace Serve.Benchmarks;
 /// <summary>
 /// <c>dotnet run -c Release --project benchmarks/Serve.Benchmarks -- --filter '*'</c> runs every benchmark.
 /// Before BenchmarkDotNet starts, every benchmark runs once and its result is checked (see <see cref="Smoke"/>);
-/// <c>--smoke</c> runs only that check, <c>--no-smoke</c> skips it. Other arguments go to BenchmarkDotNet.
+/// <c>--smoke</c> runs only that check, <c>--no-smoke</c> skips it; <c>--autoscale-step</c> runs the autoscaling
+/// reaction scenario (<see cref="AutoscaleStep"/>) instead. Other arguments go to BenchmarkDotNet.
 /// </summary>
 public static class Program
 {
     public static async Task<int> Main(string[] args)
     {
+        if (args.Contains("--autoscale-step"))
+            return await AutoscaleStep.RunAsync(Console.Out);
         var smokeOnly = args.Contains("--smoke");
         var skipSmoke = args.Contains("--no-smoke");
         var rest = args.Where(a => a is not "--smoke" and not "--no-smoke").ToArray();
