@@ -155,6 +155,18 @@ namespace Serve.Generators
                             else
                                 options = options with { GracefulShutdownTimeoutSeconds = d };
                             break;
+                        case ("HealthCheckPeriodSeconds", double d):
+                            if (!(d > 0) || double.IsInfinity(d) || d > TimeSpan.MaxValue.TotalSeconds)
+                                OutOfRange(where, deploymentName, name, Show(d), "use a finite number of seconds above 0 (the default is 10)");
+                            else
+                                options = options with { HealthCheckPeriodSeconds = d };
+                            break;
+                        case ("HealthCheckTimeoutSeconds", double d):
+                            if (!(d > 0) || double.IsInfinity(d) || d > TimeSpan.MaxValue.TotalSeconds)
+                                OutOfRange(where, deploymentName, name, Show(d), "use a finite number of seconds above 0 (the default is 30)");
+                            else
+                                options = options with { HealthCheckTimeoutSeconds = d };
+                            break;
                     }
                 }
                 return options;

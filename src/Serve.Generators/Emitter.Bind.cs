@@ -96,6 +96,10 @@ namespace Serve.Generators
                 set.Add("NumGpus = " + Literal(gpus));
             if (o.GracefulShutdownTimeoutSeconds is { } seconds)
                 set.Add("GracefulShutdownTimeout = global::System.TimeSpan.FromSeconds(" + Literal(seconds) + ")");
+            if (o.HealthCheckPeriodSeconds is { } period)
+                set.Add("HealthCheckPeriod = global::System.TimeSpan.FromSeconds(" + Literal(period) + ")");
+            if (o.HealthCheckTimeoutSeconds is { } timeout)
+                set.Add("HealthCheckTimeout = global::System.TimeSpan.FromSeconds(" + Literal(timeout) + ")");
             return "new global::Serve.DeploymentOptions { " + string.Join(", ", set) + " }";
         }
 

@@ -220,6 +220,8 @@ public sealed class DiagnosticTests
     [InlineData("NumGpus = double.NaN", "Deployment 'Greeter': NumGpus = NaN is out of range")]
     [InlineData("NumGpus = 1.5", "Deployment 'Greeter': NumGpus = 1.5 is out of range; above 1 use a whole number of GPUs, e.g. 2")]
     [InlineData("GracefulShutdownTimeoutSeconds = -3", "Deployment 'Greeter': GracefulShutdownTimeoutSeconds = -3 is out of range")]
+    [InlineData("HealthCheckPeriodSeconds = 0", "Deployment 'Greeter': HealthCheckPeriodSeconds = 0 is out of range")]
+    [InlineData("HealthCheckTimeoutSeconds = -1", "Deployment 'Greeter': HealthCheckTimeoutSeconds = -1 is out of range")]
     [InlineData("RoutePrefix = \"api\"", "Deployment 'Greeter': RoutePrefix = \"api\" is out of range; start it with '/', e.g. \"/greeter\"")]
     [InlineData("Name = \" \"", "Deployment 'Greeter': Name = \" \" is out of range; use a non-empty name")]
     public void SERVE018_OptionOutOfRange(string argument, string message)

@@ -340,7 +340,7 @@ public sealed class SnapshotTests
         namespace Demo;
 
         [Deployment(Name = "llm-\"quoted\"", NumReplicas = 0, MaxOngoingRequests = 32, MaxQueuedRequests = -1, RoutePrefix = "/llm",
-                    Version = "v2", NumCpus = 2, NumGpus = 0.25, GracefulShutdownTimeoutSeconds = 1.5)]
+                    Version = "v2", NumCpus = 2, NumGpus = 0.25, GracefulShutdownTimeoutSeconds = 1.5, HealthCheckPeriodSeconds = 5, HealthCheckTimeoutSeconds = 2)]
         public partial class Llm
         {
             public string Call(string prompt) => prompt;

@@ -10,5 +10,7 @@ namespace Serve.Generators.Model
         string? Version = null,
         double? NumCpus = null,
         double? NumGpus = null,
-        double? GracefulShutdownTimeoutSeconds = null);
+        double? GracefulShutdownTimeoutSeconds = null,
+        double? HealthCheckPeriodSeconds = null,
+        double? HealthCheckTimeoutSeconds = null);
 }

@@ -37,6 +37,12 @@ public sealed class DeploymentAttribute : Attribute
 
     /// <summary>Seconds a stopping replica waits for in-flight calls before it is disposed; default 20.</summary>
     public double GracefulShutdownTimeoutSeconds { get; set; } = DeploymentOptions.DefaultGracefulShutdownTimeoutSeconds;
+
+    /// <summary>Seconds between health checks (<see cref="IHealthCheckable"/>); default 10.</summary>
+    public double HealthCheckPeriodSeconds { get; set; } = DeploymentOptions.DefaultHealthCheckPeriodSeconds;
+
+    /// <summary>Seconds one health check may take before it counts as failed; default 30.</summary>
+    public double HealthCheckTimeoutSeconds { get; set; } = DeploymentOptions.DefaultHealthCheckTimeoutSeconds;
 }
 
 /// <summary>

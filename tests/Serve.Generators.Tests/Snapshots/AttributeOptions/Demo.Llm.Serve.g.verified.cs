@@ -29,7 +29,7 @@ namespace Demo
             Name = "llm-\"quoted\"",
             ImplementationType = typeof(global::Demo.Llm),
             HandleType = typeof(global::Demo.LlmHandle),
-            DefaultOptions = new global::Serve.DeploymentOptions { Name = "llm-\"quoted\"", NumReplicas = 0, MaxOngoingRequests = 32, MaxQueuedRequests = -1, RoutePrefix = "/llm", Version = "v2", NumCpus = 2.0, NumGpus = 0.25, GracefulShutdownTimeout = global::System.TimeSpan.FromSeconds(1.5) },
+            DefaultOptions = new global::Serve.DeploymentOptions { Name = "llm-\"quoted\"", NumReplicas = 0, MaxOngoingRequests = 32, MaxQueuedRequests = -1, RoutePrefix = "/llm", Version = "v2", NumCpus = 2.0, NumGpus = 0.25, GracefulShutdownTimeout = global::System.TimeSpan.FromSeconds(1.5), HealthCheckPeriod = global::System.TimeSpan.FromSeconds(5.0), HealthCheckTimeout = global::System.TimeSpan.FromSeconds(2.0) },
             CreateHandle = static target => new global::Demo.LlmHandle(target),
             CreateInstance = static activation => activation.ConstructorIndex switch
             {
