@@ -142,6 +142,7 @@ namespace Serve.Generators
                     : ParseConstructors(type, syntax, identifier, className, ref canEmit);
                 var (configType, configTypeOf, reconfigure) = FindReconfigurable(type);
                 var methods = ParseMethods(type, className, implementationType, reconfigure);
+                var multiplexed = type.IsStatic ? null : ParseMultiplexed(type, className, ref canEmit);
 
                 var metadataName = MetadataName(type);
                 var ns = Namespace(type.ContainingNamespace);
@@ -161,7 +162,8 @@ namespace Serve.Generators
                     Methods: methods,
                     Options: options,
                     UserConfigType: configType,
-                    UserConfigTypeOf: configTypeOf);
+                    UserConfigTypeOf: configTypeOf,
+                    Multiplexed: multiplexed);
                 return Result(canEmit ? model : null, identifier, metadataName.Replace('+', '.'));
             }
 
@@ -384,7 +386,7 @@ namespace Serve.Generators
 
             private static bool IsLifecycleMethod(IMethodSymbol method, IMethodSymbol? reconfigure)
             {
-                if (method.Name is "Dispose" or "DisposeAsync" or "CheckHealthAsync")
+                if (method.Name is "Dispose" or "DisposeAsync" or "CheckHealthAsync" || IsMultiplexed(method))
                     return true;
                 if (reconfigure is not null && SymbolEqualityComparer.Default.Equals(method, reconfigure))
                     return true;

@@ -111,6 +111,21 @@ namespace Serve.Generators
             "Every route template value needs a parameter",
             "The route template '{0}' of method '{1}' has the value '{{{2}}}', but no parameter binds it. Add a parameter named '{2}' (or [FromRoute(Name = \"{2}\")]), or remove it from the template.");
 
+        public static readonly DiagnosticDescriptor MultiplexedShape = Rule(
+            "SERVE050",
+            "A [Multiplexed] method loads one model by id",
+            "[Multiplexed] method '{0}' must be an instance method 'Task<TModel> {0}(string modelId)' or return ValueTask<TModel>, optionally with a trailing CancellationToken. Change its signature to that shape.");
+
+        public static readonly DiagnosticDescriptor MultiplexedLimit = Rule(
+            "SERVE051",
+            "MaxModelsPerReplica must be at least 1",
+            "[Multiplexed] method '{0}': MaxModelsPerReplica = {1} is out of range; use 1 or more (the default is 3).");
+
+        public static readonly DiagnosticDescriptor MultiplexedTwice = Rule(
+            "SERVE052",
+            "One [Multiplexed] method per deployment",
+            "Deployment class '{0}' already has the [Multiplexed] model loader '{1}'; '{2}' cannot be a second one. Load every model kind through one method, or split the deployment.");
+
         public static readonly DiagnosticDescriptor InternalError = Rule(
             "SERVE099",
             "Serve generator internal error",
@@ -120,7 +135,7 @@ namespace Serve.Generators
             ClassNotPartial, ClassGeneric, ClassAbstract, ClassStatic, ContainingTypeNotPartial, ContainingTypeGeneric,
             DeploymentInaccessible, NoPublicConstructor, ByReference, RefLikeType, DuplicateHandleMethod, GenericMethod,
             ReservedHandleMethodName, MethodIdCollision, DuplicateBind, FunctionNotInStaticPartialClass, FunctionNotStatic,
-            OptionOutOfRange, DuplicateHandleType, RouteValueWithoutParameter, InternalError);
+            OptionOutOfRange, DuplicateHandleType, RouteValueWithoutParameter, MultiplexedShape, MultiplexedLimit, MultiplexedTwice, InternalError);
 
         /// <summary>All rules, in id order.</summary>
         public static IReadOnlyCollection<DiagnosticDescriptor> All => s_byId.Values;

@@ -71,9 +71,34 @@ namespace Serve.Generators
                 w.WriteLine(".ReconfigureAsync(" + Helpers + ".ConvertUserConfig<" + config + ">(config, " + Literal(model.DeploymentName) + "), cancellationToken),");
                 w.Unindent();
             }
+            if (model.Multiplexed is not null)
+                w.WriteLine("Multiplexed = static instance => ((" + model.ImplementationType + ")instance).__serveModels,");
             if (model.IsFunction)
                 w.WriteLine("IsFunction = true,");
             w.CloseBlock(";");
+        }
+
+        // Model multiplexing: the replica's model cache and the accessor user methods call.
+        private static void WriteMultiplexed(SourceWriter w, DeploymentModel model)
+        {
+            if (model.Multiplexed is not { } m)
+                return;
+            var cache = "global::Serve.Multiplexing.MultiplexedModels<" + m.ModelType + ">";
+            w.WriteLine();
+            w.WriteLine(NeverBrowsable);
+            w.WriteLine("private readonly " + cache + " __serveModels = new " + cache + "(" + Literal(model.DeploymentName) + ", " + Literal(m.MaxModelsPerReplica) + ");");
+            w.WriteLine(NeverBrowsable);
+            w.WriteLine("private global::System.Func<string, " + CancellationTokenType + ", global::System.Threading.Tasks.Task<" + m.ModelType + ">>? __serveLoadModel;");
+            w.WriteLine();
+            w.WriteLine("/// <summary>");
+            w.WriteLine("/// The model of the current call (<see cref=\"global::Serve.ReplicaContext.ModelId\"/>): loaded with <c>" + m.MethodName + "</c> on first use,");
+            w.WriteLine("/// at most " + Literal(m.MaxModelsPerReplica) + " kept per replica (least recently used evicted and disposed).");
+            w.WriteLine("/// </summary>");
+            w.WriteLine("private global::System.Threading.Tasks.ValueTask<" + m.ModelType + "> GetModelAsync(" + CancellationTokenType + " cancellationToken = default)");
+            w.Indent();
+            var call = m.MethodName + "(id" + (m.TakesCancellationToken ? ", token" : "") + ")" + (m.ReturnsValueTask ? ".AsTask()" : "");
+            w.WriteLine("=> __serveModels.GetAsync(__serveLoadModel ??= (id, token) => " + call + ", cancellationToken);");
+            w.Unindent();
         }
 
         private static string Options(DeploymentModel model)

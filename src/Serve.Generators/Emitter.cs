@@ -74,6 +74,7 @@ namespace Serve.Generators
             }
             w.OpenBlock();
             WriteBind(w, model);
+            WriteMultiplexed(w, model);
             w.WriteLine();
             WriteDefinition(w, model);
             w.WriteLine();

@@ -365,6 +365,55 @@ public sealed class DiagnosticTests
         Assert.Contains("'{id}'", d.GetMessage());
     }
 
+    [Fact]
+    public void SERVE050_MultiplexedShape()
+    {
+        var d = Single("""
+            [Deployment] public partial class Models
+            {
+                [Multiplexed] public Task<string> LoadModelAsync(int id) => Task.FromResult("");
+                public string Call() => "";
+            }
+            """, "SERVE050", "LoadModelAsync");
+        Assert.Equal("[Multiplexed] method 'Models.LoadModelAsync' must be an instance method 'Task<TModel> Models.LoadModelAsync(string modelId)' or return ValueTask<TModel>, " +
+                     "optionally with a trailing CancellationToken. Change its signature to that shape.", d.GetMessage());
+        Single("""
+            [Deployment] public partial class Models
+            {
+                [Multiplexed] public string LoadModel(string id) => id;
+                public string Call() => "";
+            }
+            """, "SERVE050", "LoadModel");
+    }
+
+    [Fact]
+    public void SERVE051_MultiplexedLimit()
+    {
+        var d = Single("""
+            [Deployment] public partial class Models
+            {
+                [Multiplexed(MaxModelsPerReplica = 0)] public Task<string> LoadModelAsync(string id) => Task.FromResult(id);
+                public string Call() => "";
+            }
+            """, "SERVE051", "LoadModelAsync");
+        Assert.Equal("[Multiplexed] method 'Models.LoadModelAsync': MaxModelsPerReplica = 0 is out of range; use 1 or more (the default is 3).", d.GetMessage());
+    }
+
+    [Fact]
+    public void SERVE052_MultiplexedTwice()
+    {
+        var d = Single("""
+            [Deployment] public partial class Models
+            {
+                [Multiplexed] public Task<string> LoadAAsync(string id) => Task.FromResult(id);
+                [Multiplexed] public Task<string> LoadBAsync(string id) => Task.FromResult(id);
+                public string Call() => "";
+            }
+            """, "SERVE052", "LoadBAsync");
+        Assert.Equal("Deployment class 'Models' already has the [Multiplexed] model loader 'LoadAAsync'; 'LoadBAsync' cannot be a second one. " +
+                     "Load every model kind through one method, or split the deployment.", d.GetMessage());
+    }
+
     private static GeneratorRun Run(string body, bool unsafeCode = false)
     {
         var compilation = GeneratorHarness.CreateCompilation(new[] { Usings + body });

@@ -334,6 +334,26 @@ public sealed class SnapshotTests
         """);
 
     [Fact]
+    public void Multiplexed() => Verify("""
+        using System.Threading;
+        using System.Threading.Tasks;
+        using Serve;
+
+        namespace Demo;
+
+        public sealed class Model(string id) { public string Id => id; }
+
+        [Deployment]
+        public sealed partial class Multi
+        {
+            [Multiplexed(MaxModelsPerReplica = 2)]
+            public Task<Model> LoadModelAsync(string modelId, CancellationToken cancellationToken) => Task.FromResult(new Model(modelId));
+
+            public async Task<string> Call(string input) => (await GetModelAsync()).Id + ":" + input;
+        }
+        """);
+
+    [Fact]
     public void AttributeOptions() => Verify("""
         using Serve;
 

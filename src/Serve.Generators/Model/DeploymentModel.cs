@@ -20,6 +20,7 @@ namespace Serve.Generators.Model
     /// <param name="Options">The attribute's options.</param>
     /// <param name="UserConfigType">The <c>TConfig</c> of <c>IReconfigurable&lt;TConfig&gt;</c> as declared, or null.</param>
     /// <param name="UserConfigTypeOf">The same type for <c>typeof</c>, or null.</param>
+    /// <param name="Multiplexed">The <c>[Multiplexed]</c> model loader, or null.</param>
     /// <param name="IsDuplicateHandle">Set when another deployment with an ordinally smaller key generates the same handle type; nothing is emitted.</param>
     internal sealed record DeploymentModel(
         string Key,
@@ -38,7 +39,8 @@ namespace Serve.Generators.Model
         OptionsModel Options,
         string? UserConfigType,
         string? UserConfigTypeOf,
-        bool IsDuplicateHandle = false)
+        bool IsDuplicateHandle = false,
+        MultiplexedModel? Multiplexed = null)
     {
         public bool IsFunction => FunctionName is not null;
 

@@ -47,6 +47,10 @@ public sealed class DeploymentDefinition
     [EditorBrowsable(EditorBrowsableState.Never)]
     public Func<object, object?, CancellationToken, ValueTask>? Reconfigure { get; init; }
 
+    /// <summary>The loaded models of an instance of a <see cref="MultiplexedAttribute"/> deployment; <c>null</c> otherwise.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public Func<object, Multiplexing.IMultiplexedModels>? Multiplexed { get; init; }
+
     /// <summary>True for a <c>[Deployment]</c> static method (a function deployment).</summary>
     public bool IsFunction { get; init; }
 

@@ -34,6 +34,26 @@ public sealed class ReplicaContext
     /// </summary>
     public CancellationToken StoppingToken { get; }
 
+    private static readonly AsyncLocal<string?> s_modelId = new();
+
+    /// <summary>
+    /// The model id of the call being handled (<c>handle.WithModelId("m1")</c>, or the HTTP header
+    /// <c>serve_multiplexed_model_id</c>), or <c>null</c> when the call names none. It flows with the call's async
+    /// work, so read it inside the call.
+    /// </summary>
+    public string? ModelId => s_modelId.Value;
+
+    internal static string? CurrentModelId => s_modelId.Value;
+
+    /// <summary>Sets the model id for the call about to run on this thread; returns the previous one to restore.</summary>
+    internal static string? EnterModel(string? modelId)
+    {
+        var previous = s_modelId.Value;
+        if (!ReferenceEquals(previous, modelId))
+            s_modelId.Value = modelId;
+        return previous;
+    }
+
     /// <inheritdoc />
     public override string ToString() => $"{ApplicationName}/{ReplicaId}";
 }

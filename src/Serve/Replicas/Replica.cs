@@ -58,6 +58,9 @@ internal sealed class Replica : IReplica
     /// <summary>The definition the instance was made from: the application's, or its isolated context's copy.</summary>
     public DeploymentDefinition Definition => _definition;
 
+    /// <summary>The instance's loaded models when the deployment is <see cref="MultiplexedAttribute"/>, else <c>null</c>.</summary>
+    public Multiplexing.IMultiplexedModels? Models { get; private set; }
+
     /// <summary>The instance's health check (<see cref="IHealthCheckable"/> or a public <c>CheckHealthAsync(CancellationToken)</c>), or <c>null</c>.</summary>
     public Func<CancellationToken, ValueTask>? HealthCheck { get; private set; }
 
@@ -98,6 +101,7 @@ internal sealed class Replica : IReplica
             var definition = _definition;
             _instance = await Task.Run(() => definition.CreateInstance(activation), cancellationToken).ConfigureAwait(false);
             HealthCheck = FindHealthCheck(_instance);
+            Models = definition.Multiplexed?.Invoke(_instance);
             await ReconfigureAsync(userConfig, userConfigJson, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (_lease is not null && !ReferenceEquals(Boundary.Translate(e), e))
@@ -267,8 +271,20 @@ internal sealed class Replica : IReplica
             Log.ReplicaDisposeFailed(logger, ReplicaId, e);
         }
         // The stopping source is not disposed: user code may still hold its (cancelled) token.
+        if (Models is { } models)
+        {
+            try
+            {
+                await models.DisposeAsync().ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                Log.ReplicaDisposeFailed(logger, ReplicaId, e);
+            }
+        }
         _instance = null;
         HealthCheck = null;
+        Models = null;
         // Let go of everything that belongs to an isolated context so it can unload once its last replica is gone.
         _boundaries.Clear();
         _primaryBoundary = null;
@@ -288,6 +304,7 @@ internal interface IReplica
     int Ongoing { get; }
     object Instance { get; }
     DeploymentDefinition Definition { get; }
+    Multiplexing.IMultiplexedModels? Models { get; }
     Boundary GetBoundary(DeploymentDefinition caller);
     bool TryAcquire(int maxOngoing);
     void Release();

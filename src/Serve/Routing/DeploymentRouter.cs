@@ -60,6 +60,57 @@ internal sealed class DeploymentRouter
         return false;
     }
 
+    /// <summary>
+    /// Takes a slot for a call that names a model (multiplexing), without waiting: a replica that already holds the
+    /// model first (the least busy of them), else the replica with the fewest models loaded, else any.
+    /// </summary>
+    public bool TryAcquireForModel(string modelId, out IReplica replica)
+    {
+        replica = null!;
+        if (Volatile.Read(ref _waiterCount) != 0 || _closedReason is not null)
+            return false;
+        var replicas = _replicas;
+        var max = _maxOngoing;
+        IReplica? holder = null, emptiest = null;
+        var fewest = int.MaxValue;
+        foreach (var r in replicas)
+        {
+            if (r.Ongoing >= max || r.Models is not { } models)
+                continue;
+            if (models.Contains(modelId))
+            {
+                if (holder is null || r.Ongoing < holder.Ongoing)
+                    holder = r;
+            }
+            else if (models.ModelIds.Count < fewest)
+            {
+                fewest = models.ModelIds.Count;
+                emptiest = r;
+            }
+        }
+        if (holder is not null && holder.TryAcquire(max))
+        {
+            replica = holder;
+            return true;
+        }
+        if (emptiest is not null && emptiest.TryAcquire(max))
+        {
+            replica = emptiest;
+            return true;
+        }
+        return TryAcquireAny(out replica);
+    }
+
+    /// <summary>Takes a slot for a call naming <paramref name="modelId"/>, waiting in the queue when every replica is full.</summary>
+    public ValueTask<IReplica> AcquireForModelAsync(string modelId, CancellationToken cancellationToken)
+    {
+        if (_closedReason is { } reason)
+            return ValueTask.FromException<IReplica>(new DeploymentUnavailableException(reason));
+        if (TryAcquireForModel(modelId, out var replica))
+            return new ValueTask<IReplica>(replica);
+        return EnqueueAsync(cancellationToken);
+    }
+
     /// <summary>Takes a slot, waiting in the queue when every replica is full.</summary>
     public ValueTask<IReplica> AcquireAsync(CancellationToken cancellationToken)
     {
