@@ -229,6 +229,26 @@ public class IsolationTests
         Assert.False(weak.IsAlive, $"the old context {oldContext} was not unloaded: something still references it");
     }
 
+    [Fact]
+    public async Task Deleting_an_application_unloads_its_isolated_contexts()
+    {
+        await using var serve = await StartAsync();
+        var handle = await serve.RunAsync(SwapModel.SwapModel.Bind().WithOptions(o => o.RuntimeEnv = RuntimeEnv.FromDirectory(Fixture("SwapModel.V1"))),
+            new RunOptions { Name = "gone", RoutePrefix = "/gone" }).WaitAsync(Bound);
+        Assert.Equal("v1:x", await handle.CallAsync("x"));
+        var weak = WeakContext(serve.GetDeployment("SwapModel", "gone").Replicas.Single().LoadContext);
+
+        await serve.DeleteAsync("gone").WaitAsync(Bound);
+
+        for (var i = 0; i < 200 && weak.IsAlive; i++)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            await Task.Delay(10);
+        }
+        Assert.False(weak.IsAlive, "the deleted application's context was not unloaded");
+    }
+
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static WeakReference WeakContext(string name) => new(AssemblyLoadContext.All.Single(c => c.Name == name));
 

@@ -118,6 +118,7 @@ internal sealed partial class ServeController
                 foreach (var d in m.App.AllDeployments)
                 {
                     d.Removing = true;
+                    _pool.SetCurrent(m.App.Name, d.Name, null); // a deleted deployment keeps no warm context
                     Reconcile(d);
                 }
                 CheckApplication(m.App);
