@@ -143,6 +143,7 @@ namespace Serve.Generators
                 var (configType, configTypeOf, reconfigure) = FindReconfigurable(type);
                 var methods = ParseMethods(type, className, implementationType, reconfigure);
                 var multiplexed = type.IsStatic ? null : ParseMultiplexed(type, className, ref canEmit);
+                ReportIgnoredBatches(type);
 
                 var metadataName = MetadataName(type);
                 var ns = Namespace(type.ContainingNamespace);
@@ -456,7 +457,9 @@ namespace Serve.Generators
                     ResultTypeOf: result?.WithNullableAnnotation(NullableAnnotation.NotAnnotated).ToDisplayString(s_typeOfFormat),
                     Parameters: new EquatableArray<ParameterModel>(WithTrailingDefaults(parameters, bindOnly: false)),
                     Index: index);
-                model = WithHttp(model, method);
+                if (WithBatch(model, method, display, identifier, isFunction) is not { } handleModel)
+                    return null;
+                model = WithHttp(handleModel, method);
                 return (model, signature);
             }
 

@@ -111,6 +111,36 @@ namespace Serve.Generators
             "Every route template value needs a parameter",
             "The route template '{0}' of method '{1}' has the value '{{{2}}}', but no parameter binds it. Add a parameter named '{2}' (or [FromRoute(Name = \"{2}\")]), or remove it from the template.");
 
+        public static readonly DiagnosticDescriptor BatchParameters = Rule(
+            "SERVE030",
+            "A [Batch] method takes one IReadOnlyList<T>",
+            "Batch method '{0}' takes {1}; a [Batch] method takes exactly one IReadOnlyList<T> parameter (the inputs of one batch) and optionally a CancellationToken. Declare it as '{2}'.");
+
+        public static readonly DiagnosticDescriptor BatchResult = Rule(
+            "SERVE031",
+            "A [Batch] method returns IReadOnlyList<R>",
+            "Batch method '{0}' returns '{1}'; a [Batch] method returns one result per input: IReadOnlyList<R>, Task<IReadOnlyList<R>> or ValueTask<IReadOnlyList<R>>. {2}");
+
+        public static readonly DiagnosticDescriptor BatchOptionOutOfRange = Rule(
+            "SERVE032",
+            "Batch option out of range",
+            "Batch method '{0}': {1} = {2} is out of range; {3}");
+
+        public static readonly DiagnosticDescriptor BatchNotHandleMethod = Rule(
+            "SERVE033",
+            "[Batch] only applies to a public instance method of a deployment class",
+            "[Batch] on '{0}' has no effect: it is {1}. Put [Batch] on a public instance method of a [Deployment] class.");
+
+        public static readonly DiagnosticDescriptor BatchPropertyClash = Rule(
+            "SERVE034",
+            "The generated batch settings property clashes with a member",
+            "Batch method '{0}' gets a generated property '{1}' (its batch settings), but the class already has a member named '{1}'. Rename that member.");
+
+        public static readonly DiagnosticDescriptor BatchStreamNotSupported = Rule(
+            "SERVE035",
+            "Streaming [Batch] methods are not supported yet",
+            "Batch method '{0}' returns IAsyncEnumerable<IReadOnlyList<{1}>>; streaming batches are not supported yet. Return Task<IReadOnlyList<{1}>> (one result per input), or remove [Batch] and stream per call.");
+
         public static readonly DiagnosticDescriptor MultiplexedShape = Rule(
             "SERVE050",
             "A [Multiplexed] method loads one model by id",
@@ -135,7 +165,8 @@ namespace Serve.Generators
             ClassNotPartial, ClassGeneric, ClassAbstract, ClassStatic, ContainingTypeNotPartial, ContainingTypeGeneric,
             DeploymentInaccessible, NoPublicConstructor, ByReference, RefLikeType, DuplicateHandleMethod, GenericMethod,
             ReservedHandleMethodName, MethodIdCollision, DuplicateBind, FunctionNotInStaticPartialClass, FunctionNotStatic,
-            OptionOutOfRange, DuplicateHandleType, RouteValueWithoutParameter, MultiplexedShape, MultiplexedLimit, MultiplexedTwice, InternalError);
+            OptionOutOfRange, DuplicateHandleType, RouteValueWithoutParameter, BatchParameters, BatchResult, BatchOptionOutOfRange,
+            BatchNotHandleMethod, BatchPropertyClash, BatchStreamNotSupported, MultiplexedShape, MultiplexedLimit, MultiplexedTwice, InternalError);
 
         /// <summary>All rules, in id order.</summary>
         public static IReadOnlyCollection<DiagnosticDescriptor> All => s_byId.Values;

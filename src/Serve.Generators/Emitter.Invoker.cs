@@ -56,6 +56,9 @@ namespace Serve.Generators
             const string Signature = "(object instance, " + CancellationTokenType + " cancellationToken)";
             switch (method.Shape)
             {
+                case var _ when method.Batch is { } batch:
+                    WriteBatchInvocation(w, model, method, batch, Signature);
+                    break;
                 case ResultShape.Value:
                 case ResultShape.TaskOfT:
                     w.WriteLine("public " + ValueTaskType + "<" + method.ResultType + "> InvokeAsync" + Signature);

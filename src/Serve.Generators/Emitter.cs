@@ -73,6 +73,8 @@ namespace Serve.Generators
                 w.WriteLine("partial " + model.TypeKeyword + " " + model.TypeName);
             }
             w.OpenBlock();
+            if (!model.IsFunction)
+                WriteBatchQueues(w, model);
             WriteBind(w, model);
             WriteMultiplexed(w, model);
             w.WriteLine();

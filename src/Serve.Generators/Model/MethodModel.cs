@@ -16,6 +16,8 @@ namespace Serve.Generators.Model
     /// <param name="HttpVerb">The verb of an ASP.NET Core <c>[HttpGet]</c>-style attribute (<c>GET</c>), or null.</param>
     /// <param name="HttpTemplate">That attribute's route template (empty when none).</param>
     /// <param name="HttpBindings">Per handle parameter, <c>Source:Name</c> joined by '\n' (Source: Body, Query, Route, Header, Auto).</param>
+    /// <param name="Batch">Set for a <c>[Batch]</c> method: then <paramref name="Parameters"/> hold the item parameter (one <c>T</c>
+    /// instead of the user's <c>IReadOnlyList&lt;T&gt;</c>) and <paramref name="ResultType"/> is one call's result.</param>
     internal sealed record MethodModel(
         string Name,
         string HandleName,
@@ -28,7 +30,8 @@ namespace Serve.Generators.Model
         int Index,
         string? HttpVerb = null,
         string? HttpTemplate = null,
-        string? HttpBindings = null)
+        string? HttpBindings = null,
+        BatchModel? Batch = null)
     {
         public string StructName => Name + "_" + Index;
     }

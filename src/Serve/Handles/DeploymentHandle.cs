@@ -22,6 +22,7 @@ public class DeploymentHandle
     private readonly DeploymentEndpoint _endpoint;
     private readonly DeploymentRouter _router;
     private readonly DeploymentDefinition _definition;
+    private readonly TimeSpan? _timeout;
 
     /// <summary>Used by generated handles; not for user code.</summary>
     [EditorBrowsable(EditorBrowsableState.Never)]
@@ -31,6 +32,7 @@ public class DeploymentHandle
         _endpoint = target.Endpoint;
         _router = _endpoint.Router;
         _definition = target.Definition;
+        _timeout = target.Timeout;
     }
 
     internal DeploymentHandle(DeploymentEndpoint endpoint) : this(new HandleTarget(endpoint))
@@ -48,6 +50,16 @@ public class DeploymentHandle
 
     internal DeploymentEndpoint Endpoint => _endpoint;
 
+    /// <summary>The per-call timeout set with <see cref="DeploymentHandleExtensions.WithTimeout{THandle}"/>, or <c>null</c> for none.</summary>
+    public TimeSpan? Timeout => _timeout;
+
+    /// <summary>A handle of the same type to the same deployment, with another timeout.</summary>
+    internal DeploymentHandle WithTimeoutCore(TimeSpan? timeout)
+    {
+        var target = new HandleTarget(_endpoint, _definition) { Timeout = timeout };
+        return GetType() == typeof(DeploymentHandle) ? new DeploymentHandle(target) : _definition.CreateHandle(target);
+    }
+
     /// <inheritdoc />
     public override string ToString() => $"{GetType().Name}({ApplicationName}/{DeploymentName})";
 
@@ -56,6 +68,8 @@ public class DeploymentHandle
     protected ValueTask<TResult> InvokeAsync<TArgs, TResult>(TArgs arguments, CancellationToken cancellationToken)
         where TArgs : struct, IInvocation<TResult>
     {
+        if (_timeout is not null)
+            return InvokeWithDeadlineAsync<TArgs, TResult>(arguments, cancellationToken);
         if (!_router.TryAcquire(out var replica))
             return InvokeQueuedAsync<TArgs, TResult>(arguments, cancellationToken);
         ValueTask<TResult> pending;
@@ -85,6 +99,8 @@ public class DeploymentHandle
     protected ValueTask InvokeVoidAsync<TArgs>(TArgs arguments, CancellationToken cancellationToken)
         where TArgs : struct, IVoidInvocation
     {
+        if (_timeout is not null)
+            return InvokeVoidWithDeadlineAsync(arguments, cancellationToken);
         if (!_router.TryAcquire(out var replica))
             return InvokeVoidQueuedAsync(arguments, cancellationToken);
         ValueTask pending;
@@ -112,7 +128,7 @@ public class DeploymentHandle
     [EditorBrowsable(EditorBrowsableState.Never)]
     protected IAsyncEnumerable<TItem> InvokeStream<TArgs, TItem>(TArgs arguments, CancellationToken cancellationToken)
         where TArgs : struct, IStreamInvocation<TItem>
-        => StreamAsync<TArgs, TItem>(arguments, cancellationToken);
+        => StreamAsync<TypedStream<TArgs, TItem>, TItem>(new TypedStream<TArgs, TItem>(arguments), cancellationToken);
 
     /// <summary>
     /// Calls a method by name with boxed arguments (an untyped call): <paramref name="methodName"/> is the deployment
@@ -161,7 +177,7 @@ public class DeploymentHandle
         var method = FindCall(arguments.Length);
         if (method.Kind != DeploymentMethodKind.Stream)
             throw new NotSupportedException($"The call method of deployment '{DeploymentName}' does not return a stream; call it with InvokeCallAsync.");
-        return StreamBoxedAsync(method.MethodId, arguments, cancellationToken);
+        return StreamAsync<BoxedStream, object?>(new BoxedStream(method.MethodId, arguments), cancellationToken);
     }
 
     private DeploymentMethod FindCall(int argumentCount)
@@ -189,7 +205,15 @@ public class DeploymentHandle
     internal ValueTask<object?> InvokeByIdAsync(int methodId, object?[] arguments, CancellationToken cancellationToken) =>
         InvokeBoxedAsync(methodId, arguments, cancellationToken);
 
-    private async ValueTask<object?> InvokeBoxedAsync(int methodId, object?[] arguments, CancellationToken cancellationToken)
+    private ValueTask<object?> InvokeBoxedAsync(int methodId, object?[] arguments, CancellationToken cancellationToken)
+    {
+        if (_timeout is null)
+            return InvokeBoxedCoreAsync(methodId, arguments, cancellationToken);
+        var deadline = new CallDeadline(this, methodId, _timeout, cancellationToken);
+        return deadline.WaitAsync(InvokeBoxedCoreAsync(methodId, arguments, deadline.Token));
+    }
+
+    private async ValueTask<object?> InvokeBoxedCoreAsync(int methodId, object?[] arguments, CancellationToken cancellationToken)
     {
         var replica = await _router.AcquireAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -197,54 +221,6 @@ public class DeploymentHandle
             return ReferenceEquals(replica.Definition, _definition)
                 ? await _definition.Invoker.InvokeAsync(replica.Instance, methodId, arguments, cancellationToken).ConfigureAwait(false)
                 : await replica.GetBoundary(_definition).InvokeBoxedAsync(replica.Instance, methodId, arguments, cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            _router.Release(replica);
-        }
-    }
-
-    private async IAsyncEnumerable<object?> StreamBoxedAsync(int methodId, object?[] arguments, [EnumeratorCancellation] CancellationToken cancellationToken)
-    {
-        var replica = await _router.AcquireAsync(cancellationToken).ConfigureAwait(false);
-        try
-        {
-            // The producer's token: the caller's, and cancelled when the consumer stops early.
-            using var producer = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            var boxed = ReferenceEquals(replica.Definition, _definition)
-                ? await _definition.Invoker.InvokeAsync(replica.Instance, methodId, arguments, producer.Token).ConfigureAwait(false)
-                : await replica.GetBoundary(_definition).InvokeBoxedAsync(replica.Instance, methodId, arguments, producer.Token).ConfigureAwait(false);
-            if (boxed is not IAsyncEnumerable<object?> stream)
-                throw new InvalidOperationException($"Deployment '{DeploymentName}': the invoker did not return a stream for a stream method; rebuild the deployment with the current Serve generator.");
-            var enumerator = stream.GetAsyncEnumerator(producer.Token);
-            var ended = false;
-            try
-            {
-                while (true)
-                {
-                    if (!await enumerator.MoveNextAsync().ConfigureAwait(false))
-                    {
-                        ended = true;
-                        break;
-                    }
-                    yield return enumerator.Current;
-                }
-            }
-            finally
-            {
-                if (!ended)
-                {
-                    try
-                    {
-                        producer.Cancel();
-                    }
-                    catch (AggregateException)
-                    {
-                        // A cancellation callback in user code threw; the stream is being abandoned anyway.
-                    }
-                }
-                await enumerator.DisposeAsync().ConfigureAwait(false);
-            }
         }
         finally
         {
@@ -313,21 +289,117 @@ public class DeploymentHandle
         }
     }
 
-    private async IAsyncEnumerable<TItem> StreamAsync<TArgs, TItem>(TArgs arguments, [EnumeratorCancellation] CancellationToken cancellationToken)
-        where TArgs : struct, IStreamInvocation<TItem>
+    // The deadline paths reuse the queued path (acquire, call, release) under a token that also carries the timeout.
+    private ValueTask<TResult> InvokeWithDeadlineAsync<TArgs, TResult>(TArgs arguments, CancellationToken cancellationToken)
+        where TArgs : struct, IInvocation<TResult>
     {
-        var replica = await _router.AcquireAsync(cancellationToken).ConfigureAwait(false);
+        var deadline = new CallDeadline(this, arguments.MethodId, _timeout, cancellationToken);
+        return deadline.WaitAsync(InvokeQueuedAsync<TArgs, TResult>(arguments, deadline.Token));
+    }
+
+    private ValueTask InvokeVoidWithDeadlineAsync<TArgs>(TArgs arguments, CancellationToken cancellationToken)
+        where TArgs : struct, IVoidInvocation
+    {
+        var deadline = new CallDeadline(this, arguments.MethodId, _timeout, cancellationToken);
+        return deadline.WaitAsync(InvokeVoidQueuedAsync(arguments, deadline.Token));
+    }
+
+    /// <summary>
+    /// Streams one call's items from a replica, holding its slot until the stream ends. The producer's token carries
+    /// the caller's token and the handle's timeout, and is cancelled when the consumer stops early (typed and untyped
+    /// streams alike), so the replica stops producing for nobody.
+    /// </summary>
+    private async IAsyncEnumerable<TItem> StreamAsync<TStream, TItem>(TStream stream, [EnumeratorCancellation] CancellationToken cancellationToken)
+        where TStream : struct, IReplicaStream<TItem>
+    {
+        using var producer = new CallDeadline(this, stream.MethodId, _timeout, cancellationToken);
+        IReplica replica;
         try
         {
-            var stream = ReferenceEquals(replica.Definition, _definition)
-                ? arguments.Invoke(replica.Instance, cancellationToken)
-                : replica.GetBoundary(_definition).InvokeStream<TArgs, TItem>(arguments, replica.Instance, cancellationToken);
-            await foreach (var item in stream.WithCancellation(cancellationToken).ConfigureAwait(false))
-                yield return item;
+            replica = await _router.AcquireAsync(producer.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (producer.TimedOut)
+        {
+            throw producer.TimeoutError();
+        }
+        try
+        {
+            IAsyncEnumerator<TItem> enumerator;
+            try
+            {
+                var items = await stream.StartAsync(this, replica, producer.Token).ConfigureAwait(false);
+                enumerator = items.GetAsyncEnumerator(producer.Token);
+            }
+            catch (OperationCanceledException) when (producer.TimedOut)
+            {
+                throw producer.TimeoutError();
+            }
+            var ended = false;
+            try
+            {
+                while (true)
+                {
+                    bool more;
+                    try
+                    {
+                        more = await enumerator.MoveNextAsync().ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException) when (producer.TimedOut)
+                    {
+                        throw producer.TimeoutError();
+                    }
+                    if (!more)
+                    {
+                        ended = true;
+                        break;
+                    }
+                    yield return enumerator.Current;
+                }
+            }
+            finally
+            {
+                if (!ended)
+                    producer.Cancel();
+                await enumerator.DisposeAsync().ConfigureAwait(false);
+            }
         }
         finally
         {
             _router.Release(replica);
+        }
+    }
+
+    /// <summary>How a stream call starts on a replica: typed (argument struct) or boxed (invoker switch), directly or across its boundary.</summary>
+    private interface IReplicaStream<TItem>
+    {
+        int MethodId { get; }
+
+        ValueTask<IAsyncEnumerable<TItem>> StartAsync(DeploymentHandle handle, IReplica replica, CancellationToken cancellationToken);
+    }
+
+    private readonly struct TypedStream<TArgs, TItem>(TArgs arguments) : IReplicaStream<TItem>
+        where TArgs : struct, IStreamInvocation<TItem>
+    {
+        public int MethodId => arguments.MethodId;
+
+        public ValueTask<IAsyncEnumerable<TItem>> StartAsync(DeploymentHandle handle, IReplica replica, CancellationToken cancellationToken) =>
+            new(ReferenceEquals(replica.Definition, handle._definition)
+                ? arguments.Invoke(replica.Instance, cancellationToken)
+                : replica.GetBoundary(handle._definition).InvokeStream<TArgs, TItem>(arguments, replica.Instance, cancellationToken));
+    }
+
+    private readonly struct BoxedStream(int methodId, object?[] arguments) : IReplicaStream<object?>
+    {
+        public int MethodId => methodId;
+
+        public async ValueTask<IAsyncEnumerable<object?>> StartAsync(DeploymentHandle handle, IReplica replica, CancellationToken cancellationToken)
+        {
+            var definition = handle._definition;
+            var boxed = ReferenceEquals(replica.Definition, definition)
+                ? await definition.Invoker.InvokeAsync(replica.Instance, methodId, arguments, cancellationToken).ConfigureAwait(false)
+                : await replica.GetBoundary(definition).InvokeBoxedAsync(replica.Instance, methodId, arguments, cancellationToken).ConfigureAwait(false);
+            return boxed as IAsyncEnumerable<object?> ?? throw new InvalidOperationException(
+                $"Deployment '{handle.DeploymentName}': the invoker did not return a stream for a stream method; rebuild the deployment with the current Serve generator.");
         }
     }
 }

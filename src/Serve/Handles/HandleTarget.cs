@@ -17,4 +17,7 @@ public sealed class HandleTarget
 
     /// <summary>The definition whose generated code the handle was made from (an isolated context's copy for handles held by isolated replicas).</summary>
     internal DeploymentDefinition Definition { get; }
+
+    /// <summary>The per-call timeout of handles made from this target (<c>WithTimeout</c>), or null.</summary>
+    internal TimeSpan? Timeout { get; init; }
 }

@@ -1,0 +1,50 @@
+using System.Linq;
+using Serve.Generators.Helpers;
+using Serve.Generators.Model;
+
+namespace Serve.Generators
+{
+    internal static partial class Emitter
+    {
+        private const string ReadOnlyListType = "global::System.Collections.Generic.IReadOnlyList";
+
+        // Per [Batch] method: the replica's batch queue (a field, so every instance has its own) and the private
+        // settings property the user's code changes at run time.
+        private static void WriteBatchQueues(SourceWriter w, DeploymentModel model)
+        {
+            foreach (var method in model.Methods)
+            {
+                if (method.Batch is not { } batch)
+                    continue;
+                var item = method.Parameters.First(p => p.Kind != ParameterKind.CancellationToken).Type;
+                var results = ReadOnlyListType + "<" + method.ResultType + ">";
+                var arguments = string.Join(", ", method.Parameters.Select(p => p.Kind == ParameterKind.CancellationToken ? "cancellationToken" : "items"));
+                var call = "((" + model.ImplementationType + ")instance)." + Identifier(method.Name) + "(" + arguments + ")";
+                if (method.Shape != ResultShape.ValueTaskOfT)
+                    call = "new " + ValueTaskType + "<" + results + ">(" + call + ")";
+                w.WriteLine(NeverBrowsable);
+                w.WriteLine("private readonly global::Serve.Batching.BatchQueue<" + item + ", " + method.ResultType + "> " + batch.FieldName + " = new(");
+                w.Indent();
+                w.WriteLine(Literal(MethodDisplay(model, method)) + ", " + Literal(batch.MaxBatchSize) + ", " + Literal(batch.BatchWaitTimeoutMs) + ", " + Literal(batch.MaxConcurrentBatches) + ",");
+                w.WriteLine("static (instance, items, cancellationToken) => " + call + ");");
+                w.Unindent();
+                w.WriteLine();
+                w.WriteLine("/// <summary>");
+                w.WriteLine("/// This replica's batching of <c>" + method.Name + "</c> (from its <c>[Batch]</c> attribute); set its properties, e.g. in");
+                w.WriteLine("/// <c>ReconfigureAsync</c>, to change batching at run time.");
+                w.WriteLine("/// </summary>");
+                w.WriteLine("private global::Serve.Batching.BatchQueue " + batch.PropertyName + " => " + batch.FieldName + ";");
+                w.WriteLine();
+            }
+        }
+
+        private static void WriteBatchInvocation(SourceWriter w, DeploymentModel model, MethodModel method, BatchModel batch, string signature)
+        {
+            var item = method.Parameters.First(p => p.Kind != ParameterKind.CancellationToken);
+            w.WriteLine("public " + ValueTaskType + "<" + method.ResultType + "> InvokeAsync" + signature);
+            w.Indent();
+            w.WriteLine("=> ((" + model.ImplementationType + ")instance)." + batch.FieldName + ".EnqueueAsync(instance, _" + item.Name + ", cancellationToken);");
+            w.Unindent();
+        }
+    }
+}

@@ -1,0 +1,34 @@
+namespace Serve;
+
+/// <summary>Call options for handles that keep the handle's generated type.</summary>
+public static class DeploymentHandleExtensions
+{
+    /// <summary>
+    /// Returns a handle of the same type to the same deployment whose calls time out after <paramref name="timeout"/>:
+    /// the call's cancellation token (the one the replica method sees, and the one it waits on in the queue) is
+    /// cancelled, and the call fails with <see cref="TimeoutException"/> naming the deployment, method and timeout. The
+    /// timeout covers the whole call: waiting for a slot, running, and for a stream every item until it ends.
+    /// </summary>
+    /// <remarks>
+    /// The original handle is not changed. The caller gets the <see cref="TimeoutException"/> when the time is up even
+    /// if the method ignores its token; the replica's slot stays taken until the method returns, since the replica
+    /// really is busy until then. <c>Timeout.InfiniteTimeSpan</c> removes the timeout.
+    /// </remarks>
+    /// <typeparam name="THandle">The handle's type, e.g. a generated <c>XHandle</c>.</typeparam>
+    /// <param name="handle">The handle to copy.</param>
+    /// <param name="timeout">Positive, or <see cref="Timeout.InfiniteTimeSpan"/> for no timeout.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="timeout"/> is zero, negative or too large.</exception>
+    public static THandle WithTimeout<THandle>(this THandle handle, TimeSpan timeout) where THandle : DeploymentHandle
+    {
+        ArgumentNullException.ThrowIfNull(handle);
+        if (timeout == Timeout.InfiniteTimeSpan)
+            return (THandle)handle.WithTimeoutCore(null);
+        if (timeout <= TimeSpan.Zero || timeout.TotalMilliseconds > uint.MaxValue - 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(timeout), timeout,
+                $"WithTimeout on the handle of deployment '{handle.DeploymentName}': {timeout} is not a valid timeout; " +
+                "use a positive TimeSpan (up to about 49 days), or Timeout.InfiniteTimeSpan for none.");
+        }
+        return (THandle)handle.WithTimeoutCore(timeout);
+    }
+}

@@ -1,0 +1,252 @@
+namespace Serve.Tests;
+
+public class CancellationTests
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
+    private static readonly TimeSpan Short = TimeSpan.FromMilliseconds(200);
+
+    private static Task NoSlotTakenAsync(ServeHost serve, string deployment) =>
+        TestUtil.WaitUntilAsync(
+            () => serve.GetDeployment(deployment) is { QueuedRequests: 0 } d && d.Replicas.All(r => r.OngoingRequests == 0),
+            $"no replica of {deployment} is busy and nothing is queued");
+
+    [Fact]
+    public async Task Cancelling_a_running_call_cancels_the_token_the_replica_method_sees()
+    {
+        var probe = new Probe();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
+        var holder = await serve.RunAsync(Holder.Bind(probe).WithOptions(o => o.NumReplicas = 1)).WaitAsync(Bound);
+
+        using var cancel = new CancellationTokenSource();
+        var call = holder.HoldAsync(1, cancel.Token).AsTask();
+        await probe.WaitEnteredAsync(1);
+        cancel.Cancel();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => call.WaitAsync(Bound));
+        Assert.Equal(0, probe.Inside);
+        await NoSlotTakenAsync(serve, "Holder");
+    }
+
+    [Fact]
+    public async Task Cancelling_a_queued_call_takes_it_out_of_the_queue_at_once()
+    {
+        var probe = new Probe();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
+        var holder = await serve.RunAsync(Holder.Bind(probe).WithOptions(o => { o.NumReplicas = 1; o.MaxOngoingRequests = 1; })).WaitAsync(Bound);
+
+        var running = holder.HoldAsync(1).AsTask();
+        await probe.WaitEnteredAsync(1);
+        using var cancel = new CancellationTokenSource();
+        var queued = holder.HoldAsync(2, cancel.Token).AsTask();
+        Assert.Equal(1, serve.GetDeployment("Holder").QueuedRequests);
+
+        cancel.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => queued.WaitAsync(Bound));
+        Assert.Equal(0, serve.GetDeployment("Holder").QueuedRequests);
+
+        probe.Release();
+        await running.WaitAsync(Bound);
+        Assert.Equal([1], probe.Entered);
+    }
+
+    [Fact]
+    public async Task WithTimeout_returns_a_handle_of_the_same_generated_type_and_leaves_the_original_alone()
+    {
+        var probe = new Probe();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
+        var holder = await serve.RunAsync(Holder.Bind(probe)).WaitAsync(Bound);
+
+        HolderHandle timed = holder.WithTimeout(TimeSpan.FromSeconds(5));
+
+        Assert.IsType<HolderHandle>(timed);
+        Assert.Equal(TimeSpan.FromSeconds(5), timed.Timeout);
+        Assert.Null(holder.Timeout);
+        Assert.Null(timed.WithTimeout(Timeout.InfiniteTimeSpan).Timeout);
+        Assert.Equal("Holder", timed.DeploymentName);
+        Assert.NotEmpty(await timed.WhoAmIAsync());
+        var untyped = serve.GetHandle("Holder").WithTimeout(Short);
+        Assert.Equal(typeof(DeploymentHandle), untyped.GetType());
+
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => holder.WithTimeout(TimeSpan.Zero));
+        Assert.Contains("'Holder'", error.Message);
+        Assert.Contains("Timeout.InfiniteTimeSpan", error.Message);
+    }
+
+    [Fact]
+    public async Task A_call_running_past_its_timeout_fails_with_TimeoutException_and_its_method_is_cancelled()
+    {
+        var probe = new Probe();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
+        var holder = await serve.RunAsync(Holder.Bind(probe).WithOptions(o => o.NumReplicas = 1)).WaitAsync(Bound);
+
+        var error = await Assert.ThrowsAsync<TimeoutException>(() => holder.WithTimeout(Short).HoldAsync(1).AsTask().WaitAsync(Bound));
+
+        Assert.Contains("Hold on deployment 'Holder' (application 'default')", error.Message);
+        Assert.Contains(Short.ToString(), error.Message);
+        Assert.Contains("WithTimeout", error.Message);
+        Assert.Equal([1], probe.Entered);
+        await TestUtil.WaitUntilAsync(() => probe.Inside == 0, "the method returned after its token was cancelled");
+        await NoSlotTakenAsync(serve, "Holder");
+    }
+
+    [Fact]
+    public async Task A_call_timing_out_in_the_queue_leaves_it_and_never_runs()
+    {
+        var probe = new Probe();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
+        var holder = await serve.RunAsync(Holder.Bind(probe).WithOptions(o => { o.NumReplicas = 1; o.MaxOngoingRequests = 1; })).WaitAsync(Bound);
+
+        var running = holder.HoldAsync(1).AsTask();
+        await probe.WaitEnteredAsync(1);
+
+        await Assert.ThrowsAsync<TimeoutException>(() => holder.WithTimeout(Short).HoldAsync(2).AsTask().WaitAsync(Bound));
+        Assert.Equal(0, serve.GetDeployment("Holder").QueuedRequests);
+
+        probe.Release();
+        await running.WaitAsync(Bound);
+        Assert.Equal([1], probe.Entered);
+    }
+
+    [Fact]
+    public async Task A_method_ignoring_its_token_times_out_for_the_caller_but_keeps_its_slot_until_it_returns()
+    {
+        var probe = new Probe();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
+        var stubborn = await serve.RunAsync(Stubborn.Bind(probe)).WaitAsync(Bound);
+
+        await Assert.ThrowsAsync<TimeoutException>(() => stubborn.WithTimeout(Short).WaitAsync(1).AsTask().WaitAsync(Bound));
+
+        // The replica really is busy until the method returns.
+        Assert.Equal(1, probe.Inside);
+        Assert.Equal(1, Assert.Single(serve.GetDeployment("Stubborn").Replicas).OngoingRequests);
+        probe.Release();
+        await NoSlotTakenAsync(serve, "Stubborn");
+        Assert.NotEmpty(await stubborn.WaitAsync(2).AsTask().WaitAsync(Bound));
+    }
+
+    [Fact]
+    public async Task No_replica_stays_busy_after_every_caller_gave_up()
+    {
+        var probe = new Probe();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
+        var holder = await serve.RunAsync(Holder.Bind(probe).WithOptions(o => { o.NumReplicas = 2; o.MaxOngoingRequests = 2; })).WaitAsync(Bound);
+
+        // 4 calls run (2 replicas x 2 slots) and 8 wait; half give up by cancellation, half by timeout.
+        using var cancel = new CancellationTokenSource();
+        var timed = holder.WithTimeout(TimeSpan.FromMilliseconds(300));
+        var calls = Enumerable.Range(0, 12)
+            .Select(i => i % 2 == 0 ? holder.HoldAsync(i, cancel.Token).AsTask() : timed.HoldAsync(i).AsTask())
+            .ToArray();
+        await probe.WaitEnteredAsync(4);
+        cancel.Cancel();
+
+        foreach (var call in calls)
+            await Assert.ThrowsAnyAsync<Exception>(() => call.WaitAsync(Bound));
+        Assert.All(calls, c => Assert.True(c.IsCanceled || c.Exception?.InnerException is TimeoutException, c.Exception?.ToString()));
+        await NoSlotTakenAsync(serve, "Holder");
+        Assert.Equal(0, probe.Inside);
+
+        // The replicas serve new calls at once.
+        probe.Release();
+        Assert.Equal(2, (await Task.WhenAll(Enumerable.Range(20, 4).Select(i => holder.HoldAsync(i).AsTask())).WaitAsync(Bound)).Distinct().Count());
+    }
+
+    [Fact]
+    public async Task An_untyped_call_with_a_timeout_fails_with_TimeoutException()
+    {
+        var probe = new Probe();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
+        await serve.RunAsync(Holder.Bind(probe).WithOptions(o => o.NumReplicas = 1)).WaitAsync(Bound);
+
+        var error = await Assert.ThrowsAsync<TimeoutException>(() => serve.GetHandle("Holder").WithTimeout(Short).InvokeAsync("Hold", [1]).AsTask().WaitAsync(Bound));
+
+        Assert.Contains("'Holder'", error.Message);
+        await NoSlotTakenAsync(serve, "Holder");
+    }
+
+    [Fact]
+    public async Task A_typed_stream_is_pulled_item_by_item_and_stopping_early_cancels_the_producer()
+    {
+        var probe = new ProducerProbe();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
+        var producer = await serve.RunAsync(Producer.Bind(probe)).WaitAsync(Bound);
+
+        var seen = new List<int>();
+        await foreach (var item in producer.CallAsync(1000))
+        {
+            // Backpressure: the producer has made exactly the items the consumer asked for.
+            Assert.Equal(item + 1, probe.Produced);
+            seen.Add(item);
+            if (item == 2)
+                break;
+        }
+
+        Assert.Equal([0, 1, 2], seen);
+        await probe.Cancelled.Task.WaitAsync(Bound);
+        await probe.Finished.Task.WaitAsync(Bound);
+        Assert.Equal(3, probe.Produced);
+        await NoSlotTakenAsync(serve, "Producer");
+    }
+
+    [Fact]
+    public async Task An_untyped_stream_stopping_early_cancels_the_producer_too()
+    {
+        var probe = new ProducerProbe();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
+        await serve.RunAsync(Producer.Bind(probe)).WaitAsync(Bound);
+
+        await foreach (var item in serve.GetHandle("Producer").InvokeCallStreamAsync([1000, -1]))
+        {
+            if ((int)item! == 1)
+                break;
+        }
+
+        await probe.Cancelled.Task.WaitAsync(Bound);
+        Assert.Equal(2, probe.Produced);
+        await NoSlotTakenAsync(serve, "Producer");
+    }
+
+    [Fact]
+    public async Task Cancelling_a_stream_consumer_token_cancels_the_producer()
+    {
+        var probe = new ProducerProbe();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
+        var producer = await serve.RunAsync(Producer.Bind(probe)).WaitAsync(Bound);
+
+        using var cancel = new CancellationTokenSource();
+        var seen = new List<int>();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
+        {
+            await foreach (var item in producer.CallAsync(10, stallAfter: 2, cancel.Token))
+            {
+                seen.Add(item);
+                if (item == 1)
+                    cancel.Cancel();
+            }
+        });
+
+        Assert.Equal([0, 1], seen);
+        await probe.Cancelled.Task.WaitAsync(Bound);
+        await NoSlotTakenAsync(serve, "Producer");
+    }
+
+    [Fact]
+    public async Task A_stream_past_its_timeout_fails_with_TimeoutException_and_cancels_the_producer()
+    {
+        var probe = new ProducerProbe();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
+        var producer = await serve.RunAsync(Producer.Bind(probe)).WaitAsync(Bound);
+
+        var seen = new List<int>();
+        var error = await Assert.ThrowsAsync<TimeoutException>(async () =>
+        {
+            await foreach (var item in producer.WithTimeout(Short).CallAsync(10, stallAfter: 2))
+                seen.Add(item);
+        });
+
+        Assert.Equal([0, 1], seen);
+        Assert.Contains("Call on deployment 'Producer'", error.Message);
+        await probe.Cancelled.Task.WaitAsync(Bound);
+        await NoSlotTakenAsync(serve, "Producer");
+    }
+}
