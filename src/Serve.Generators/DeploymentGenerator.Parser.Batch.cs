@@ -78,22 +78,19 @@ namespace Serve.Generators
                 var (shape, result) = Shape(method);
                 var returnLocation = methodSyntax is null ? identifier : LocationInfo.From(methodSyntax.ReturnType);
                 ITypeSymbol? resultItem = null;
-                if (shape is ResultShape.Value or ResultShape.TaskOfT or ResultShape.ValueTaskOfT
+                if (shape is ResultShape.Value or ResultShape.TaskOfT or ResultShape.ValueTaskOfT or ResultShape.Stream
                     && IsNamed(result, "System.Collections.Generic", "IReadOnlyList", 1))
                 {
                     resultItem = ((INamedTypeSymbol)result!).TypeArguments[0];
-                }
-                else if (shape == ResultShape.Stream && IsNamed(result, "System.Collections.Generic", "IReadOnlyList", 1))
-                {
-                    Report(DiagnosticDescriptors.BatchStreamNotSupported, returnLocation, display, Minimal(((INamedTypeSymbol)result!).TypeArguments[0]));
-                    valid = false;
                 }
                 else
                 {
                     var returned = method.ReturnsVoid ? "void" : Minimal(method.ReturnType);
                     var hint = result is null
                         ? "Return one result per input, e.g. Task<IReadOnlyList<bool>>."
-                        : "Return " + (shape == ResultShape.ValueTaskOfT ? "ValueTask" : "Task") + "<IReadOnlyList<" + Minimal(result) + ">>, one result per input, in input order.";
+                        : shape == ResultShape.Stream
+                            ? "Return IAsyncEnumerable<IReadOnlyList<" + Minimal(result) + ">>, one item per input at every step."
+                            : "Return " + (shape == ResultShape.ValueTaskOfT ? "ValueTask" : "Task") + "<IReadOnlyList<" + Minimal(result) + ">>, one result per input, in input order.";
                     Report(DiagnosticDescriptors.BatchResult, returnLocation, display, returned, hint);
                     valid = false;
                 }

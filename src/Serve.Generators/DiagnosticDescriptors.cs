@@ -119,7 +119,7 @@ namespace Serve.Generators
         public static readonly DiagnosticDescriptor BatchResult = Rule(
             "SERVE031",
             "A [Batch] method returns IReadOnlyList<R>",
-            "Batch method '{0}' returns '{1}'; a [Batch] method returns one result per input: IReadOnlyList<R>, Task<IReadOnlyList<R>> or ValueTask<IReadOnlyList<R>>. {2}");
+            "Batch method '{0}' returns '{1}'; a [Batch] method returns one result per input: IReadOnlyList<R>, Task<IReadOnlyList<R>> or ValueTask<IReadOnlyList<R>>, or streams one item per input at every step: IAsyncEnumerable<IReadOnlyList<R>>. {2}");
 
         public static readonly DiagnosticDescriptor BatchOptionOutOfRange = Rule(
             "SERVE032",
@@ -135,11 +135,6 @@ namespace Serve.Generators
             "SERVE034",
             "The generated batch settings property clashes with a member",
             "Batch method '{0}' gets a generated property '{1}' (its batch settings), but the class already has a member named '{1}'. Rename that member.");
-
-        public static readonly DiagnosticDescriptor BatchStreamNotSupported = Rule(
-            "SERVE035",
-            "Streaming [Batch] methods are not supported yet",
-            "Batch method '{0}' returns IAsyncEnumerable<IReadOnlyList<{1}>>; streaming batches are not supported yet. Return Task<IReadOnlyList<{1}>> (one result per input), or remove [Batch] and stream per call.");
 
         public static readonly DiagnosticDescriptor MultiplexedShape = Rule(
             "SERVE050",
@@ -166,7 +161,7 @@ namespace Serve.Generators
             DeploymentInaccessible, NoPublicConstructor, ByReference, RefLikeType, DuplicateHandleMethod, GenericMethod,
             ReservedHandleMethodName, MethodIdCollision, DuplicateBind, FunctionNotInStaticPartialClass, FunctionNotStatic,
             OptionOutOfRange, DuplicateHandleType, RouteValueWithoutParameter, BatchParameters, BatchResult, BatchOptionOutOfRange,
-            BatchNotHandleMethod, BatchPropertyClash, BatchStreamNotSupported, MultiplexedShape, MultiplexedLimit, MultiplexedTwice, InternalError);
+            BatchNotHandleMethod, BatchPropertyClash, MultiplexedShape, MultiplexedLimit, MultiplexedTwice, InternalError);
 
         /// <summary>All rules, in id order.</summary>
         public static IReadOnlyCollection<DiagnosticDescriptor> All => s_byId.Values;

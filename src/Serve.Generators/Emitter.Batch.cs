@@ -20,10 +20,11 @@ namespace Serve.Generators
                 var results = ReadOnlyListType + "<" + method.ResultType + ">";
                 var arguments = string.Join(", ", method.Parameters.Select(p => p.Kind == ParameterKind.CancellationToken ? "cancellationToken" : "items"));
                 var call = "((" + model.ImplementationType + ")instance)." + Identifier(method.Name) + "(" + arguments + ")";
-                if (method.Shape != ResultShape.ValueTaskOfT)
+                if (method.Shape is not (ResultShape.ValueTaskOfT or ResultShape.Stream))
                     call = "new " + ValueTaskType + "<" + results + ">(" + call + ")";
+                var queue = method.Shape == ResultShape.Stream ? "StreamBatchQueue" : "BatchQueue";
                 w.WriteLine(NeverBrowsable);
-                w.WriteLine("private readonly global::Serve.Batching.BatchQueue<" + item + ", " + method.ResultType + "> " + batch.FieldName + " = new(");
+                w.WriteLine("private readonly global::Serve.Batching." + queue + "<" + item + ", " + method.ResultType + "> " + batch.FieldName + " = new(");
                 w.Indent();
                 w.WriteLine(Literal(MethodDisplay(model, method)) + ", " + Literal(batch.MaxBatchSize) + ", " + Literal(batch.BatchWaitTimeoutMs) + ", " + Literal(batch.MaxConcurrentBatches) + ",");
                 w.WriteLine("static (instance, items, cancellationToken) => " + call + ");");
@@ -33,7 +34,7 @@ namespace Serve.Generators
                 w.WriteLine("/// This replica's batching of <c>" + method.Name + "</c> (from its <c>[Batch]</c> attribute); set its properties, e.g. in");
                 w.WriteLine("/// <c>ReconfigureAsync</c>, to change batching at run time.");
                 w.WriteLine("/// </summary>");
-                w.WriteLine("private global::Serve.Batching.BatchQueue " + batch.PropertyName + " => " + batch.FieldName + ";");
+                w.WriteLine("private global::Serve.Batching.BatchQueue " + batch.PropertyName + " => " + batch.FieldName + (method.Shape == ResultShape.Stream ? ".Queue;" : ";"));
                 w.WriteLine();
             }
         }
@@ -41,9 +42,19 @@ namespace Serve.Generators
         private static void WriteBatchInvocation(SourceWriter w, DeploymentModel model, MethodModel method, BatchModel batch, string signature)
         {
             var item = method.Parameters.First(p => p.Kind != ParameterKind.CancellationToken);
-            w.WriteLine("public " + ValueTaskType + "<" + method.ResultType + "> InvokeAsync" + signature);
-            w.Indent();
-            w.WriteLine("=> ((" + model.ImplementationType + ")instance)." + batch.FieldName + ".EnqueueAsync(instance, _" + item.Name + ", cancellationToken);");
+            var field = "((" + model.ImplementationType + ")instance)." + batch.FieldName;
+            if (method.Shape == ResultShape.Stream)
+            {
+                w.WriteLine("public " + AsyncEnumerableType + "<" + method.ResultType + "> Invoke" + signature);
+                w.Indent();
+                w.WriteLine("=> " + field + ".Stream(instance, _" + item.Name + ", cancellationToken);");
+            }
+            else
+            {
+                w.WriteLine("public " + ValueTaskType + "<" + method.ResultType + "> InvokeAsync" + signature);
+                w.Indent();
+                w.WriteLine("=> " + field + ".EnqueueAsync(instance, _" + item.Name + ", cancellationToken);");
+            }
             w.Unindent();
         }
     }

@@ -4,7 +4,7 @@ using Microsoft.CodeAnalysis;
 namespace Serve.Generators.Tests;
 
 /// <summary>
-/// <c>[Batch]</c>: the generated source (snapshot, compiled against the real runtime) and each SERVE030–SERVE035 rule
+/// <c>[Batch]</c>: the generated source (snapshot, compiled against the real runtime) and each SERVE030–SERVE034 rule
 /// at its syntax, with a message that says what to write instead.
 /// </summary>
 public sealed class BatchGeneratorTests
@@ -38,6 +38,13 @@ public sealed class BatchGeneratorTests
 
                 [Batch(MaxBatchSize = 4)]
                 public ValueTask<IReadOnlyList<int>> Count(IReadOnlyList<string> texts) => new(new int[texts.Count]);
+
+                [Batch(MaxBatchSize = 8)]
+                public async IAsyncEnumerable<IReadOnlyList<string>> Generate(IReadOnlyList<string> prompts, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+                {
+                    await Task.Yield();
+                    yield return prompts;
+                }
 
                 public string Plain(int x) => x.ToString();
 
@@ -91,6 +98,14 @@ public sealed class BatchGeneratorTests
             }
             """, "SERVE031", "void");
         Assert.Contains("one result per input", v.GetMessage());
+
+        var stream = Single("""
+            [Deployment] public partial class M
+            {
+                [Batch] public async IAsyncEnumerable<int> Predict(IReadOnlyList<int> xs) { await Task.Yield(); yield return 1; }
+            }
+            """, "SERVE031", "IAsyncEnumerable<int>");
+        Assert.Contains("Return IAsyncEnumerable<IReadOnlyList<int>>, one item per input at every step", stream.GetMessage());
     }
 
     [Fact]
@@ -151,18 +166,6 @@ public sealed class BatchGeneratorTests
             }
             """, "SERVE034", "Predict");
         Assert.Contains("'PredictBatch'", d.GetMessage());
-    }
-
-    [Fact]
-    public void SERVE035_BatchStreamNotSupported()
-    {
-        var d = Single("""
-            [Deployment] public partial class M
-            {
-                [Batch] public async IAsyncEnumerable<IReadOnlyList<int>> Predict(IReadOnlyList<int> xs) { await Task.Yield(); yield return xs; }
-            }
-            """, "SERVE035", "IAsyncEnumerable<IReadOnlyList<int>>");
-        Assert.Contains("Return Task<IReadOnlyList<int>>", d.GetMessage());
     }
 
     private static Diagnostic Single(string body, string id, string text)

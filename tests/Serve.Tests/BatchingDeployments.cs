@@ -130,3 +130,38 @@ public partial class Producer(ProducerProbe probe)
         }
     }
 }
+
+/// <summary>Streaming batches: each step yields one item per caller.</summary>
+[Deployment(MaxOngoingRequests = 16)]
+public partial class Tokens(BatchProbe probe)
+{
+    [Batch(MaxBatchSize = 3, BatchWaitTimeoutMs = 60_000)]
+    public async IAsyncEnumerable<IReadOnlyList<string>> Generate(IReadOnlyList<int> prompts, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        probe.Batches.Enqueue([.. prompts]);
+        for (var step = 0; step < 3; step++)
+        {
+            await Task.Yield();
+            yield return prompts.Select(p => $"{p}:{step}").ToArray();
+        }
+    }
+
+    [Batch(MaxBatchSize = 2, BatchWaitTimeoutMs = 60_000)]
+    public async IAsyncEnumerable<IReadOnlyList<int>> Uneven(IReadOnlyList<int> inputs)
+    {
+        await Task.Yield();
+        yield return inputs;
+        yield return inputs.Skip(1).ToArray();
+    }
+
+    [Batch(MaxBatchSize = 2, BatchWaitTimeoutMs = 60_000)]
+    public async IAsyncEnumerable<IReadOnlyList<int>> Endless(IReadOnlyList<int> inputs, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        using var registration = cancellationToken.Register(() => probe.TokenCancelled.Enqueue(true));
+        for (var step = 0; ; step++)
+        {
+            await Task.Delay(1, cancellationToken);
+            yield return inputs.Select(x => x * 1000 + step).ToArray();
+        }
+    }
+}

@@ -192,4 +192,73 @@ public class BatchingTests
         Assert.Throws<ArgumentOutOfRangeException>(() => queue.BatchWaitTimeout = TimeSpan.FromMilliseconds(-1));
         Assert.Equal(4, queue.MaxBatchSize);
     }
+
+    private static async Task<List<T>> CollectAsync<T>(IAsyncEnumerable<T> stream, int take = int.MaxValue)
+    {
+        var items = new List<T>();
+        await foreach (var item in stream)
+        {
+            items.Add(item);
+            if (items.Count == take)
+                break;
+        }
+        return items;
+    }
+
+    [Fact]
+    public async Task Streaming_batch_gives_each_caller_its_own_stream_from_one_batch()
+    {
+        var probe = new BatchProbe();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
+        var tokens = await serve.RunAsync(Tokens.Bind(probe)).WaitAsync(Bound);
+
+        var streams = Enumerable.Range(1, 3).Select(i => Task.Run(() => CollectAsync(tokens.GenerateAsync(i)))).ToArray();
+        var results = await Task.WhenAll(streams).WaitAsync(Bound);
+
+        for (var i = 1; i <= 3; i++)
+            Assert.Equal([$"{i}:0", $"{i}:1", $"{i}:2"], results[i - 1]);
+        Assert.Equal([1, 2, 3], Assert.Single(probe.Batches).Order());
+        await TestUtil.WaitUntilAsync(() => serve.GetDeployment("Tokens").Replicas.All(r => r.OngoingRequests == 0), "no slot stays taken");
+    }
+
+    [Fact]
+    public async Task A_streaming_batch_step_with_the_wrong_item_count_fails_every_stream_naming_method_and_counts()
+    {
+        var probe = new BatchProbe();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
+        var tokens = await serve.RunAsync(Tokens.Bind(probe)).WaitAsync(Bound);
+
+        var streams = new[] { 1, 2 }.Select(i => Task.Run(async () =>
+        {
+            var seen = new List<int>();
+            var error = await Assert.ThrowsAsync<InvalidOperationException>(async () =>
+            {
+                await foreach (var item in tokens.UnevenAsync(i))
+                    seen.Add(item);
+            });
+            return (seen, error);
+        })).ToArray();
+
+        foreach (var (seen, error) in await Task.WhenAll(streams).WaitAsync(Bound))
+        {
+            Assert.Single(seen);
+            Assert.Contains("'Tokens.Uneven' yielded 1 item(s) at step 2 for a batch of 2 call(s)", error.Message);
+        }
+    }
+
+    [Fact]
+    public async Task When_every_stream_of_a_batch_stops_early_the_batch_token_is_cancelled()
+    {
+        var probe = new BatchProbe();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
+        var tokens = await serve.RunAsync(Tokens.Bind(probe)).WaitAsync(Bound);
+
+        var first = Task.Run(() => CollectAsync(tokens.EndlessAsync(1), take: 2));
+        var second = Task.Run(() => CollectAsync(tokens.EndlessAsync(2), take: 3));
+
+        Assert.Equal([1000, 1001], await first.WaitAsync(Bound));
+        Assert.Equal([2000, 2001, 2002], await second.WaitAsync(Bound));
+        await TestUtil.WaitUntilAsync(() => probe.TokenCancelled.Count == 1, "the batch's token is cancelled");
+        await TestUtil.WaitUntilAsync(() => serve.GetDeployment("Tokens").Replicas.All(r => r.OngoingRequests == 0), "no slot stays taken");
+    }
 }

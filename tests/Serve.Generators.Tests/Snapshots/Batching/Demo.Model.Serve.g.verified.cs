@@ -23,9 +23,13 @@ namespace Demo
         public global::System.Threading.Tasks.ValueTask<int> CountAsync(string texts, global::System.Threading.CancellationToken cancellationToken = default)
             => InvokeAsync<global::Demo.Model.__ServeInvocations.Count_2, int>(new global::Demo.Model.__ServeInvocations.Count_2(texts), cancellationToken);
 
+        /// <summary>Calls <c>Model.Generate</c> on a replica and streams its items.</summary>
+        public global::System.Collections.Generic.IAsyncEnumerable<string> GenerateAsync(string prompts, global::System.Threading.CancellationToken cancellationToken = default)
+            => InvokeStream<global::Demo.Model.__ServeInvocations.Generate_3, string>(new global::Demo.Model.__ServeInvocations.Generate_3(prompts), cancellationToken);
+
         /// <summary>Calls <c>Model.Plain</c> on a replica.</summary>
         public global::System.Threading.Tasks.ValueTask<string> PlainAsync(int x, global::System.Threading.CancellationToken cancellationToken = default)
-            => InvokeAsync<global::Demo.Model.__ServeInvocations.Plain_3, string>(new global::Demo.Model.__ServeInvocations.Plain_3(x), cancellationToken);
+            => InvokeAsync<global::Demo.Model.__ServeInvocations.Plain_4, string>(new global::Demo.Model.__ServeInvocations.Plain_4(x), cancellationToken);
     }
 
     [global::System.CodeDom.Compiler.GeneratedCode("Serve.Generators", "0.1.0")]
@@ -64,6 +68,17 @@ namespace Demo
         /// </summary>
         private global::Serve.Batching.BatchQueue CountBatch => __serveBatch_Count_2;
 
+        [global::System.ComponentModel.EditorBrowsable(global::System.ComponentModel.EditorBrowsableState.Never)]
+        private readonly global::Serve.Batching.StreamBatchQueue<string, string> __serveBatch_Generate_3 = new(
+            "Model.Generate", 8, 10, 1,
+            static (instance, items, cancellationToken) => ((global::Demo.Model)instance).Generate(items, cancellationToken));
+
+        /// <summary>
+        /// This replica's batching of <c>Generate</c> (from its <c>[Batch]</c> attribute); set its properties, e.g. in
+        /// <c>ReconfigureAsync</c>, to change batching at run time.
+        /// </summary>
+        private global::Serve.Batching.BatchQueue GenerateBatch => __serveBatch_Generate_3.Queue;
+
         /// <summary>Binds the <c>Model</c> deployment to constructor arguments, for <c>RunAsync</c> or another Bind.</summary>
         public static global::Serve.Application<global::Demo.ModelHandle> Bind()
             => new global::Serve.Application<global::Demo.ModelHandle>(__ServeDefinition, 0, global::System.Array.Empty<object?>());
@@ -87,6 +102,7 @@ namespace Demo
                 new("Predict", "PredictAsync", 1253864863, false, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(float), new[] { "inputs" }, new[] { typeof(float[]) }),
                 new("Label", "LabelAsync", -1159264379, false, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(string), new[] { "ids" }, new[] { typeof(int) }),
                 new("Count", "CountAsync", 1477885718, false, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(int), new[] { "texts" }, new[] { typeof(string) }),
+                new("Generate", "GenerateAsync", -1147005908, false, global::Serve.CodeGeneration.DeploymentMethodKind.Stream, typeof(string), new[] { "prompts" }, new[] { typeof(string) }),
                 new("Plain", "PlainAsync", -2095891715, false, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(string), new[] { "x" }, new[] { typeof(int) }),
             },
             UserConfigType = typeof(global::Demo.Config),
@@ -127,11 +143,21 @@ namespace Demo
                     => ((global::Demo.Model)instance).__serveBatch_Count_2.EnqueueAsync(instance, _texts, cancellationToken);
             }
 
-            public readonly struct Plain_3 : global::Serve.CodeGeneration.IInvocation<string>
+            public readonly struct Generate_3 : global::Serve.CodeGeneration.IStreamInvocation<string>
+            {
+                public const int Id = -1147005908;
+                private readonly string _prompts;
+                public Generate_3(string prompts) { _prompts = prompts; }
+                public int MethodId => Id;
+                public global::System.Collections.Generic.IAsyncEnumerable<string> Invoke(object instance, global::System.Threading.CancellationToken cancellationToken)
+                    => ((global::Demo.Model)instance).__serveBatch_Generate_3.Stream(instance, _prompts, cancellationToken);
+            }
+
+            public readonly struct Plain_4 : global::Serve.CodeGeneration.IInvocation<string>
             {
                 public const int Id = -2095891715;
                 private readonly int _x;
-                public Plain_3(int x) { _x = x; }
+                public Plain_4(int x) { _x = x; }
                 public int MethodId => Id;
                 public global::System.Threading.Tasks.ValueTask<string> InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => new global::System.Threading.Tasks.ValueTask<string>(((global::Demo.Model)instance).Plain(_x));
@@ -156,9 +182,13 @@ namespace Demo
                         global::Serve.CodeGeneration.InvokerHelpers.ExpectArguments(arguments, 1, "Count");
                         return global::Serve.CodeGeneration.InvokerHelpers.Box(new __ServeInvocations.Count_2(
                             global::Serve.CodeGeneration.InvokerHelpers.Argument<string>(arguments, 0, "Count", "texts")).InvokeAsync(instance, cancellationToken));
-                    case __ServeInvocations.Plain_3.Id:
+                    case __ServeInvocations.Generate_3.Id:
+                        global::Serve.CodeGeneration.InvokerHelpers.ExpectArguments(arguments, 1, "Generate");
+                        return global::Serve.CodeGeneration.InvokerHelpers.BoxStream(new __ServeInvocations.Generate_3(
+                            global::Serve.CodeGeneration.InvokerHelpers.Argument<string>(arguments, 0, "Generate", "prompts")).Invoke(instance, cancellationToken));
+                    case __ServeInvocations.Plain_4.Id:
                         global::Serve.CodeGeneration.InvokerHelpers.ExpectArguments(arguments, 1, "Plain");
-                        return global::Serve.CodeGeneration.InvokerHelpers.Box(new __ServeInvocations.Plain_3(
+                        return global::Serve.CodeGeneration.InvokerHelpers.Box(new __ServeInvocations.Plain_4(
                             global::Serve.CodeGeneration.InvokerHelpers.Argument<int>(arguments, 0, "Plain", "x")).InvokeAsync(instance, cancellationToken));
                     default:
                         throw global::Serve.CodeGeneration.InvokerHelpers.UnknownMethod("Model", methodId);
