@@ -4,6 +4,7 @@
 #   benchmarks/run.sh                                   all benchmarks (--filter '*')
 #   benchmarks/run.sh --filter '*Handle_CallAsync*'     arguments, when given, replace --filter '*'
 #   benchmarks/run.sh --smoke                           only the smoke check
+#   benchmarks/run.sh --batching                        the batching load test (BatchingLoad.cs), not BenchmarkDotNet
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 artifacts="$root/benchmarks/BenchmarkDotNet.Artifacts"

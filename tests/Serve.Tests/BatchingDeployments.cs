@@ -165,3 +165,15 @@ public partial class Tokens(BatchProbe probe)
         }
     }
 }
+
+/// <summary>A batched call method, served over HTTP.</summary>
+[Deployment(MaxOngoingRequests = 8)]
+public partial class HttpBatched(BatchProbe probe)
+{
+    [Batch(MaxBatchSize = 3, BatchWaitTimeoutMs = 60_000)]
+    public IReadOnlyList<int> Call(IReadOnlyList<int> inputs)
+    {
+        probe.Batches.Enqueue([.. inputs]);
+        return inputs.Select(x => x * 2).ToArray();
+    }
+}

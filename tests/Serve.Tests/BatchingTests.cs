@@ -261,4 +261,23 @@ public class BatchingTests
         await TestUtil.WaitUntilAsync(() => probe.TokenCancelled.Count == 1, "the batch's token is cancelled");
         await TestUtil.WaitUntilAsync(() => serve.GetDeployment("Tokens").Replicas.All(r => r.OngoingRequests == 0), "no slot stays taken");
     }
+
+    [Fact]
+    public async Task Concurrent_HTTP_requests_to_a_batched_call_method_run_as_one_batch()
+    {
+        var probe = new BatchProbe();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Port = 0).WaitAsync(Bound);
+        await serve.RunAsync(HttpBatched.Bind(probe)).WaitAsync(Bound);
+        using var http = new HttpClient { BaseAddress = serve.HttpAddress, Timeout = Bound };
+
+        var posts = new[] { 5, 6, 7 }.Select(async x =>
+        {
+            using var response = await http.PostAsync("/", new StringContent(x.ToString(), System.Text.Encoding.UTF8, "application/json"));
+            Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+            return await response.Content.ReadAsStringAsync();
+        }).ToArray();
+
+        Assert.Equal(["10", "12", "14"], await Task.WhenAll(posts).WaitAsync(Bound));
+        Assert.Equal([5, 6, 7], Assert.Single(probe.Batches).Order());
+    }
 }
