@@ -119,6 +119,7 @@ namespace Demo
                 private readonly float[] _inputs;
                 public Predict_0(float[] inputs) { _inputs = inputs; }
                 public int MethodId => Id;
+                public object?[] GetArguments() => new object?[] { _inputs };
                 public global::System.Threading.Tasks.ValueTask<float> InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => ((global::Demo.Model)instance).__serveBatch_Predict_0.EnqueueAsync(instance, _inputs, cancellationToken);
             }
@@ -129,6 +130,7 @@ namespace Demo
                 private readonly int _ids;
                 public Label_1(int ids) { _ids = ids; }
                 public int MethodId => Id;
+                public object?[] GetArguments() => new object?[] { _ids };
                 public global::System.Threading.Tasks.ValueTask<string?> InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => ((global::Demo.Model)instance).__serveBatch_Label_1.EnqueueAsync(instance, _ids, cancellationToken);
             }
@@ -139,6 +141,7 @@ namespace Demo
                 private readonly string _texts;
                 public Count_2(string texts) { _texts = texts; }
                 public int MethodId => Id;
+                public object?[] GetArguments() => new object?[] { _texts };
                 public global::System.Threading.Tasks.ValueTask<int> InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => ((global::Demo.Model)instance).__serveBatch_Count_2.EnqueueAsync(instance, _texts, cancellationToken);
             }
@@ -149,6 +152,7 @@ namespace Demo
                 private readonly string _prompts;
                 public Generate_3(string prompts) { _prompts = prompts; }
                 public int MethodId => Id;
+                public object?[] GetArguments() => new object?[] { _prompts };
                 public global::System.Collections.Generic.IAsyncEnumerable<string> Invoke(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => ((global::Demo.Model)instance).__serveBatch_Generate_3.Stream(instance, _prompts, cancellationToken);
             }
@@ -159,6 +163,7 @@ namespace Demo
                 private readonly int _x;
                 public Plain_4(int x) { _x = x; }
                 public int MethodId => Id;
+                public object?[] GetArguments() => new object?[] { _x };
                 public global::System.Threading.Tasks.ValueTask<string> InvokeAsync(object instance, global::System.Threading.CancellationToken cancellationToken)
                     => new global::System.Threading.Tasks.ValueTask<string>(((global::Demo.Model)instance).Plain(_x));
             }
