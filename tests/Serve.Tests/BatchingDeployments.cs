@@ -177,3 +177,12 @@ public partial class HttpBatched(BatchProbe probe)
         return inputs.Select(x => x * 2).ToArray();
     }
 }
+
+/// <summary>No constructor arguments, so it also runs in an isolated load context; each result tells its batch's size.</summary>
+[Deployment(MaxOngoingRequests = 8)]
+public partial class SizeTagger
+{
+    [Batch(MaxBatchSize = 3, BatchWaitTimeoutMs = 60_000)]
+    public Task<IReadOnlyList<string>> Tag(IReadOnlyList<int> inputs) =>
+        Task.FromResult<IReadOnlyList<string>>(inputs.Select(x => $"{x}/{inputs.Count}").ToArray());
+}

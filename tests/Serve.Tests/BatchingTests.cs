@@ -280,4 +280,20 @@ public class BatchingTests
         Assert.Equal(["10", "12", "14"], await Task.WhenAll(posts).WaitAsync(Bound));
         Assert.Equal([5, 6, 7], Assert.Single(probe.Batches).Order());
     }
+
+    [Fact]
+    public async Task A_batch_method_on_an_isolated_replica_batches_calls_that_cross_the_boundary()
+    {
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
+        var tagger = await serve.RunAsync(SizeTagger.Bind().WithOptions(o => o.RuntimeEnv = RuntimeEnv.Isolated())).WaitAsync(Bound);
+
+        var tags = await Task.WhenAll(new[] { 1, 2, 3 }.Select(x => tagger.TagAsync(x).AsTask())).WaitAsync(Bound);
+
+        Assert.Equal(["1/3", "2/3", "3/3"], tags);
+
+        // Untyped calls with a timeout take the queued path across the boundary and join one batch too.
+        var untyped = serve.GetHandle("SizeTagger").WithTimeout(TimeSpan.FromSeconds(20));
+        var boxed = await Task.WhenAll(new[] { 4, 5, 6 }.Select(x => untyped.InvokeAsync("Tag", [x]).AsTask())).WaitAsync(Bound);
+        Assert.Equal(["4/3", "5/3", "6/3"], boxed.Cast<string>());
+    }
 }
