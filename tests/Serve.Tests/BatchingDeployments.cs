@@ -186,3 +186,10 @@ public partial class SizeTagger
     public Task<IReadOnlyList<string>> Tag(IReadOnlyList<int> inputs) =>
         Task.FromResult<IReadOnlyList<string>>(inputs.Select(x => $"{x}/{inputs.Count}").ToArray());
 }
+
+/// <summary>An ingress that calls <see cref="Stubborn"/> with a short timeout.</summary>
+[Deployment]
+public partial class ImpatientIngress(StubbornHandle stubborn)
+{
+    public async Task<string> Call() => await stubborn.WithTimeout(TimeSpan.FromMilliseconds(100)).WaitAsync(1);
+}

@@ -249,4 +249,20 @@ public class CancellationTests
         await probe.Cancelled.Task.WaitAsync(Bound);
         await NoSlotTakenAsync(serve, "Producer");
     }
+
+    [Fact]
+    public async Task A_timed_out_call_inside_an_HTTP_request_is_answered_504()
+    {
+        var probe = new Probe();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Port = 0).WaitAsync(Bound);
+        await serve.RunAsync(ImpatientIngress.Bind(Stubborn.Bind(probe))).WaitAsync(Bound);
+        using var http = new HttpClient { BaseAddress = serve.HttpAddress, Timeout = Bound };
+
+        using var response = await http.GetAsync("/");
+
+        Assert.Equal(System.Net.HttpStatusCode.GatewayTimeout, response.StatusCode);
+        Assert.StartsWith("Gateway timeout: a call inside the application timed out; request id ", await response.Content.ReadAsStringAsync());
+        probe.Release();
+        await NoSlotTakenAsync(serve, "Stubborn");
+    }
 }

@@ -310,6 +310,11 @@ internal sealed class HttpIngress : IAsyncDisposable
                 context.Response.Headers.RetryAfter = "1";
                 await TextAsync(context, StatusCodes.Status503ServiceUnavailable, "Service unavailable: the application is overloaded; retry later.").ConfigureAwait(false);
                 return;
+            case TimeoutException:
+                // A handle call inside the application ran past its WithTimeout: the gateway's answer, with the details logged.
+                Log.HttpRequestFailed(_logger, requestId, route.Application, request.Method, request.Path.Value ?? "/", e);
+                await TextAsync(context, StatusCodes.Status504GatewayTimeout, $"Gateway timeout: a call inside the application timed out; request id {requestId}").ConfigureAwait(false);
+                return;
             case DeploymentUnavailableException:
                 await TextAsync(context, StatusCodes.Status503ServiceUnavailable, "Service unavailable: the application is not taking requests.").ConfigureAwait(false);
                 return;
