@@ -21,6 +21,7 @@ public sealed class IncrementalTests
     };
 
     private const string Deployments = """
+        using System.Collections.Generic;
         using System.Threading.Tasks;
         using Serve;
 
@@ -30,6 +31,9 @@ public sealed class IncrementalTests
         public partial class ModelA(string name)
         {
             public string Call() => name;
+
+            [Batch(MaxBatchSize = 8)]
+            public IReadOnlyList<int> Lengths(IReadOnlyList<string> texts) => new int[texts.Count];
         }
 
         [Deployment]
