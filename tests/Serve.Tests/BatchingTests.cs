@@ -296,4 +296,22 @@ public class BatchingTests
         var boxed = await Task.WhenAll(new[] { 4, 5, 6 }.Select(x => untyped.InvokeAsync("Tag", [x]).AsTask())).WaitAsync(Bound);
         Assert.Equal(["4/3", "5/3", "6/3"], boxed.Cast<string>());
     }
+
+    [Fact]
+    public async Task A_stopping_replica_runs_its_waiting_batches_at_once_instead_of_after_their_wait()
+    {
+        var probe = new BatchProbe();
+        var (serve, doubler) = await StartAsync(probe);
+        await using var _ = serve;
+
+        // MaxBatchSize = 4 and a one-minute wait: alone, this call would wait a minute for three more.
+        var call = doubler.DoubleAsync(21).AsTask();
+        await TestUtil.WaitUntilAsync(() => doubler.StatsAsync().AsTask().Result == "0/1/4/1", "the call waits in its batch");
+
+        var delete = serve.DeleteAsync("default");
+
+        Assert.Equal(42, await call.WaitAsync(Bound));
+        await delete.WaitAsync(Bound);
+        Assert.Equal([21], Assert.Single(probe.Batches));
+    }
 }

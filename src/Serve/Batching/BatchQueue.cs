@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using System.Threading.Tasks.Sources;
 
 namespace Serve.Batching;
@@ -16,6 +17,9 @@ namespace Serve.Batching;
 /// </remarks>
 public abstract class BatchQueue
 {
+    // The queues of each replica instance, so a stopping replica can start its waiting batches at once.
+    private static readonly ConditionalWeakTable<object, List<BatchQueue>> s_byInstance = new();
+
     private protected readonly object Lock = new();
     private int _maxBatchSize;
     private int _maxConcurrentBatches;
@@ -95,6 +99,31 @@ public abstract class BatchQueue
 
     private protected abstract void SettingsChanged();
 
+    /// <summary>From now on, starts waiting batches without waiting for more calls (the replica takes no new ones).</summary>
+    private protected abstract void StartWaitingNow();
+
+    private protected void Register(object instance)
+    {
+        var queues = s_byInstance.GetOrCreateValue(instance);
+        lock (queues)
+            queues.Add(this);
+    }
+
+    /// <summary>
+    /// Called when a replica starts stopping: the batches still waiting for calls on <paramref name="instance"/> start
+    /// now (as their slots allow), so draining the replica does not wait for their <see cref="BatchWaitTimeout"/>.
+    /// </summary>
+    internal static void StartWaitingNow(object? instance)
+    {
+        if (instance is null || !s_byInstance.TryGetValue(instance, out var queues))
+            return;
+        BatchQueue[] all;
+        lock (queues)
+            all = [.. queues];
+        foreach (var queue in all)
+            queue.StartWaitingNow();
+    }
+
     private int CheckMaxBatchSize(int value) => value >= 1 ? value
         : throw new ArgumentOutOfRangeException(nameof(MaxBatchSize), value, $"Batch method '{MethodName}': MaxBatchSize = {value} is out of range; use 1 or more.");
 
@@ -124,6 +153,7 @@ public sealed class BatchQueue<TItem, TResult> : BatchQueue
     private Timer? _timer;
     private long _timerDue = long.MinValue;
     private object? _instance;
+    private bool _stopping;
     private int _queued;
     private int _running;
 
@@ -160,7 +190,11 @@ public sealed class BatchQueue<TItem, TResult> : BatchQueue
         List<Batch>? start;
         lock (Lock)
         {
-            _instance = instance;
+            if (_instance is null)
+            {
+                _instance = instance;
+                Register(instance);
+            }
             var now = Stopwatch.GetTimestamp();
             Batch batch;
             if (_waiting.Count > 0 && _waiting[^1].Calls.Count < MaxBatchSize)
@@ -188,6 +222,13 @@ public sealed class BatchQueue<TItem, TResult> : BatchQueue
         return new ValueTask<TResult>(call, call.Version);
     }
 
+    private protected override void StartWaitingNow()
+    {
+        lock (Lock)
+            _stopping = true;
+        SettingsChanged();
+    }
+
     private protected override void SettingsChanged()
     {
         List<Batch>? start;
@@ -213,7 +254,7 @@ public sealed class BatchQueue<TItem, TResult> : BatchQueue
                 _waiting.RemoveAt(0);
                 continue;
             }
-            if (head.Calls.Count < max && head.Deadline > now + s_tolerance)
+            if (head.Calls.Count < max && head.Deadline > now + s_tolerance && !_stopping)
                 break;
             _waiting.RemoveAt(0);
             if (head.Calls.Count > max)

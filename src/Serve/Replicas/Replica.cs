@@ -242,6 +242,8 @@ internal sealed class Replica : IReplica
     public async Task<int> StopAsync(TimeSpan gracePeriod, ILogger logger)
     {
         Close();
+        // No call will join a waiting batch any more: run those batches now instead of after their wait.
+        Batching.BatchQueue.StartWaitingNow(_instance);
         var left = 0;
         if (!_drained.Task.IsCompleted)
         {
