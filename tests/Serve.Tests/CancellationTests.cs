@@ -5,6 +5,9 @@ public class CancellationTests
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
     private static readonly TimeSpan Short = TimeSpan.FromMilliseconds(200);
 
+    // For calls that must reach the replica before they time out, even on a loaded machine (first-call JIT included).
+    private static readonly TimeSpan Reach = TimeSpan.FromSeconds(2);
+
     private static Task NoSlotTakenAsync(ServeHost serve, string deployment) =>
         TestUtil.WaitUntilAsync(
             () => serve.GetDeployment(deployment) is { QueuedRequests: 0 } d && d.Replicas.All(r => r.OngoingRequests == 0),
@@ -79,10 +82,10 @@ public class CancellationTests
         await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
         var holder = await serve.RunAsync(Holder.Bind(probe).WithOptions(o => o.NumReplicas = 1)).WaitAsync(Bound);
 
-        var error = await Assert.ThrowsAsync<TimeoutException>(() => holder.WithTimeout(Short).HoldAsync(1).AsTask().WaitAsync(Bound));
+        var error = await Assert.ThrowsAsync<TimeoutException>(() => holder.WithTimeout(Reach).HoldAsync(1).AsTask().WaitAsync(Bound));
 
         Assert.Contains("Hold on deployment 'Holder' (application 'default')", error.Message);
-        Assert.Contains(Short.ToString(), error.Message);
+        Assert.Contains(Reach.ToString(), error.Message);
         Assert.Contains("WithTimeout", error.Message);
         Assert.Equal([1], probe.Entered);
         await TestUtil.WaitUntilAsync(() => probe.Inside == 0, "the method returned after its token was cancelled");
@@ -146,9 +149,12 @@ public class CancellationTests
         await NoSlotTakenAsync(serve, "Holder");
         Assert.Equal(0, probe.Inside);
 
-        // The replicas serve new calls at once.
+        // All 4 slots are free: 4 new calls run at once, 2 on each replica.
+        var fresh = Enumerable.Range(20, 4).Select(i => holder.HoldAsync(i).AsTask()).ToArray();
+        await TestUtil.WaitUntilAsync(() => Enumerable.Range(20, 4).All(probe.Entered.Contains), "the 4 new calls are inside replicas");
+        Assert.Equal(0, serve.GetDeployment("Holder").QueuedRequests);
         probe.Release();
-        Assert.Equal(2, (await Task.WhenAll(Enumerable.Range(20, 4).Select(i => holder.HoldAsync(i).AsTask())).WaitAsync(Bound)).Distinct().Count());
+        Assert.Equal(2, (await Task.WhenAll(fresh).WaitAsync(Bound)).Distinct().Count());
     }
 
     [Fact]
@@ -240,7 +246,7 @@ public class CancellationTests
         var seen = new List<int>();
         var error = await Assert.ThrowsAsync<TimeoutException>(async () =>
         {
-            await foreach (var item in producer.WithTimeout(Short).CallAsync(10, stallAfter: 2))
+            await foreach (var item in producer.WithTimeout(Reach).CallAsync(10, stallAfter: 2))
                 seen.Add(item);
         });
 
