@@ -56,6 +56,7 @@ public class DeploymentHandle
     /// <summary>A handle of the same type to the same deployment, with another timeout.</summary>
     internal DeploymentHandle WithTimeoutCore(TimeSpan? timeout)
     {
+        // Every per-handle call option is copied here (today the timeout is the only one).
         var target = new HandleTarget(_endpoint, _definition) { Timeout = timeout };
         return GetType() == typeof(DeploymentHandle) ? new DeploymentHandle(target) : _definition.CreateHandle(target);
     }
