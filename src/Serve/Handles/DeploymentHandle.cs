@@ -23,6 +23,7 @@ public class DeploymentHandle
     private readonly DeploymentRouter _router;
     private readonly DeploymentDefinition _definition;
     private readonly TimeSpan? _timeout;
+    private readonly string? _modelId;
 
     /// <summary>Used by generated handles; not for user code.</summary>
     [EditorBrowsable(EditorBrowsableState.Never)]
@@ -33,6 +34,7 @@ public class DeploymentHandle
         _router = _endpoint.Router;
         _definition = target.Definition;
         _timeout = target.Timeout;
+        _modelId = target.ModelId;
     }
 
     internal DeploymentHandle(DeploymentEndpoint endpoint) : this(new HandleTarget(endpoint))
@@ -53,12 +55,31 @@ public class DeploymentHandle
     /// <summary>The per-call timeout set with <see cref="DeploymentHandleExtensions.WithTimeout{THandle}"/>, or <c>null</c> for none.</summary>
     public TimeSpan? Timeout => _timeout;
 
+    /// <summary>The model id set with <see cref="DeploymentHandleExtensions.WithModelId{THandle}"/>, or <c>null</c> for none.</summary>
+    public string? ModelId => _modelId;
+
     /// <summary>A handle of the same type to the same deployment, with another timeout.</summary>
-    internal DeploymentHandle WithTimeoutCore(TimeSpan? timeout)
+    internal DeploymentHandle WithTimeoutCore(TimeSpan? timeout) => WithOptionsCore(timeout, _modelId);
+
+    /// <summary>A handle of the same type to the same deployment, with another model id.</summary>
+    internal DeploymentHandle WithModelIdCore(string? modelId) => WithOptionsCore(_timeout, modelId);
+
+    private DeploymentHandle WithOptionsCore(TimeSpan? timeout, string? modelId)
     {
-        // Every per-handle call option is copied here (today the timeout is the only one).
-        var target = new HandleTarget(_endpoint, _definition) { Timeout = timeout };
+        // Every per-handle call option is copied here.
+        var target = new HandleTarget(_endpoint, _definition) { Timeout = timeout, ModelId = modelId };
         return GetType() == typeof(DeploymentHandle) ? new DeploymentHandle(target) : _definition.CreateHandle(target);
+    }
+
+    /// <summary>Takes a replica slot: for a model id, preferring replicas that hold the model (multiplexing).</summary>
+    private ValueTask<IReplica> AcquireAsync(CancellationToken cancellationToken) =>
+        _modelId is null ? _router.AcquireAsync(cancellationToken) : _router.AcquireForModelAsync(_modelId, cancellationToken);
+
+    /// <summary>Makes the handle's model id the current call's (<see cref="ReplicaContext.ModelId"/>); called inside the async call paths, so it does not leak to the caller.</summary>
+    private void EnterModel()
+    {
+        if (_modelId is not null)
+            ReplicaContext.EnterModel(_modelId);
     }
 
     /// <inheritdoc />
@@ -69,7 +90,7 @@ public class DeploymentHandle
     protected ValueTask<TResult> InvokeAsync<TArgs, TResult>(TArgs arguments, CancellationToken cancellationToken)
         where TArgs : struct, IInvocation<TResult>
     {
-        if (_timeout is not null)
+        if (_timeout is not null || _modelId is not null)
             return InvokeWithDeadlineAsync<TArgs, TResult>(arguments, cancellationToken);
         if (!_router.TryAcquire(out var replica))
             return InvokeQueuedAsync<TArgs, TResult>(arguments, cancellationToken);
@@ -100,7 +121,7 @@ public class DeploymentHandle
     protected ValueTask InvokeVoidAsync<TArgs>(TArgs arguments, CancellationToken cancellationToken)
         where TArgs : struct, IVoidInvocation
     {
-        if (_timeout is not null)
+        if (_timeout is not null || _modelId is not null)
             return InvokeVoidWithDeadlineAsync(arguments, cancellationToken);
         if (!_router.TryAcquire(out var replica))
             return InvokeVoidQueuedAsync(arguments, cancellationToken);
@@ -216,7 +237,8 @@ public class DeploymentHandle
 
     private async ValueTask<object?> InvokeBoxedCoreAsync(int methodId, object?[] arguments, CancellationToken cancellationToken)
     {
-        var replica = await _router.AcquireAsync(cancellationToken).ConfigureAwait(false);
+        var replica = await AcquireAsync(cancellationToken).ConfigureAwait(false);
+        EnterModel();
         try
         {
             return ReferenceEquals(replica.Definition, _definition)
@@ -259,7 +281,8 @@ public class DeploymentHandle
     private async ValueTask<TResult> InvokeQueuedAsync<TArgs, TResult>(TArgs arguments, CancellationToken cancellationToken)
         where TArgs : struct, IInvocation<TResult>
     {
-        var replica = await _router.AcquireAsync(cancellationToken).ConfigureAwait(false);
+        var replica = await AcquireAsync(cancellationToken).ConfigureAwait(false);
+        EnterModel();
         try
         {
             return ReferenceEquals(replica.Definition, _definition)
@@ -276,7 +299,8 @@ public class DeploymentHandle
     private async ValueTask InvokeVoidQueuedAsync<TArgs>(TArgs arguments, CancellationToken cancellationToken)
         where TArgs : struct, IVoidInvocation
     {
-        var replica = await _router.AcquireAsync(cancellationToken).ConfigureAwait(false);
+        var replica = await AcquireAsync(cancellationToken).ConfigureAwait(false);
+        EnterModel();
         try
         {
             if (ReferenceEquals(replica.Definition, _definition))
@@ -294,6 +318,8 @@ public class DeploymentHandle
     private ValueTask<TResult> InvokeWithDeadlineAsync<TArgs, TResult>(TArgs arguments, CancellationToken cancellationToken)
         where TArgs : struct, IInvocation<TResult>
     {
+        if (_timeout is null)
+            return InvokeQueuedAsync<TArgs, TResult>(arguments, cancellationToken);
         var deadline = new CallDeadline(this, arguments.MethodId, _timeout, cancellationToken);
         return deadline.WaitAsync(InvokeQueuedAsync<TArgs, TResult>(arguments, deadline.Token));
     }
@@ -301,6 +327,8 @@ public class DeploymentHandle
     private ValueTask InvokeVoidWithDeadlineAsync<TArgs>(TArgs arguments, CancellationToken cancellationToken)
         where TArgs : struct, IVoidInvocation
     {
+        if (_timeout is null)
+            return InvokeVoidQueuedAsync(arguments, cancellationToken);
         var deadline = new CallDeadline(this, arguments.MethodId, _timeout, cancellationToken);
         return deadline.WaitAsync(InvokeVoidQueuedAsync(arguments, deadline.Token));
     }
@@ -317,7 +345,7 @@ public class DeploymentHandle
         IReplica replica;
         try
         {
-            replica = await _router.AcquireAsync(producer.Token).ConfigureAwait(false);
+            replica = await AcquireAsync(producer.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (producer.TimedOut)
         {
@@ -326,6 +354,7 @@ public class DeploymentHandle
         try
         {
             IAsyncEnumerator<TItem> enumerator;
+            EnterModel();
             try
             {
                 var items = await stream.StartAsync(this, replica, producer.Token).ConfigureAwait(false);

@@ -31,4 +31,23 @@ public static class DeploymentHandleExtensions
         }
         return (THandle)handle.WithTimeoutCore(timeout);
     }
+
+    /// <summary>
+    /// Returns a handle of the same type to the same deployment whose calls name <paramref name="modelId"/> (model
+    /// multiplexing, Ray Serve's <c>multiplexed_model_id</c>): the router prefers a replica that already holds the model,
+    /// and inside the call <see cref="ReplicaContext.ModelId"/> is <paramref name="modelId"/>, so the deployment's
+    /// generated <c>GetModelAsync()</c> returns that model. The HTTP equivalent is the header
+    /// <c>serve_multiplexed_model_id</c>.
+    /// </summary>
+    /// <typeparam name="THandle">The handle's type, e.g. a generated <c>XHandle</c>.</typeparam>
+    /// <param name="handle">The handle to copy (not changed).</param>
+    /// <param name="modelId">A non-empty model id; <c>null</c> removes it.</param>
+    /// <exception cref="ArgumentException"><paramref name="modelId"/> is empty or white space.</exception>
+    public static THandle WithModelId<THandle>(this THandle handle, string? modelId) where THandle : DeploymentHandle
+    {
+        ArgumentNullException.ThrowIfNull(handle);
+        if (modelId is not null && string.IsNullOrWhiteSpace(modelId))
+            throw new ArgumentException($"WithModelId on the handle of deployment '{handle.DeploymentName}': the model id is empty; pass the id of the model to use, or null for none.", nameof(modelId));
+        return (THandle)handle.WithModelIdCore(modelId);
+    }
 }

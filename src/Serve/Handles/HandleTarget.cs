@@ -20,4 +20,7 @@ public sealed class HandleTarget
 
     /// <summary>The per-call timeout of handles made from this target (<c>WithTimeout</c>), or null.</summary>
     internal TimeSpan? Timeout { get; init; }
+
+    /// <summary>The model id of handles made from this target (<c>WithModelId</c>), or null.</summary>
+    internal string? ModelId { get; init; }
 }

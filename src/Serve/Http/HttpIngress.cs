@@ -20,6 +20,7 @@ namespace Serve.Http;
 internal sealed class HttpIngress : IAsyncDisposable
 {
     private const string RequestIdHeader = "x-request-id";
+    private const string ModelIdHeader = "serve_multiplexed_model_id";
 
     private readonly HttpOptions _options;
     private readonly ServeHost _host;
@@ -76,6 +77,8 @@ internal sealed class HttpIngress : IAsyncDisposable
             await TextAsync(context, StatusCodes.Status404NotFound, "Not found: no application serves this path.").ConfigureAwait(false);
             return;
         }
+        if (request.Headers[ModelIdHeader].ToString() is { Length: > 0 } modelId)
+            route = route with { Handle = route.Handle.WithModelIdCore(modelId) };
         var handle = route.Handle;
 
         if (handle.Definition.HttpEndpoints.Count > 0)
