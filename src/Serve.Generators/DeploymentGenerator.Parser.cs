@@ -367,6 +367,8 @@ namespace Serve.Generators
                         Report(DiagnosticDescriptors.ReservedHandleMethodName, identifier, display, model.HandleName);
                         continue;
                     }
+                    if (Emitter.HasGraphShape(model) && Emitter.IsHiddenGraphBuilder(model))
+                        Report(DiagnosticDescriptors.HiddenGraphBuilder, identifier, display, className + "Handle", model.Name);
                     var handleSignature = model.HandleName + "(" + string.Join(", ", model.Parameters.Where(p => p.Kind != ParameterKind.CancellationToken).Select(p => p.SignatureType)) + ")";
                     if (byHandleSignature.TryGetValue(handleSignature, out var previous))
                     {
@@ -436,6 +438,11 @@ namespace Serve.Generators
                 else if (method.ReturnType.IsRefLikeType)
                 {
                     Report(DiagnosticDescriptors.RefLikeType, returnLocation, "The result of method '" + display + "'", Minimal(method.ReturnType), RefLikeAlternative(method.ReturnType));
+                    valid = false;
+                }
+                else if (GraphNodeValueType(Shape(method).Result) is { } valueType)
+                {
+                    Report(DiagnosticDescriptors.GraphNodeParameter, returnLocation, "The result of method '" + display + "'", Minimal(Shape(method).Result!), valueType);
                     valid = false;
                 }
                 if (!valid)
@@ -598,7 +605,27 @@ namespace Serve.Generators
                     Report(DiagnosticDescriptors.RefLikeType, where, subject, Minimal(p.Type), RefLikeAlternative(p.Type));
                     return false;
                 }
+                if (GraphNodeValueType(p.Type) is { } valueType)
+                {
+                    Report(DiagnosticDescriptors.GraphNodeParameter, where, subject, Minimal(p.Type), valueType);
+                    return false;
+                }
                 return true;
+            }
+
+            /// <summary>For a Serve graph node type (<c>GraphNode&lt;TInput, T&gt;</c>, <c>InputNode&lt;T&gt;</c>, <c>GraphNode</c>), the value type to declare instead; else null.</summary>
+            private static string? GraphNodeValueType(ITypeSymbol? type)
+            {
+                for (var t = type as INamedTypeSymbol; t is not null; t = t.BaseType)
+                {
+                    if (IsNamed(t, "Serve", "InputNode", 1))
+                        return Minimal(t.TypeArguments[0]);
+                    if (IsNamed(t, "Serve", "GraphNode", 2))
+                        return Minimal(t.TypeArguments[1]);
+                    if (IsNamed(t, "Serve", "GraphNode"))
+                        return "object";
+                }
+                return null;
             }
 
             private static string RefLikeAlternative(ITypeSymbol type)

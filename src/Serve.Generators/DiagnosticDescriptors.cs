@@ -4,8 +4,8 @@ using Microsoft.CodeAnalysis;
 namespace Serve.Generators
 {
     /// <summary>
-    /// Every rule the generator reports. Each is an error at the offending syntax, and its message says what to write
-    /// instead. New rules go into AnalyzerReleases.Unshipped.md too.
+    /// Every rule the generator reports. Each is an error at the offending syntax (SERVE041, which only leaves out a
+    /// graph builder, is a warning), and its message says what to write instead. New rules go into AnalyzerReleases.Unshipped.md too.
     /// </summary>
     internal static class DiagnosticDescriptors
     {
@@ -151,6 +151,17 @@ namespace Serve.Generators
             "One [Multiplexed] method per deployment",
             "Deployment class '{0}' already has the [Multiplexed] model loader '{1}'; '{2}' cannot be a second one. Load every model kind through one method, or split the deployment.");
 
+        public static readonly DiagnosticDescriptor GraphNodeParameter = Rule(
+            "SERVE040",
+            "Deployment parameters and results are values, not graph nodes",
+            "{0} is the graph node type '{1}'; a deployment receives and returns values, and graph nodes exist only while a graph is built. Declare the value type '{2}' and pass the node to the generated graph builder instead (e.g. model.Predict(node) or FDeployment.Bind(node)).");
+
+        public static readonly DiagnosticDescriptor HiddenGraphBuilder = new(
+            "SERVE041",
+            "Graph builder hidden by an Application member",
+            "Method '{0}' gets no deployment graph builder: 'Application<{1}>.{2}' already has that name, so 'app.{2}(node)' would not reach it. Rename the method to use it in a deployment graph, or ignore this warning if you do not.",
+            Category, DiagnosticSeverity.Warning, isEnabledByDefault: true);
+
         public static readonly DiagnosticDescriptor InternalError = Rule(
             "SERVE099",
             "Serve generator internal error",
@@ -161,7 +172,7 @@ namespace Serve.Generators
             DeploymentInaccessible, NoPublicConstructor, ByReference, RefLikeType, DuplicateHandleMethod, GenericMethod,
             ReservedHandleMethodName, MethodIdCollision, DuplicateBind, FunctionNotInStaticPartialClass, FunctionNotStatic,
             OptionOutOfRange, DuplicateHandleType, RouteValueWithoutParameter, BatchParameters, BatchResult, BatchOptionOutOfRange,
-            BatchNotHandleMethod, BatchPropertyClash, MultiplexedShape, MultiplexedLimit, MultiplexedTwice, InternalError);
+            BatchNotHandleMethod, BatchPropertyClash, MultiplexedShape, MultiplexedLimit, MultiplexedTwice, GraphNodeParameter, HiddenGraphBuilder, InternalError);
 
         /// <summary>All rules, in id order.</summary>
         public static IReadOnlyCollection<DiagnosticDescriptor> All => s_byId.Values;

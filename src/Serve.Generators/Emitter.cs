@@ -39,6 +39,8 @@ namespace Serve.Generators
             WriteHandle(w, model);
             w.WriteLine();
             WriteImplementationPart(w, model);
+            if (!model.IsFunction)
+                WriteGraphExtensions(w, model);
 
             if (hasNamespace)
                 w.CloseBlock();
@@ -77,6 +79,8 @@ namespace Serve.Generators
                 WriteBatchQueues(w, model);
             WriteBind(w, model);
             WriteMultiplexed(w, model);
+            if (model.IsFunction)
+                WriteFunctionGraphBind(w, model);
             w.WriteLine();
             WriteDefinition(w, model);
             w.WriteLine();

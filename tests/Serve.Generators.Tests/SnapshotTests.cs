@@ -25,6 +25,44 @@ public sealed class SnapshotTests
         """);
 
     [Fact]
+    public void DeploymentGraph() => Verify("""
+        using System.Threading;
+        using System.Threading.Tasks;
+        using Serve;
+
+        namespace Demo;
+
+        public static partial class Steps
+        {
+            [Deployment]
+            public static int Preprocess(int inp) => inp + 1;
+
+            [Deployment]
+            public static string Label(int value, string unit, CancellationToken cancellationToken) => value + unit;
+        }
+
+        [Deployment]
+        public partial class Model(int increment)
+        {
+            public int Predict(int inp) => inp + increment;
+            public Task<string?> DescribeAsync(int deployment, string? TInput) => Task.FromResult(TInput);
+            public void Forget(int x) { }
+            public int Zero() => 0;
+        }
+
+        public static class Graphs
+        {
+            public static Application<DagDriverHandle<int, string?>> Build()
+            {
+                var input = new InputNode<int>();
+                var model = Model.Bind(increment: 2);
+                var predicted = model.Predict(PreprocessDeployment.Bind(input));
+                return DagDriver.Bind(model.DescribeAsync(predicted, LabelDeployment.Bind(predicted, "kg")));
+            }
+        }
+        """);
+
+    [Fact]
     public void HttpEndpoints() => Verify("""
         using Serve;
 

@@ -74,4 +74,13 @@ namespace Demo
             }
         }
     }
+
+    /// <summary>Deployment graph builders of the <c>Llm</c> deployment: <c>Llm.Bind(...).Call(node)</c> is a graph node that calls it.</summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Serve.Generators", "0.1.0")]
+    public static partial class LlmHandleGraphExtensions
+    {
+        /// <summary>A deployment graph node that calls <c>Llm.Call</c> on this bound deployment with the values of graph nodes (Ray's <c>model.method.bind(node)</c>).</summary>
+        public static global::Serve.GraphNode<TInput, string> Call<TInput>(this global::Serve.Application<global::Demo.LlmHandle> deployment, global::Serve.GraphNode<TInput, string> prompt)
+            => global::Serve.CodeGeneration.GraphBuilders.Call<TInput, string>(deployment, global::Demo.Llm.__ServeInvocations.Call_0.Id, "Call", new string[] { "prompt" }, new global::Serve.GraphNode[] { prompt });
+    }
 }

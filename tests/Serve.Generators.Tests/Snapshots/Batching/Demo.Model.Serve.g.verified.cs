@@ -201,4 +201,25 @@ namespace Demo
             }
         }
     }
+
+    /// <summary>Deployment graph builders of the <c>Model</c> deployment: <c>Model.Bind(...).Predict(node)</c> is a graph node that calls it.</summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Serve.Generators", "0.1.0")]
+    public static partial class ModelHandleGraphExtensions
+    {
+        /// <summary>A deployment graph node that calls <c>Model.Predict</c> on this bound deployment with the values of graph nodes (Ray's <c>model.method.bind(node)</c>).</summary>
+        public static global::Serve.GraphNode<TInput, float> Predict<TInput>(this global::Serve.Application<global::Demo.ModelHandle> deployment, global::Serve.GraphNode<TInput, float[]> inputs)
+            => global::Serve.CodeGeneration.GraphBuilders.Call<TInput, float>(deployment, global::Demo.Model.__ServeInvocations.Predict_0.Id, "Predict", new string[] { "inputs" }, new global::Serve.GraphNode[] { inputs });
+
+        /// <summary>A deployment graph node that calls <c>Model.Label</c> on this bound deployment with the values of graph nodes (Ray's <c>model.method.bind(node)</c>).</summary>
+        public static global::Serve.GraphNode<TInput, string?> Label<TInput>(this global::Serve.Application<global::Demo.ModelHandle> deployment, global::Serve.GraphNode<TInput, int> ids)
+            => global::Serve.CodeGeneration.GraphBuilders.Call<TInput, string?>(deployment, global::Demo.Model.__ServeInvocations.Label_1.Id, "Label", new string[] { "ids" }, new global::Serve.GraphNode[] { ids });
+
+        /// <summary>A deployment graph node that calls <c>Model.Count</c> on this bound deployment with the values of graph nodes (Ray's <c>model.method.bind(node)</c>).</summary>
+        public static global::Serve.GraphNode<TInput, int> Count<TInput>(this global::Serve.Application<global::Demo.ModelHandle> deployment, global::Serve.GraphNode<TInput, string> texts)
+            => global::Serve.CodeGeneration.GraphBuilders.Call<TInput, int>(deployment, global::Demo.Model.__ServeInvocations.Count_2.Id, "Count", new string[] { "texts" }, new global::Serve.GraphNode[] { texts });
+
+        /// <summary>A deployment graph node that calls <c>Model.Plain</c> on this bound deployment with the values of graph nodes (Ray's <c>model.method.bind(node)</c>).</summary>
+        public static global::Serve.GraphNode<TInput, string> Plain<TInput>(this global::Serve.Application<global::Demo.ModelHandle> deployment, global::Serve.GraphNode<TInput, int> x)
+            => global::Serve.CodeGeneration.GraphBuilders.Call<TInput, string>(deployment, global::Demo.Model.__ServeInvocations.Plain_4.Id, "Plain", new string[] { "x" }, new global::Serve.GraphNode[] { x });
+    }
 }

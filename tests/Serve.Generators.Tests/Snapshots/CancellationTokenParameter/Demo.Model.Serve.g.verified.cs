@@ -131,4 +131,17 @@ namespace Demo
             }
         }
     }
+
+    /// <summary>Deployment graph builders of the <c>Model</c> deployment: <c>Model.Bind(...).PredictAsync(node)</c> is a graph node that calls it.</summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Serve.Generators", "0.1.0")]
+    public static partial class ModelHandleGraphExtensions
+    {
+        /// <summary>A deployment graph node that calls <c>Model.PredictAsync</c> on this bound deployment with the values of graph nodes (Ray's <c>model.method.bind(node)</c>).</summary>
+        public static global::Serve.GraphNode<TInput, float[]> PredictAsync<TInput>(this global::Serve.Application<global::Demo.ModelHandle> deployment, global::Serve.GraphNode<TInput, float[]> input)
+            => global::Serve.CodeGeneration.GraphBuilders.Call<TInput, float[]>(deployment, global::Demo.Model.__ServeInvocations.PredictAsync_0.Id, "PredictAsync", new string[] { "input" }, new global::Serve.GraphNode[] { input });
+
+        /// <summary>A deployment graph node that calls <c>Model.Echo</c> on this bound deployment with the values of graph nodes (Ray's <c>model.method.bind(node)</c>).</summary>
+        public static global::Serve.GraphNode<TInput, int> Echo<TInput>(this global::Serve.Application<global::Demo.ModelHandle> deployment, global::Serve.GraphNode<TInput, int> cancellationToken)
+            => global::Serve.CodeGeneration.GraphBuilders.Call<TInput, int>(deployment, global::Demo.Model.__ServeInvocations.Echo_3.Id, "Echo", new string[] { "cancellationToken" }, new global::Serve.GraphNode[] { cancellationToken });
+    }
 }

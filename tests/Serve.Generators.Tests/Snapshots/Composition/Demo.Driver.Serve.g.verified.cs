@@ -74,4 +74,13 @@ namespace Demo
             }
         }
     }
+
+    /// <summary>Deployment graph builders of the <c>Driver</c> deployment: <c>Driver.Bind(...).CallAsync(node)</c> is a graph node that calls it.</summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Serve.Generators", "0.1.0")]
+    public static partial class DriverHandleGraphExtensions
+    {
+        /// <summary>A deployment graph node that calls <c>Driver.CallAsync</c> on this bound deployment with the values of graph nodes (Ray's <c>model.method.bind(node)</c>).</summary>
+        public static global::Serve.GraphNode<TInput, int> CallAsync<TInput>(this global::Serve.Application<global::Demo.DriverHandle> deployment, global::Serve.GraphNode<TInput, int> request)
+            => global::Serve.CodeGeneration.GraphBuilders.Call<TInput, int>(deployment, global::Demo.Driver.__ServeInvocations.CallAsync_0.Id, "CallAsync", new string[] { "request" }, new global::Serve.GraphNode[] { request });
+    }
 }

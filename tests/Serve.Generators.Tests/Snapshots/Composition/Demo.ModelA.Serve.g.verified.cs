@@ -74,4 +74,13 @@ namespace Demo
             }
         }
     }
+
+    /// <summary>Deployment graph builders of the <c>ModelA</c> deployment: <c>ModelA.Bind(...).Call(node)</c> is a graph node that calls it.</summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Serve.Generators", "0.1.0")]
+    public static partial class ModelAHandleGraphExtensions
+    {
+        /// <summary>A deployment graph node that calls <c>ModelA.Call</c> on this bound deployment with the values of graph nodes (Ray's <c>model.method.bind(node)</c>).</summary>
+        public static global::Serve.GraphNode<TInput, int> Call<TInput>(this global::Serve.Application<global::Demo.ModelAHandle> deployment, global::Serve.GraphNode<TInput, int> request)
+            => global::Serve.CodeGeneration.GraphBuilders.Call<TInput, int>(deployment, global::Demo.ModelA.__ServeInvocations.Call_0.Id, "Call", new string[] { "request" }, new global::Serve.GraphNode[] { request });
+    }
 }

@@ -74,4 +74,13 @@ namespace Lib.Text.Apps
             }
         }
     }
+
+    /// <summary>Deployment graph builders of the <c>Pipeline</c> deployment: <c>Pipeline.Bind(...).CallAsync(node)</c> is a graph node that calls it.</summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Serve.Generators", "0.1.0")]
+    public static partial class PipelineHandleGraphExtensions
+    {
+        /// <summary>A deployment graph node that calls <c>Pipeline.CallAsync</c> on this bound deployment with the values of graph nodes (Ray's <c>model.method.bind(node)</c>).</summary>
+        public static global::Serve.GraphNode<TInput, string> CallAsync<TInput>(this global::Serve.Application<global::Lib.Text.Apps.PipelineHandle> deployment, global::Serve.GraphNode<TInput, string> s)
+            => global::Serve.CodeGeneration.GraphBuilders.Call<TInput, string>(deployment, global::Lib.Text.Apps.Pipeline.__ServeInvocations.CallAsync_0.Id, "CallAsync", new string[] { "s" }, new global::Serve.GraphNode[] { s });
+    }
 }

@@ -24,6 +24,10 @@ namespace Lib.Text
         public static global::Serve.Application<global::Lib.Text.TokenizeHandle> Bind()
             => new global::Serve.Application<global::Lib.Text.TokenizeHandle>(__ServeDefinition, 0, global::System.Array.Empty<object?>());
 
+        /// <summary>A deployment graph node that calls the <c>Tokenize</c> function deployment with the values of graph nodes (Ray's <c>fn.bind(node)</c>); pass it to other graph builders or <c>DagDriver.Bind</c>.</summary>
+        public static global::Serve.GraphNode<TInput, string> Bind<TInput>(global::Serve.GraphNode<TInput, string> s)
+            => global::Serve.CodeGeneration.GraphBuilders.Call<TInput, string>(Bind(), global::Lib.Text.TokenizeDeployment.__ServeInvocations.Tokenize_0.Id, "Tokenize", new string[] { "s" }, new global::Serve.GraphNode[] { s });
+
         [global::System.ComponentModel.EditorBrowsable(global::System.ComponentModel.EditorBrowsableState.Never)]
         internal static readonly global::Serve.DeploymentDefinition __ServeDefinition = new global::Serve.DeploymentDefinition
         {

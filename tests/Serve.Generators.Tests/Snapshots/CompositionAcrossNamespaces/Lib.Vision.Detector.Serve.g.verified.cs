@@ -74,4 +74,13 @@ namespace Lib.Vision
             }
         }
     }
+
+    /// <summary>Deployment graph builders of the <c>Detector</c> deployment: <c>Detector.Bind(...).Call(node)</c> is a graph node that calls it.</summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Serve.Generators", "0.1.0")]
+    public static partial class DetectorHandleGraphExtensions
+    {
+        /// <summary>A deployment graph node that calls <c>Detector.Call</c> on this bound deployment with the values of graph nodes (Ray's <c>model.method.bind(node)</c>).</summary>
+        public static global::Serve.GraphNode<TInput, int> Call<TInput>(this global::Serve.Application<global::Lib.Vision.DetectorHandle> deployment, global::Serve.GraphNode<TInput, int> image)
+            => global::Serve.CodeGeneration.GraphBuilders.Call<TInput, int>(deployment, global::Lib.Vision.Detector.__ServeInvocations.Call_0.Id, "Call", new string[] { "image" }, new global::Serve.GraphNode[] { image });
+    }
 }

@@ -102,4 +102,17 @@ namespace Demo
             }
         }
     }
+
+    /// <summary>Deployment graph builders of the <c>Tuner</c> deployment: <c>Tuner.Bind(...).event(node)</c> is a graph node that calls it.</summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Serve.Generators", "0.1.0")]
+    public static partial class TunerHandleGraphExtensions
+    {
+        /// <summary>A deployment graph node that calls <c>Tuner.event</c> on this bound deployment with the values of graph nodes (Ray's <c>model.method.bind(node)</c>).</summary>
+        public static global::Serve.GraphNode<TInput, string> @event<TInput>(this global::Serve.Application<global::Demo.TunerHandle> deployment, global::Serve.GraphNode<TInput, string> @params, global::Serve.GraphNode<TInput, int> count, global::Serve.GraphNode<TInput, global::Demo.Mode> mode, global::Serve.GraphNode<TInput, int[]> rest)
+            => global::Serve.CodeGeneration.GraphBuilders.Call<TInput, string>(deployment, global::Demo.Tuner.__ServeInvocations.event_0.Id, "event", new string[] { "params", "count", "mode", "rest" }, new global::Serve.GraphNode[] { @params, count, mode, rest });
+
+        /// <summary>A deployment graph node that calls <c>Tuner.Call</c> on this bound deployment with the values of graph nodes (Ray's <c>model.method.bind(node)</c>).</summary>
+        public static global::Serve.GraphNode<TInput, string> Call<TInput>(this global::Serve.Application<global::Demo.TunerHandle> deployment, global::Serve.GraphNode<TInput, uint> u, global::Serve.GraphNode<TInput, ulong> ul)
+            => global::Serve.CodeGeneration.GraphBuilders.Call<TInput, string>(deployment, global::Demo.Tuner.__ServeInvocations.Call_1.Id, "Call", new string[] { "u", "ul" }, new global::Serve.GraphNode[] { u, ul });
+    }
 }

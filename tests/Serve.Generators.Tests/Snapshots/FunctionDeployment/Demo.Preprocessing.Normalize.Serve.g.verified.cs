@@ -24,6 +24,10 @@ namespace Demo
         public static global::Serve.Application<global::Demo.NormalizeHandle> Bind()
             => new global::Serve.Application<global::Demo.NormalizeHandle>(__ServeDefinition, 0, global::System.Array.Empty<object?>());
 
+        /// <summary>A deployment graph node that calls the <c>Normalize</c> function deployment with the values of graph nodes (Ray's <c>fn.bind(node)</c>); pass it to other graph builders or <c>DagDriver.Bind</c>.</summary>
+        public static global::Serve.GraphNode<TInput, string> Bind<TInput>(global::Serve.GraphNode<TInput, string> text)
+            => global::Serve.CodeGeneration.GraphBuilders.Call<TInput, string>(Bind(), global::Demo.NormalizeDeployment.__ServeInvocations.Normalize_0.Id, "Normalize", new string[] { "text" }, new global::Serve.GraphNode[] { text });
+
         [global::System.ComponentModel.EditorBrowsable(global::System.ComponentModel.EditorBrowsableState.Never)]
         internal static readonly global::Serve.DeploymentDefinition __ServeDefinition = new global::Serve.DeploymentDefinition
         {

@@ -24,6 +24,10 @@ namespace Demo
         public static global::Serve.Application<global::Demo.PreprocessHandle> Bind()
             => new global::Serve.Application<global::Demo.PreprocessHandle>(__ServeDefinition, 0, global::System.Array.Empty<object?>());
 
+        /// <summary>A deployment graph node that calls the <c>Preprocess</c> function deployment with the values of graph nodes (Ray's <c>fn.bind(node)</c>); pass it to other graph builders or <c>DagDriver.Bind</c>.</summary>
+        public static global::Serve.GraphNode<TInput, int> Bind<TInput>(global::Serve.GraphNode<TInput, int> x)
+            => global::Serve.CodeGeneration.GraphBuilders.Call<TInput, int>(Bind(), global::Demo.PreprocessDeployment.__ServeInvocations.Preprocess_0.Id, "Preprocess", new string[] { "x" }, new global::Serve.GraphNode[] { x });
+
         [global::System.ComponentModel.EditorBrowsable(global::System.ComponentModel.EditorBrowsableState.Never)]
         internal static readonly global::Serve.DeploymentDefinition __ServeDefinition = new global::Serve.DeploymentDefinition
         {

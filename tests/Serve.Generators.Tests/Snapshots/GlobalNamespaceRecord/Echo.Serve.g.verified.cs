@@ -72,3 +72,12 @@ partial record Echo
         }
     }
 }
+
+/// <summary>Deployment graph builders of the <c>Echo</c> deployment: <c>Echo.Bind(...).Call(node)</c> is a graph node that calls it.</summary>
+[global::System.CodeDom.Compiler.GeneratedCode("Serve.Generators", "0.1.0")]
+public static partial class EchoHandleGraphExtensions
+{
+    /// <summary>A deployment graph node that calls <c>Echo.Call</c> on this bound deployment with the values of graph nodes (Ray's <c>model.method.bind(node)</c>).</summary>
+    public static global::Serve.GraphNode<TInput, string> Call<TInput>(this global::Serve.Application<global::EchoHandle> deployment, global::Serve.GraphNode<TInput, string> text)
+        => global::Serve.CodeGeneration.GraphBuilders.Call<TInput, string>(deployment, global::Echo.__ServeInvocations.Call_0.Id, "Call", new string[] { "text" }, new global::Serve.GraphNode[] { text });
+}

@@ -91,4 +91,13 @@ namespace Demo
             }
         }
     }
+
+    /// <summary>Deployment graph builders of the <c>Greeter</c> deployment: <c>Greeter.Bind(...).Shout(node)</c> is a graph node that calls it.</summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Serve.Generators", "0.1.0")]
+    public static partial class GreeterHandleGraphExtensions
+    {
+        /// <summary>A deployment graph node that calls <c>Greeter.Shout</c> on this bound deployment with the values of graph nodes (Ray's <c>model.method.bind(node)</c>).</summary>
+        public static global::Serve.GraphNode<TInput, string> Shout<TInput>(this global::Serve.Application<global::Demo.GreeterHandle> deployment, global::Serve.GraphNode<TInput, string> suffix)
+            => global::Serve.CodeGeneration.GraphBuilders.Call<TInput, string>(deployment, global::Demo.Greeter.__ServeInvocations.Shout_1.Id, "Shout", new string[] { "suffix" }, new global::Serve.GraphNode[] { suffix });
+    }
 }

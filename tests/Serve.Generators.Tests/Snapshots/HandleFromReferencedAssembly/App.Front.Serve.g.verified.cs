@@ -74,4 +74,13 @@ namespace App
             }
         }
     }
+
+    /// <summary>Deployment graph builders of the <c>Front</c> deployment: <c>Front.Bind(...).CallAsync(node)</c> is a graph node that calls it.</summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Serve.Generators", "0.1.0")]
+    public static partial class FrontHandleGraphExtensions
+    {
+        /// <summary>A deployment graph node that calls <c>Front.CallAsync</c> on this bound deployment with the values of graph nodes (Ray's <c>model.method.bind(node)</c>).</summary>
+        public static global::Serve.GraphNode<TInput, int> CallAsync<TInput>(this global::Serve.Application<global::App.FrontHandle> deployment, global::Serve.GraphNode<TInput, int> x)
+            => global::Serve.CodeGeneration.GraphBuilders.Call<TInput, int>(deployment, global::App.Front.__ServeInvocations.CallAsync_0.Id, "CallAsync", new string[] { "x" }, new global::Serve.GraphNode[] { x });
+    }
 }

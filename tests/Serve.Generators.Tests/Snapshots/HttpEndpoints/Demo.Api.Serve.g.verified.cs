@@ -140,4 +140,17 @@ namespace Demo
             }
         }
     }
+
+    /// <summary>Deployment graph builders of the <c>Api</c> deployment: <c>Api.Bind(...).Hi(node)</c> is a graph node that calls it.</summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Serve.Generators", "0.1.0")]
+    public static partial class ApiHandleGraphExtensions
+    {
+        /// <summary>A deployment graph node that calls <c>Api.Hi</c> on this bound deployment with the values of graph nodes (Ray's <c>model.method.bind(node)</c>).</summary>
+        public static global::Serve.GraphNode<TInput, string> Hi<TInput>(this global::Serve.Application<global::Demo.ApiHandle> deployment, global::Serve.GraphNode<TInput, string> name, global::Serve.GraphNode<TInput, int> times)
+            => global::Serve.CodeGeneration.GraphBuilders.Call<TInput, string>(deployment, global::Demo.Api.__ServeInvocations.Hi_0.Id, "Hi", new string[] { "name", "times" }, new global::Serve.GraphNode[] { name, times });
+
+        /// <summary>A deployment graph node that calls <c>Api.Add</c> on this bound deployment with the values of graph nodes (Ray's <c>model.method.bind(node)</c>).</summary>
+        public static global::Serve.GraphNode<TInput, global::Demo.Item> Add<TInput>(this global::Serve.Application<global::Demo.ApiHandle> deployment, global::Serve.GraphNode<TInput, global::Demo.Item> item, global::Serve.GraphNode<TInput, string?> user, global::Serve.GraphNode<TInput, string?> tag)
+            => global::Serve.CodeGeneration.GraphBuilders.Call<TInput, global::Demo.Item>(deployment, global::Demo.Api.__ServeInvocations.Add_1.Id, "Add", new string[] { "item", "user", "tag" }, new global::Serve.GraphNode[] { item, user, tag });
+    }
 }

@@ -74,4 +74,13 @@ namespace Demo
             }
         }
     }
+
+    /// <summary>Deployment graph builders of the <c>Vault</c> deployment: <c>Vault.Bind(...).Call(node)</c> is a graph node that calls it.</summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Serve.Generators", "0.1.0")]
+    internal static partial class VaultHandleGraphExtensions
+    {
+        /// <summary>A deployment graph node that calls <c>Vault.Call</c> on this bound deployment with the values of graph nodes (Ray's <c>model.method.bind(node)</c>).</summary>
+        public static global::Serve.GraphNode<TInput, global::Demo.Secret> Call<TInput>(this global::Serve.Application<global::Demo.VaultHandle> deployment, global::Serve.GraphNode<TInput, string> key)
+            => global::Serve.CodeGeneration.GraphBuilders.Call<TInput, global::Demo.Secret>(deployment, global::Demo.Vault.__ServeInvocations.Call_0.Id, "Call", new string[] { "key" }, new global::Serve.GraphNode[] { key });
+    }
 }

@@ -87,4 +87,13 @@ namespace Demo
             }
         }
     }
+
+    /// <summary>Deployment graph builders of the <c>Multi</c> deployment: <c>Multi.Bind(...).Call(node)</c> is a graph node that calls it.</summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Serve.Generators", "0.1.0")]
+    public static partial class MultiHandleGraphExtensions
+    {
+        /// <summary>A deployment graph node that calls <c>Multi.Call</c> on this bound deployment with the values of graph nodes (Ray's <c>model.method.bind(node)</c>).</summary>
+        public static global::Serve.GraphNode<TInput, string> Call<TInput>(this global::Serve.Application<global::Demo.MultiHandle> deployment, global::Serve.GraphNode<TInput, string> input)
+            => global::Serve.CodeGeneration.GraphBuilders.Call<TInput, string>(deployment, global::Demo.Multi.__ServeInvocations.Call_0.Id, "Call", new string[] { "input" }, new global::Serve.GraphNode[] { input });
+    }
 }

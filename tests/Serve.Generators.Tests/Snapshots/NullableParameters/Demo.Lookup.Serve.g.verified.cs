@@ -114,4 +114,21 @@ namespace Demo
             }
         }
     }
+
+    /// <summary>Deployment graph builders of the <c>Lookup</c> deployment: <c>Lookup.Bind(...).Find(node)</c> is a graph node that calls it.</summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Serve.Generators", "0.1.0")]
+    public static partial class LookupHandleGraphExtensions
+    {
+        /// <summary>A deployment graph node that calls <c>Lookup.Find</c> on this bound deployment with the values of graph nodes (Ray's <c>model.method.bind(node)</c>).</summary>
+        public static global::Serve.GraphNode<TInput, string?> Find<TInput>(this global::Serve.Application<global::Demo.LookupHandle> deployment, global::Serve.GraphNode<TInput, string?> key)
+            => global::Serve.CodeGeneration.GraphBuilders.Call<TInput, string?>(deployment, global::Demo.Lookup.__ServeInvocations.Find_0.Id, "Find", new string[] { "key" }, new global::Serve.GraphNode[] { key });
+
+        /// <summary>A deployment graph node that calls <c>Lookup.Keys</c> on this bound deployment with the values of graph nodes (Ray's <c>model.method.bind(node)</c>).</summary>
+        public static global::Serve.GraphNode<TInput, global::System.Collections.Generic.List<string?>> Keys<TInput>(this global::Serve.Application<global::Demo.LookupHandle> deployment, global::Serve.GraphNode<TInput, int?> limit)
+            => global::Serve.CodeGeneration.GraphBuilders.Call<TInput, global::System.Collections.Generic.List<string?>>(deployment, global::Demo.Lookup.__ServeInvocations.Keys_1.Id, "Keys", new string[] { "limit" }, new global::Serve.GraphNode[] { limit });
+
+        /// <summary>A deployment graph node that calls <c>Lookup.Stats</c> on this bound deployment with the values of graph nodes (Ray's <c>model.method.bind(node)</c>).</summary>
+        public static global::Serve.GraphNode<TInput, (int Count, string? Last)> Stats<TInput>(this global::Serve.Application<global::Demo.LookupHandle> deployment, global::Serve.GraphNode<TInput, (string? Name, int Age)> filter)
+            => global::Serve.CodeGeneration.GraphBuilders.Call<TInput, (int Count, string? Last)>(deployment, global::Demo.Lookup.__ServeInvocations.Stats_2.Id, "Stats", new string[] { "filter" }, new global::Serve.GraphNode[] { filter });
+    }
 }

@@ -77,4 +77,13 @@ namespace Demo
             }
         }
     }
+
+    /// <summary>Deployment graph builders of the <c>Filter</c> deployment: <c>Filter.Bind(...).Call(node)</c> is a graph node that calls it.</summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Serve.Generators", "0.1.0")]
+    public static partial class FilterHandleGraphExtensions
+    {
+        /// <summary>A deployment graph node that calls <c>Filter.Call</c> on this bound deployment with the values of graph nodes (Ray's <c>model.method.bind(node)</c>).</summary>
+        public static global::Serve.GraphNode<TInput, bool> Call<TInput>(this global::Serve.Application<global::Demo.FilterHandle> deployment, global::Serve.GraphNode<TInput, double> x)
+            => global::Serve.CodeGeneration.GraphBuilders.Call<TInput, bool>(deployment, global::Demo.Filter.__ServeInvocations.Call_0.Id, "Call", new string[] { "x" }, new global::Serve.GraphNode[] { x });
+    }
 }

@@ -191,4 +191,21 @@ namespace Demo
             }
         }
     }
+
+    /// <summary>Deployment graph builders of the <c>Shapes</c> deployment: <c>Shapes.Bind(...).Value(node)</c> is a graph node that calls it.</summary>
+    [global::System.CodeDom.Compiler.GeneratedCode("Serve.Generators", "0.1.0")]
+    public static partial class ShapesHandleGraphExtensions
+    {
+        /// <summary>A deployment graph node that calls <c>Shapes.Value</c> on this bound deployment with the values of graph nodes (Ray's <c>model.method.bind(node)</c>).</summary>
+        public static global::Serve.GraphNode<TInput, int> Value<TInput>(this global::Serve.Application<global::Demo.ShapesHandle> deployment, global::Serve.GraphNode<TInput, int> x)
+            => global::Serve.CodeGeneration.GraphBuilders.Call<TInput, int>(deployment, global::Demo.Shapes.__ServeInvocations.Value_0.Id, "Value", new string[] { "x" }, new global::Serve.GraphNode[] { x });
+
+        /// <summary>A deployment graph node that calls <c>Shapes.TaskOfT</c> on this bound deployment with the values of graph nodes (Ray's <c>model.method.bind(node)</c>).</summary>
+        public static global::Serve.GraphNode<TInput, string> TaskOfT<TInput>(this global::Serve.Application<global::Demo.ShapesHandle> deployment, global::Serve.GraphNode<TInput, string> s)
+            => global::Serve.CodeGeneration.GraphBuilders.Call<TInput, string>(deployment, global::Demo.Shapes.__ServeInvocations.TaskOfT_1.Id, "TaskOfT", new string[] { "s" }, new global::Serve.GraphNode[] { s });
+
+        /// <summary>A deployment graph node that calls <c>Shapes.ValueTaskOfT</c> on this bound deployment with the values of graph nodes (Ray's <c>model.method.bind(node)</c>).</summary>
+        public static global::Serve.GraphNode<TInput, long> ValueTaskOfT<TInput>(this global::Serve.Application<global::Demo.ShapesHandle> deployment, global::Serve.GraphNode<TInput, long> n)
+            => global::Serve.CodeGeneration.GraphBuilders.Call<TInput, long>(deployment, global::Demo.Shapes.__ServeInvocations.ValueTaskOfT_2.Id, "ValueTaskOfT", new string[] { "n" }, new global::Serve.GraphNode[] { n });
+    }
 }
