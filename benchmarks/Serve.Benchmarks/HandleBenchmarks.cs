@@ -46,6 +46,8 @@ public class HandleBenchmarks
     private ServeHost _host = null!;
     private AdderHandle _one = null!;
     private AdderHandle _four = null!;
+    private ServeHost _metricsHost = null!;
+    private AdderHandle _metered = null!;
     private ChannelWorkerPool _pool1 = null!;
     private ChannelWorkerPool _pool4 = null!;
     private ServeHost? _deployHost;
@@ -75,6 +77,15 @@ public class HandleBenchmarks
         _host = await ServeHost.StartAsync(o => o.Http.Enabled = false);
         _one = await _host.RunAsync(Adder.Bind(), new RunOptions { Name = "one", RoutePrefix = "/one" });
         _four = await _host.RunAsync(Adder.Bind().WithOptions(o => o.NumReplicas = 4), new RunOptions { Name = "four", RoutePrefix = "/four" });
+        // A second host with the admin API on: its /metrics exporter listens to the host's meter, so every call
+        // records request count, latency and errors (the cost of metrics when someone is collecting them).
+        _metricsHost = await ServeHost.StartAsync(o =>
+        {
+            o.Http.Enabled = false;
+            o.Admin.Enabled = true;
+            o.Admin.Port = 0;
+        });
+        _metered = await _metricsHost.RunAsync(Adder.Bind(), new RunOptions { Name = "metered" });
         _pool1 = new ChannelWorkerPool(workers: 1, capacity: 64);
         _pool4 = new ChannelWorkerPool(workers: 4, capacity: 4 * 64);
 
@@ -82,6 +93,7 @@ public class HandleBenchmarks
         Check("one: running replicas", RunningReplicas(_host, "one"), 1);
         Check("four: running replicas", RunningReplicas(_host, "four"), 4);
         Check("handle(1).CallAsync", await _one.CallAsync(Argument), Argument + 1);
+        Check("metered handle(1).CallAsync", await _metered.CallAsync(Argument), Argument + 1);
         Check("handle(1).AddAsync", await _one.AddAsync(Argument), Argument + 1);
         Check("handle(4).CallAsync", await _four.CallAsync(Argument), Argument + 1);
         Check("handle(4).AddAsync", await _four.AddAsync(Argument), Argument + 1);
@@ -99,6 +111,7 @@ public class HandleBenchmarks
         await _pool1.DisposeAsync();
         await _pool4.DisposeAsync();
         await _host.ShutdownAsync();
+        await _metricsHost.ShutdownAsync();
     }
 
     // ---- 1. one caller, one replica, synchronous method ----------------------------------------------------
@@ -108,6 +121,9 @@ public class HandleBenchmarks
 
     [Benchmark, BenchmarkCategory(Sync), ExpectedResult(Argument + 1)]
     public ValueTask<int> Handle_CallAsync() => _one.CallAsync(_argument);
+
+    [Benchmark, BenchmarkCategory(Sync), ExpectedResult(Argument + 1)]
+    public ValueTask<int> Handle_CallAsync_MetricsExported() => _metered.CallAsync(_argument);
 
     [Benchmark, BenchmarkCategory(Sync), ExpectedResult(Argument + 1)]
     public Task<int> ChannelPool_Call() => _pool1.CallAsync(_argument);

@@ -27,8 +27,11 @@ internal sealed partial class ServeController
     private bool _shuttingDown;
     private int _replicaSerial;
 
-    public ServeController(ServeOptions options, IServiceProvider services, ILogger logger)
+    private readonly Observability.ServeMetrics? _metrics;
+
+    public ServeController(ServeOptions options, IServiceProvider services, ILogger logger, Observability.ServeMetrics? metrics = null)
     {
+        _metrics = metrics;
         _options = options;
         _services = services;
         _logger = logger;
@@ -196,7 +199,7 @@ internal sealed partial class ServeController
             }
             if (existing is null)
             {
-                var endpoint = new DeploymentEndpoint(app.Name, ds.Name, ds.Definition, ds.Options);
+                var endpoint = new DeploymentEndpoint(app.Name, ds.Name, ds.Definition, ds.Options, _metrics);
                 existing = new DeploymentState(app.Name, ds, endpoint);
                 app.Deployments.Add(ds.Name, existing);
                 _endpoints[(app.Name, ds.Name)] = endpoint;
@@ -304,6 +307,7 @@ internal sealed partial class ServeController
         deployment.ConsecutiveStartFailures = 0;
         StartHealthChecks(app, deployment, record);
         Log.ReplicaStarted(_logger, record.Replica.ReplicaId, app.Name, deployment.Name, record.Replica.Version);
+        _metrics?.RecordReplicaStarted(record.Replica);
         Reconcile(deployment);
         CheckApplication(app);
     }

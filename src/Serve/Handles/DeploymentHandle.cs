@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using System.Runtime.CompilerServices;
 using Serve.CodeGeneration;
+using Serve.Observability;
 using Serve.Replicas;
 using Serve.Routing;
 
@@ -94,6 +95,7 @@ public class DeploymentHandle
             return InvokeWithDeadlineAsync<TArgs, TResult>(arguments, cancellationToken);
         if (!_router.TryAcquire(out var replica))
             return InvokeQueuedAsync<TArgs, TResult>(arguments, cancellationToken);
+        var started = _router.CallStarting();
         ValueTask<TResult> pending;
         try
         {
@@ -104,16 +106,16 @@ public class DeploymentHandle
         }
         catch (Exception e)
         {
-            _router.Release(replica);
+            _router.Release(replica, started, failed: true);
             return ValueTask.FromException<TResult>(e);
         }
         if (pending.IsCompletedSuccessfully)
         {
             var result = pending.Result;
-            _router.Release(replica);
+            _router.Release(replica, started, failed: false);
             return new ValueTask<TResult>(result);
         }
-        return AwaitAndReleaseAsync(pending, replica);
+        return AwaitAndReleaseAsync(pending, replica, started);
     }
 
     /// <summary>Calls a void method through the router; used by generated handles.</summary>
@@ -125,6 +127,7 @@ public class DeploymentHandle
             return InvokeVoidWithDeadlineAsync(arguments, cancellationToken);
         if (!_router.TryAcquire(out var replica))
             return InvokeVoidQueuedAsync(arguments, cancellationToken);
+        var started = _router.CallStarting();
         ValueTask pending;
         try
         {
@@ -134,16 +137,16 @@ public class DeploymentHandle
         }
         catch (Exception e)
         {
-            _router.Release(replica);
+            _router.Release(replica, started, failed: true);
             return ValueTask.FromException(e);
         }
         if (pending.IsCompletedSuccessfully)
         {
             pending.GetAwaiter().GetResult();
-            _router.Release(replica);
+            _router.Release(replica, started, failed: false);
             return default;
         }
-        return AwaitAndReleaseAsync(pending, replica);
+        return AwaitAndReleaseAsync(pending, replica, started);
     }
 
     /// <summary>Calls a stream method through the router; used by generated handles. The replica slot is held until the stream ends.</summary>
@@ -239,41 +242,51 @@ public class DeploymentHandle
     {
         var replica = await AcquireAsync(cancellationToken).ConfigureAwait(false);
         EnterModel();
+        HttpRequestScope.OnAcquired(replica);
+        var started = _router.CallStarting();
+        var failed = true;
         try
         {
-            return ReferenceEquals(replica.Definition, _definition)
+            var result = ReferenceEquals(replica.Definition, _definition)
                 ? await _definition.Invoker.InvokeAsync(replica.Instance, methodId, arguments, cancellationToken).ConfigureAwait(false)
                 : await replica.GetBoundary(_definition).InvokeBoxedAsync(replica.Instance, methodId, arguments, cancellationToken).ConfigureAwait(false);
+            failed = false;
+            return result;
         }
         finally
         {
-            _router.Release(replica);
+            _router.Release(replica, started, failed);
         }
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<TResult> AwaitAndReleaseAsync<TResult>(ValueTask<TResult> pending, IReplica replica)
+    private async ValueTask<TResult> AwaitAndReleaseAsync<TResult>(ValueTask<TResult> pending, IReplica replica, long started)
     {
+        var failed = true;
         try
         {
-            return await pending.ConfigureAwait(false);
+            var result = await pending.ConfigureAwait(false);
+            failed = false;
+            return result;
         }
         finally
         {
-            _router.Release(replica);
+            _router.Release(replica, started, failed);
         }
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask AwaitAndReleaseAsync(ValueTask pending, IReplica replica)
+    private async ValueTask AwaitAndReleaseAsync(ValueTask pending, IReplica replica, long started)
     {
+        var failed = true;
         try
         {
             await pending.ConfigureAwait(false);
+            failed = false;
         }
         finally
         {
-            _router.Release(replica);
+            _router.Release(replica, started, failed);
         }
     }
 
@@ -283,15 +296,19 @@ public class DeploymentHandle
     {
         var replica = await AcquireAsync(cancellationToken).ConfigureAwait(false);
         EnterModel();
+        var started = _router.CallStarting();
+        var failed = true;
         try
         {
-            return ReferenceEquals(replica.Definition, _definition)
+            var result = ReferenceEquals(replica.Definition, _definition)
                 ? await arguments.InvokeAsync(replica.Instance, cancellationToken).ConfigureAwait(false)
                 : await replica.GetBoundary(_definition).InvokeAsync<TArgs, TResult>(arguments, replica.Instance, cancellationToken).ConfigureAwait(false);
+            failed = false;
+            return result;
         }
         finally
         {
-            _router.Release(replica);
+            _router.Release(replica, started, failed);
         }
     }
 
@@ -301,16 +318,19 @@ public class DeploymentHandle
     {
         var replica = await AcquireAsync(cancellationToken).ConfigureAwait(false);
         EnterModel();
+        var started = _router.CallStarting();
+        var failed = true;
         try
         {
             if (ReferenceEquals(replica.Definition, _definition))
                 await arguments.InvokeAsync(replica.Instance, cancellationToken).ConfigureAwait(false);
             else
                 await replica.GetBoundary(_definition).InvokeVoidAsync(arguments, replica.Instance, cancellationToken).ConfigureAwait(false);
+            failed = false;
         }
         finally
         {
-            _router.Release(replica);
+            _router.Release(replica, started, failed);
         }
     }
 
@@ -351,6 +371,9 @@ public class DeploymentHandle
         {
             throw producer.TimeoutError();
         }
+        HttpRequestScope.OnAcquired(replica);
+        var started = _router.CallStarting();
+        var failed = true;
         try
         {
             IAsyncEnumerator<TItem> enumerator;
@@ -369,6 +392,8 @@ public class DeploymentHandle
             {
                 while (true)
                 {
+                    // Only an exception from the producer counts as a failed call; a consumer stopping early does not.
+                    failed = true;
                     bool more;
                     try
                     {
@@ -378,6 +403,7 @@ public class DeploymentHandle
                     {
                         throw producer.TimeoutError();
                     }
+                    failed = false;
                     if (!more)
                     {
                         ended = true;
@@ -395,7 +421,7 @@ public class DeploymentHandle
         }
         finally
         {
-            _router.Release(replica);
+            _router.Release(replica, started, failed);
         }
     }
 

@@ -36,8 +36,16 @@ public sealed class ServeHost : IServeClient, IAsyncDisposable
         services ??= options.Services ?? new ServiceCollection().BuildServiceProvider();
         loggerFactory ??= services.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance;
         _logger = loggerFactory.CreateLogger("Serve");
-        _controller = new ServeController(options, services, _logger);
+        AccessLogger = loggerFactory.CreateLogger(AccessLog.Category);
+        Metrics = new Observability.ServeMetrics(() => _controller!.Endpoints);
+        _controller = new ServeController(options, services, _logger, Metrics);
     }
+
+    /// <summary>This host's instruments (meter <c>Serve</c>).</summary>
+    internal Observability.ServeMetrics Metrics { get; }
+
+    /// <summary>The per-request access log (category <c>Serve.Access</c>).</summary>
+    internal ILogger AccessLogger { get; }
 
     /// <summary>The host's options.</summary>
     public ServeOptions Options { get; }
@@ -190,6 +198,7 @@ public sealed class ServeHost : IServeClient, IAsyncDisposable
                 var admin = Interlocked.Exchange(ref _admin, null);
                 if (admin is not null)
                     await admin.DisposeAsync().ConfigureAwait(false);
+                Metrics.Dispose();
             }
             finally
             {

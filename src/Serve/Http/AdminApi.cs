@@ -10,6 +10,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Serve.Config;
+using Serve.Observability;
 
 namespace Serve.Http;
 
@@ -20,11 +21,13 @@ namespace Serve.Http;
 internal sealed class AdminApi : IAsyncDisposable
 {
     private const string Applications = "/api/serve/applications";
+    private const string MetricsPath = "/metrics";
 
     private readonly AdminOptions _options;
     private readonly ServeHost _host;
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _applyLock = new(1, 1);
+    private readonly PrometheusExporter _exporter;
     private KestrelListener? _listener;
 
     private AdminApi(AdminOptions options, ServeHost host, ILogger logger)
@@ -32,6 +35,8 @@ internal sealed class AdminApi : IAsyncDisposable
         _options = options;
         _host = host;
         _logger = logger;
+        // Listening starts with the admin API: without it no listener is attached and calls record nothing.
+        _exporter = new PrometheusExporter(host.Metrics.Meter);
     }
 
     /// <summary>The bound address (with the real port when <see cref="AdminOptions.Port"/> is 0).</summary>
@@ -64,7 +69,12 @@ internal sealed class AdminApi : IAsyncDisposable
         Log.AdminListening(_logger, _listener.Address.ToString());
     }
 
-    public ValueTask DisposeAsync() => Interlocked.Exchange(ref _listener, null)?.DisposeAsync() ?? ValueTask.CompletedTask;
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _listener, null) is { } listener)
+            await listener.DisposeAsync().ConfigureAwait(false);
+        _exporter.Dispose();
+    }
 
     // ---- Requests ---------------------------------------------------------------------------------------------
 
@@ -99,6 +109,17 @@ internal sealed class AdminApi : IAsyncDisposable
                 else
                     await NotAllowedAsync(context, "DELETE").ConfigureAwait(false);
             }
+            else if (path == MetricsPath)
+            {
+                if (HttpMethods.IsGet(method))
+                {
+                    context.Response.StatusCode = StatusCodes.Status200OK;
+                    context.Response.ContentType = PrometheusExporter.ContentType;
+                    await context.Response.WriteAsync(_exporter.Scrape(), context.RequestAborted).ConfigureAwait(false);
+                }
+                else
+                    await NotAllowedAsync(context, "GET").ConfigureAwait(false);
+            }
             else if (path == "/api/serve/shutdown")
             {
                 if (HttpMethods.IsPost(method))
@@ -114,7 +135,7 @@ internal sealed class AdminApi : IAsyncDisposable
                     await NotAllowedAsync(context, "POST").ConfigureAwait(false);
             }
             else
-                await ErrorAsync(context, StatusCodes.Status404NotFound, $"Not found: {request.Path}. The admin API serves {Applications} and /api/serve/shutdown.").ConfigureAwait(false);
+                await ErrorAsync(context, StatusCodes.Status404NotFound, $"Not found: {request.Path}. The admin API serves {Applications}, /api/serve/shutdown and {MetricsPath}.").ConfigureAwait(false);
         }
         catch (ObjectDisposedException)
         {

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net;
 using System.Text;
 using System.Text.Json;
@@ -10,6 +11,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Serve.Control;
 using Serve.CodeGeneration;
+using Serve.Observability;
 
 namespace Serve.Http;
 
@@ -25,6 +27,8 @@ internal sealed class HttpIngress : IAsyncDisposable
     private readonly HttpOptions _options;
     private readonly ServeHost _host;
     private readonly ILogger _logger;
+    private readonly ILogger _accessLog;
+    private readonly ServeMetrics _metrics;
     private KestrelListener? _listener;
 
     private HttpIngress(HttpOptions options, ServeHost host, ILogger logger)
@@ -32,6 +36,8 @@ internal sealed class HttpIngress : IAsyncDisposable
         _options = options;
         _host = host;
         _logger = logger;
+        _accessLog = host.AccessLogger;
+        _metrics = host.Metrics;
     }
 
     /// <summary>The bound address (with the real port when <see cref="HttpOptions.Port"/> is 0).</summary>
@@ -55,7 +61,7 @@ internal sealed class HttpIngress : IAsyncDisposable
     private async Task StartCoreAsync(CancellationToken cancellationToken)
     {
         var address = KestrelListener.ParseHost(_options.Host, "ServeOptions.Http.Host");
-        _listener = await KestrelListener.StartAsync(address, _options.Port, _options.MaxRequestBodySize, HandleAsync, "HTTP ingress",
+        _listener = await KestrelListener.StartAsync(address, _options.Port, _options.MaxRequestBodySize, ObserveAsync, "HTTP ingress",
             "set o.Http.Port to a free port (or 0 to pick one), or o.Http.Enabled = false to run without HTTP.", cancellationToken).ConfigureAwait(false);
         Log.HttpListening(_logger, _listener.Address.ToString());
     }
@@ -64,7 +70,37 @@ internal sealed class HttpIngress : IAsyncDisposable
 
     // ---- One request ------------------------------------------------------------------------------------------
 
-    private async Task HandleAsync(HttpContext context)
+    /// <summary>Serves one request, then records its HTTP metrics and writes its access log line.</summary>
+    private async Task ObserveAsync(HttpContext context)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var scope = HttpRequestScope.Begin();
+        var threw = false;
+        try
+        {
+            await HandleAsync(context, scope).ConfigureAwait(false);
+        }
+        catch
+        {
+            threw = true;
+            throw;
+        }
+        finally
+        {
+            var milliseconds = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+            var response = context.Response;
+            var status = threw && !response.HasStarted ? StatusCodes.Status500InternalServerError : response.StatusCode;
+            var route = scope.Route;
+            _metrics.RecordHttp(route?.Application ?? "", route?.RoutePrefix ?? "", context.Request.Method, status, milliseconds);
+            if (_accessLog.IsEnabled(LogLevel.Information))
+            {
+                AccessLog.HttpRequest(_accessLog, context.Request.Method, context.Request.Path.Value ?? "/", status, milliseconds,
+                    response.Headers[RequestIdHeader].ToString(), route?.Application ?? "-", route?.Deployment ?? "-", scope.ReplicaId ?? "-");
+            }
+        }
+    }
+
+    private async Task HandleAsync(HttpContext context, HttpRequestScope scope)
     {
         var request = context.Request;
         var response = context.Response;
@@ -80,6 +116,7 @@ internal sealed class HttpIngress : IAsyncDisposable
         if (request.Headers[ModelIdHeader].ToString() is { Length: > 0 } modelId)
             route = route with { Handle = route.Handle.WithModelIdCore(modelId) };
         var handle = route.Handle;
+        scope.Route = (route.Application, route.RoutePrefix, handle.DeploymentName);
 
         if (handle.Definition.HttpEndpoints.Count > 0)
         {

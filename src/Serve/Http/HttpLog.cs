@@ -13,3 +13,12 @@ internal static partial class Log
     [LoggerMessage(22, LogLevel.Information, "Serve admin API listening on {Address}.")]
     public static partial void AdminListening(ILogger logger, string address);
 }
+
+internal static partial class AccessLog
+{
+    /// <summary>The logger category of the per-request access log; filter it separately from the host's "Serve" log.</summary>
+    public const string Category = "Serve.Access";
+
+    [LoggerMessage(30, LogLevel.Information, "{Method} {Path} {StatusCode} {DurationMs:0.###} ms request {RequestId} application {Application} deployment {Deployment} replica {Replica}")]
+    public static partial void HttpRequest(ILogger logger, string method, string path, int statusCode, double durationMs, string requestId, string application, string deployment, string replica);
+}

@@ -1,8 +1,10 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Loader;
 using Microsoft.Extensions.Logging;
 using Serve.CodeGeneration;
 using Serve.Isolation;
+using Serve.Observability;
 
 namespace Serve.Replicas;
 
@@ -34,6 +36,8 @@ internal sealed class Replica : IReplica
     private DeploymentDefinition _definition;
     private Boundary? _primaryBoundary;
     private IsolationPool.ContextLease? _lease;
+    // Boxed so the replica's hot fields (_ongoing, _closed, _instance) stay close together.
+    private readonly StrongBox<TagList> _metricTags;
     private int _ongoing;
     private volatile bool _closed;
     private object? _instance;
@@ -47,6 +51,7 @@ internal sealed class Replica : IReplica
         _pool = pool;
         _contextKey = contextKey;
         Context = new ReplicaContext(applicationName, deploymentName, replicaId, version, _stopping.Token);
+        _metricTags = new StrongBox<TagList>(ServeMetrics.ReplicaTags(applicationName, deploymentName, replicaId));
     }
 
     public ReplicaContext Context { get; }
@@ -54,6 +59,7 @@ internal sealed class Replica : IReplica
     public string Version => Context.Version;
     public object Instance => _instance ?? throw new InvalidOperationException($"Replica {ReplicaId} has not started.");
     public int Ongoing => Volatile.Read(ref _ongoing);
+    public ref readonly TagList MetricTags => ref _metricTags.Value;
 
     /// <summary>The definition the instance was made from: the application's, or its isolated context's copy.</summary>
     public DeploymentDefinition Definition => _definition;
@@ -308,6 +314,10 @@ internal interface IReplica
     DeploymentDefinition Definition { get; }
     Multiplexing.IMultiplexedModels? Models { get; }
     Boundary GetBoundary(DeploymentDefinition caller);
+
+    /// <summary>The application, deployment and replica tags its metrics carry, built once.</summary>
+    ref readonly TagList MetricTags { get; }
+
     bool TryAcquire(int maxOngoing);
     void Release();
 }

@@ -6,12 +6,12 @@ namespace Serve.Routing;
 /// </summary>
 internal sealed class DeploymentEndpoint
 {
-    public DeploymentEndpoint(string applicationName, string deploymentName, DeploymentDefinition definition, DeploymentOptions options)
+    public DeploymentEndpoint(string applicationName, string deploymentName, DeploymentDefinition definition, DeploymentOptions options, Observability.ServeMetrics? metrics = null)
     {
         ApplicationName = applicationName;
         DeploymentName = deploymentName;
         Definition = definition;
-        Router = new DeploymentRouter(applicationName, deploymentName, options.MaxOngoingRequests, options.MaxQueuedRequests);
+        Router = new DeploymentRouter(applicationName, deploymentName, options.MaxOngoingRequests, options.MaxQueuedRequests, metrics);
     }
 
     public string ApplicationName { get; }

@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using Serve.Observability;
 using Serve.Replicas;
 
 namespace Serve.Routing;
@@ -22,14 +24,21 @@ internal sealed class DeploymentRouter
     private int _waiterCount;
     private volatile string? _closedReason;
     private TaskCompletionSource? _queueEmpty;
+    private readonly ServeMetrics? _metrics;
+    private readonly TagList _metricTags;
 
-    public DeploymentRouter(string applicationName, string deploymentName, int maxOngoing, int maxQueued)
+    public DeploymentRouter(string applicationName, string deploymentName, int maxOngoing, int maxQueued, ServeMetrics? metrics = null)
     {
         _applicationName = applicationName;
         _deploymentName = deploymentName;
         _maxOngoing = maxOngoing;
         _maxQueued = maxQueued;
+        _metrics = metrics;
+        _metricTags = ServeMetrics.DeploymentTags(applicationName, deploymentName);
     }
+
+    /// <summary>The application and deployment tags of the deployment's metrics.</summary>
+    public ref readonly TagList MetricTags => ref _metricTags;
 
     public int QueuedCount => Volatile.Read(ref _waiterCount);
 
@@ -128,6 +137,20 @@ internal sealed class DeploymentRouter
         // enqueuer incremented the count before trying the replicas again, so one of the two sees the other.
         if (Volatile.Read(ref _waiterCount) > 0)
             DrainQueue();
+    }
+
+    /// <summary>
+    /// Called when a call starts on an acquired slot: the timestamp to pass to <see cref="Release(IReplica, long, bool)"/>
+    /// when a metrics listener is on, else 0 (no clock read).
+    /// </summary>
+    public long CallStarting() => _metrics is { CallsEnabled: true } ? Stopwatch.GetTimestamp() : 0;
+
+    /// <summary>Releases the slot of a call that started at <paramref name="started"/> (<see cref="CallStarting"/>), recording its metrics.</summary>
+    public void Release(IReplica replica, long started, bool failed)
+    {
+        if (started != 0)
+            _metrics!.RecordCall(in replica.MetricTags, started, failed);
+        Release(replica);
     }
 
     /// <summary>Refuses new calls from now on; calls already queued are still served.</summary>
