@@ -150,14 +150,17 @@ internal sealed class PrometheusExporter : IDisposable
                 series.Write(text, Name, _kind);
         }
 
-        // Order-independent, so the same tags given in another order find the same series.
+        // Cheap (no full string hashing on the measurement path) and order-independent, so the same tags in another
+        // order find the same series; collisions only lengthen the short candidate list that Same() checks.
         private static int Hash(ReadOnlySpan<KeyValuePair<string, object?>> tags)
         {
             var hash = tags.Length;
             foreach (var tag in tags)
-                hash ^= HashCode.Combine(StringComparer.Ordinal.GetHashCode(tag.Key), tag.Value);
+                hash ^= Cheap(tag.Key) * 31 + (tag.Value is string s ? Cheap(s) : tag.Value?.GetHashCode() ?? 0);
             return hash;
         }
+
+        private static int Cheap(string s) => s.Length == 0 ? 0 : (s.Length * 7919) ^ (s[0] << 8) ^ (s[^1] << 16) ^ s[s.Length / 2];
 
         private static bool Same(KeyValuePair<string, object?>[] owned, ReadOnlySpan<KeyValuePair<string, object?>> tags)
         {
@@ -181,12 +184,11 @@ internal sealed class PrometheusExporter : IDisposable
         }
     }
 
+    /// <summary>One series' numbers, updated lock-free (a scrape may see a histogram mid-update, off by one call).</summary>
     private sealed class Series(Kind kind, KeyValuePair<string, object?>[] tags)
     {
         private readonly long[]? _buckets = kind == Kind.Histogram ? new long[s_bounds.Length + 1] : null;
-        private readonly object _lock = new();
         private double _value;
-        private long _count;
 
         public KeyValuePair<string, object?>[] Tags { get; } = tags;
 
@@ -195,47 +197,54 @@ internal sealed class PrometheusExporter : IDisposable
 
         public void Add(Kind kind, double value)
         {
-            lock (_lock)
+            switch (kind)
             {
-                switch (kind)
-                {
-                    case Kind.Gauge:
-                        _value = value;
-                        break;
-                    case Kind.Counter:
-                        _value += value;
-                        break;
-                    default:
-                        _value += value;
-                        _count++;
-                        var i = 0;
-                        while (i < s_bounds.Length && value > s_bounds[i])
-                            i++;
-                        _buckets![i]++;
-                        break;
-                }
+                case Kind.Gauge:
+                    Interlocked.Exchange(ref _value, value);
+                    break;
+                case Kind.Counter:
+                    AddToValue(value);
+                    break;
+                default:
+                    var i = 0;
+                    while (i < s_bounds.Length && value > s_bounds[i])
+                        i++;
+                    Interlocked.Increment(ref _buckets![i]);
+                    AddToValue(value);
+                    break;
+            }
+        }
+
+        private void AddToValue(double value)
+        {
+            var current = Volatile.Read(ref _value);
+            while (true)
+            {
+                var seen = Interlocked.CompareExchange(ref _value, current + value, current);
+                if (seen.Equals(current))
+                    return;
+                current = seen;
             }
         }
 
         public void Write(StringBuilder text, string name, Kind kind)
         {
-            lock (_lock)
+            var value = Volatile.Read(ref _value);
+            if (kind != Kind.Histogram)
             {
-                if (kind != Kind.Histogram)
-                {
-                    text.Append(name).Append(Labels).Append(' ').Append(Number(_value)).Append('\n');
-                    return;
-                }
-                long cumulative = 0;
-                for (var i = 0; i <= s_bounds.Length; i++)
-                {
-                    cumulative += _buckets![i];
-                    var le = i < s_bounds.Length ? Number(s_bounds[i]) : "+Inf";
-                    text.Append(name).Append("_bucket").Append(Format(Tags, "le", le)).Append(' ').Append(cumulative).Append('\n');
-                }
-                text.Append(name).Append("_sum").Append(Labels).Append(' ').Append(Number(_value)).Append('\n');
-                text.Append(name).Append("_count").Append(Labels).Append(' ').Append(_count).Append('\n');
+                text.Append(name).Append(Labels).Append(' ').Append(Number(value)).Append('\n');
+                return;
             }
+            long cumulative = 0;
+            for (var i = 0; i <= s_bounds.Length; i++)
+            {
+                cumulative += Volatile.Read(ref _buckets![i]);
+                var le = i < s_bounds.Length ? Number(s_bounds[i]) : "+Inf";
+                text.Append(name).Append("_bucket").Append(Format(Tags, "le", le)).Append(' ').Append(cumulative).Append('\n');
+            }
+            text.Append(name).Append("_sum").Append(Labels).Append(' ').Append(Number(value)).Append('\n');
+            // The count is the +Inf bucket, so the two always agree in one scrape.
+            text.Append(name).Append("_count").Append(Labels).Append(' ').Append(cumulative).Append('\n');
         }
     }
 

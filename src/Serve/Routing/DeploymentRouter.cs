@@ -143,9 +143,11 @@ internal sealed class DeploymentRouter
     /// Called when a call starts on an acquired slot: the timestamp to pass to <see cref="Release(IReplica, long, bool)"/>
     /// when a metrics listener is on, else 0 (no clock read).
     /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public long CallStarting() => _metrics is { CallsEnabled: true } ? Stopwatch.GetTimestamp() : 0;
 
     /// <summary>Releases the slot of a call that started at <paramref name="started"/> (<see cref="CallStarting"/>), recording its metrics.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
     public void Release(IReplica replica, long started, bool failed)
     {
         if (started != 0)
