@@ -10,6 +10,21 @@ public partial class Scored
     public int Boom(int x) => throw new InvalidOperationException("boom " + x);
 }
 
+[Deployment]
+public partial class Ticker
+{
+    public async IAsyncEnumerable<int> Ticks(int n, bool failAtEnd)
+    {
+        for (var i = 0; i < n; i++)
+        {
+            await Task.Yield();
+            yield return i;
+        }
+        if (failAtEnd)
+            throw new InvalidOperationException("ticker broke");
+    }
+}
+
 /// <summary>Holds each call until its key's gate opens; admits one call at a time.</summary>
 [Deployment(MaxOngoingRequests = 1)]
 public partial class Gated

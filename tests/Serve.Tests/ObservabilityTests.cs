@@ -178,6 +178,58 @@ public class ObservabilityTests
         Assert.Equal(2, Sum(text, "serve_http_request_latency_ms_count", mine));
     }
 
+    [Fact]
+    public async Task A_stream_counts_as_failed_only_when_its_producer_throws()
+    {
+        var app = App();
+        await using var serve = await StartAsync();
+        var ticker = await serve.RunAsync(Ticker.Bind(), new RunOptions { Name = app }).WaitAsync(Bound);
+        var mine = $"application=\"{app}\",deployment=\"Ticker\"";
+
+        var all = new List<int>();
+        await foreach (var i in ticker.TicksAsync(3, failAtEnd: false))
+            all.Add(i);
+        Assert.Equal([0, 1, 2], all);
+        await foreach (var i in ticker.TicksAsync(100, failAtEnd: true))
+        {
+            if (i == 1)
+                break;                                                  // the consumer stops early: not an error
+        }
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(async () =>
+        {
+            await foreach (var _ in ticker.TicksAsync(2, failAtEnd: true))
+            {
+            }
+        });
+        Assert.Equal("ticker broke", error.Message);
+
+        var text = await ScrapeAsync(serve);
+        Assert.Equal(3, Sum(text, "serve_deployment_requests_total", mine));
+        Assert.Equal(1, Sum(text, "serve_deployment_errors_total", mine));
+        Assert.Equal(0, Sum(text, "serve_replica_ongoing_requests", mine));
+    }
+
+    [Fact]
+    public async Task Metrics_endpoint_requires_the_admin_access_token_when_one_is_set()
+    {
+        await using var serve = await StartAsync(o => o.Admin.AccessToken = "s3cret");
+        using var http = new HttpClient { BaseAddress = serve.AdminAddress, Timeout = Bound };
+
+        using var anonymous = await http.GetAsync("/metrics");
+        Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/metrics");
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", "s3cret");
+        using var authorized = await http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, authorized.StatusCode);
+        Assert.StartsWith("text/plain; version=0.0.4", authorized.Content.Headers.ContentType!.ToString());
+
+        using var post = new HttpRequestMessage(HttpMethod.Post, "/metrics");
+        post.Headers.Authorization = request.Headers.Authorization;
+        using var notAllowed = await http.SendAsync(post);
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, notAllowed.StatusCode);
+    }
+
     private sealed class CapturingLoggerProvider : ILoggerProvider
     {
         public ConcurrentQueue<(string Category, string Message)> Lines { get; } = new();
