@@ -84,3 +84,13 @@ public partial class Slow
         return value;
     }
 }
+
+/// <summary>Graph builders for config files (<c>import: Serve.Tests.dll:Serve.Tests.Graphs.GraphApps.Seed</c>).</summary>
+public static class GraphApps
+{
+    public static Application<DagDriverHandle<int, int>> Seed(int increment = 2)
+    {
+        var input = new InputNode<int>();
+        return DagDriver.Bind(Model.Bind(increment).Predict(PreprocessDeployment.Bind(input)));
+    }
+}

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text;
+using Serve.Config;
 using Serve.Tests.Graphs;
 
 namespace Serve.Tests;
@@ -147,6 +148,29 @@ public class GraphTests
 
         Assert.Equal(before, serve.GetDeployment("DagDriver").Replicas.Select(r => r.ReplicaId).ToArray());
         Assert.Equal(4, await again.CallAsync(1));
+    }
+
+    [Fact]
+    public async Task A_graph_is_an_application_in_a_config_file_with_per_deployment_overrides()
+    {
+        var assembly = typeof(GraphApps).Assembly.Location.Replace('\\', '/');
+        var config = ServeConfigLoader.LoadText($"""
+            applications:
+              - name: seed
+                route_prefix: /seed
+                import: {assembly}:Serve.Tests.Graphs.GraphApps.Seed
+                args:
+                  increment: 5
+                deployments:
+                  - name: Model
+                    num_replicas: 2
+            """, "serve.yaml", yaml: true);
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
+        await serve.ApplyConfigAsync(config).WaitAsync(Bound);
+
+        var graph = serve.GetHandle<DagDriverHandle<int, int>>("DagDriver", "seed");
+        Assert.Equal(7, await graph.CallAsync(1));
+        Assert.Equal(2, serve.GetDeployment("Model", "seed").Replicas.Count);
     }
 
     [Fact]
