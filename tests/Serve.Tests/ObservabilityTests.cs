@@ -230,6 +230,43 @@ public class ObservabilityTests
         Assert.Equal(HttpStatusCode.MethodNotAllowed, notAllowed.StatusCode);
     }
 
+    [Fact]
+    public async Task Health_check_failures_and_the_replacement_replica_show_in_the_metrics()
+    {
+        var app = App();
+        var probe = new HealthProbe();
+        await using var serve = await StartAsync();
+        await serve.RunAsync(Checked.Bind(probe, new Valve()).WithOptions(o => o.HealthCheckPeriod = TimeSpan.FromMilliseconds(20)), new RunOptions { Name = app }).WaitAsync(Bound);
+        var sick = Assert.Single(serve.GetDeployment("Checked", app).Replicas).ReplicaId;
+        var mine = $"application=\"{app}\",deployment=\"Checked\"";
+        Assert.Equal(1, Sum(await ScrapeAsync(serve), "serve_deployment_replica_healthy", mine, $"replica=\"{sick}\""));
+
+        probe.Unhealthy = sick;
+        await TestUtil.WaitUntilAsync(() => serve.GetDeployment("Checked", app).Replicas.Any(r => r.ReplicaId != sick && r.State == Replicas.ReplicaState.Running),
+            "a replacement runs");
+
+        var text = await ScrapeAsync(serve);
+        Assert.Equal(3, Sum(text, "serve_deployment_health_check_failures_total", mine, $"replica=\"{sick}\""));
+        Assert.Equal(2, Sum(text, "serve_deployment_replica_starts_total", mine));
+        var replacement = serve.GetDeployment("Checked", app).Replicas.Single(r => r.ReplicaId != sick).ReplicaId;
+        Assert.Equal(1, Sum(text, "serve_deployment_replica_healthy", mine, $"replica=\"{replacement}\""));
+        Assert.Empty(Samples(text, "serve_deployment_replica_healthy", mine, $"replica=\"{sick}\""));
+    }
+
+    [Fact]
+    public async Task The_autoscaling_target_is_a_gauge_for_autoscaled_deployments_only()
+    {
+        var app = App();
+        await using var serve = await StartAsync();
+        await serve.RunAsync(Held.Bind(new Valve()).WithOptions(o => o.Autoscaling = new AutoscalingOptions { MinReplicas = 2, MaxReplicas = 3 }),
+            new RunOptions { Name = app }).WaitAsync(Bound);
+        await serve.RunAsync(Scored.Bind(), new RunOptions { Name = app + "fixed", RoutePrefix = "/fixed" }).WaitAsync(Bound);
+
+        var text = await ScrapeAsync(serve);
+        Assert.Equal(2, Sum(text, "serve_autoscaling_target_replicas", $"application=\"{app}\",deployment=\"Held\""));
+        Assert.Empty(Samples(text, "serve_autoscaling_target_replicas", $"application=\"{app}fixed\""));
+    }
+
     private sealed class CapturingLoggerProvider : ILoggerProvider
     {
         public ConcurrentQueue<(string Category, string Message)> Lines { get; } = new();

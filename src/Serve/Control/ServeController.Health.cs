@@ -55,6 +55,7 @@ internal sealed partial class ServeController
     {
         if (record.State != Replicas.ReplicaState.Running)
             return;
+        _metrics?.RecordHealthCheck(record.Replica, failed: error is not null);
         if (error is null)
         {
             record.HealthFailures = 0;

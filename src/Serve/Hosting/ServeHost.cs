@@ -37,7 +37,7 @@ public sealed class ServeHost : IServeClient, IAsyncDisposable
         loggerFactory ??= services.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance;
         _logger = loggerFactory.CreateLogger("Serve");
         AccessLogger = loggerFactory.CreateLogger(AccessLog.Category);
-        Metrics = new Observability.ServeMetrics(() => _controller!.Endpoints);
+        Metrics = new Observability.ServeMetrics(() => _controller!.Endpoints, () => _controller!.Status);
         _controller = new ServeController(options, services, _logger, Metrics);
     }
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using System.Runtime.CompilerServices;
 using Serve.Replicas;
 using Serve.Routing;
 
@@ -13,8 +14,8 @@ namespace Serve.Observability;
 /// <remarks>
 /// Call metrics are recorded where a call releases its replica slot (<see cref="DeploymentRouter"/>), with tags
 /// precomputed per replica, and only when a listener has enabled one of them: with no listener a call pays a few
-/// field reads and no timestamp. Features that add metrics later (autoscaling target, batch sizes, model loads,
-/// health-check failures) create their instruments on <see cref="Meter"/> where they record, with the same tags.
+/// field reads and no timestamp. Features that add metrics later (batch sizes, model loads) create their instruments
+/// on <see cref="Meter"/> where they record, with the same tags.
 /// </remarks>
 internal sealed class ServeMetrics : IDisposable
 {
@@ -28,10 +29,14 @@ internal sealed class ServeMetrics : IDisposable
     public const string StatusCodeTag = "status_code";
 
     private readonly Func<IEnumerable<DeploymentEndpoint>> _endpoints;
+    private readonly Func<ServeStatus> _status;
+    // Health-check failures in a row per replica (written by the controller loop); weak, so stopped replicas vanish.
+    private readonly ConditionalWeakTable<IReplica, StrongBox<int>> _healthFailures = new();
 
-    public ServeMetrics(Func<IEnumerable<DeploymentEndpoint>> endpoints)
+    public ServeMetrics(Func<IEnumerable<DeploymentEndpoint>> endpoints, Func<ServeStatus> status)
     {
         _endpoints = endpoints;
+        _status = status;
         Meter = new Meter(MeterName, typeof(ServeMetrics).Assembly.GetName().Version?.ToString());
         Requests = Meter.CreateCounter<long>("serve.deployment.requests", "{request}",
             "Calls a replica finished, successful or not (Ray: serve_deployment_request_counter).");
@@ -46,7 +51,11 @@ internal sealed class ServeMetrics : IDisposable
         Meter.CreateObservableGauge("serve.deployment.queued_requests", ObserveQueued, "{request}",
             "Calls waiting in a deployment's queue for a free replica slot (Ray: serve_deployment_queued_queries).");
         Meter.CreateObservableGauge("serve.deployment.replica_healthy", ObserveHealthy, "{replica}",
-            "1 for each replica that takes calls (Ray: serve_deployment_replica_healthy).");
+            "1 for each replica that takes calls and passed its last health check, 0 while its health checks fail (Ray: serve_deployment_replica_healthy).");
+        HealthCheckFailures = Meter.CreateCounter<long>("serve.deployment.health_check_failures", "{check}",
+            "Health checks that threw or timed out (3 in a row replace the replica).");
+        Meter.CreateObservableGauge("serve.autoscaling.target_replicas", ObserveAutoscalingTargets, "{replica}",
+            "The replica count the autoscaler aims at, for deployments with Autoscaling (Ray: serve_autoscaling_target_replicas).");
         HttpRequests = Meter.CreateCounter<long>("serve.http.requests", "{request}",
             "HTTP requests answered by the ingress (Ray: serve_num_http_requests).");
         HttpErrors = Meter.CreateCounter<long>("serve.http.errors", "{request}",
@@ -60,6 +69,7 @@ internal sealed class ServeMetrics : IDisposable
     public Counter<long> Errors { get; }
     public Histogram<double> ProcessingLatency { get; }
     public Counter<long> ReplicaStarts { get; }
+    public Counter<long> HealthCheckFailures { get; }
     public Counter<long> HttpRequests { get; }
     public Counter<long> HttpErrors { get; }
     public Histogram<double> HttpLatency { get; }
@@ -89,6 +99,19 @@ internal sealed class ServeMetrics : IDisposable
     }
 
     public void RecordReplicaStarted(IReplica replica) => ReplicaStarts.Add(1, in replica.MetricTags);
+
+    /// <summary>Called by the controller loop with each health-check outcome.</summary>
+    public void RecordHealthCheck(IReplica replica, bool failed)
+    {
+        var failures = _healthFailures.GetValue(replica, static _ => new StrongBox<int>());
+        if (!failed)
+        {
+            Volatile.Write(ref failures.Value, 0);
+            return;
+        }
+        Interlocked.Increment(ref failures.Value);
+        HealthCheckFailures.Add(1, in replica.MetricTags);
+    }
 
     public void RecordHttp(string application, string route, string method, int statusCode, double milliseconds)
     {
@@ -137,7 +160,22 @@ internal sealed class ServeMetrics : IDisposable
     {
         foreach (var endpoint in _endpoints())
             foreach (var replica in endpoint.Router.Replicas)
-                yield return new Measurement<int>(1, in replica.MetricTags);
+                yield return new Measurement<int>(IsFailingHealthChecks(replica) ? 0 : 1, in replica.MetricTags);
+    }
+
+    private bool IsFailingHealthChecks(IReplica replica) =>
+        _healthFailures.TryGetValue(replica, out var failures) && Volatile.Read(ref failures.Value) > 0;
+
+    private IEnumerable<Measurement<int>> ObserveAutoscalingTargets()
+    {
+        foreach (var application in _status().Applications)
+        {
+            foreach (var deployment in application.Deployments)
+            {
+                if (deployment.Options.Autoscaling is not null)
+                    yield return new Measurement<int>(deployment.TargetReplicas, DeploymentTags(application.Name, deployment.Name));
+            }
+        }
     }
 
     public void Dispose() => Meter.Dispose();
