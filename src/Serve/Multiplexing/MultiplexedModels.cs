@@ -13,6 +13,9 @@ public interface IMultiplexedModels
 
     /// <summary>Disposes every loaded model (the replica is stopping).</summary>
     ValueTask DisposeAsync();
+
+    /// <summary>Called when a load starts (the host's model-load metric); not for user code.</summary>
+    Action? ModelLoading { get; set; }
 }
 
 /// <summary>
@@ -41,6 +44,9 @@ public sealed class MultiplexedModels<TModel> : IMultiplexedModels
 
     /// <summary>How many models were loaded by this replica (loads started), for tests and metrics.</summary>
     public int Loads { get; private set; }
+
+    /// <inheritdoc />
+    public Action? ModelLoading { get; set; }
 
     /// <inheritdoc />
     public bool Contains(string modelId)
@@ -85,6 +91,7 @@ public sealed class MultiplexedModels<TModel> : IMultiplexedModels
             else
             {
                 Loads++;
+                ModelLoading?.Invoke();
                 loading = LoadAsync(load, modelId);
                 _byId[modelId] = _lru.AddFirst((modelId, loading));
                 while (_lru.Count > _max)

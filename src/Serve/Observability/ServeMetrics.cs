@@ -62,6 +62,8 @@ internal sealed class ServeMetrics : IDisposable
             "HTTP requests answered with a status of 400 or more (Ray: serve_num_http_error_requests).");
         HttpLatency = Meter.CreateHistogram<double>("serve.http.request_latency", "ms",
             "Time from the ingress receiving an HTTP request to its answer (Ray: serve_http_request_latency_ms).");
+        ModelLoads = Meter.CreateCounter<long>("serve.multiplexed.model_loads", "{model}",
+            "Models a multiplexed replica started loading (Ray: serve_multiplexed_model_load_latency_ms counts).");
     }
 
     public Meter Meter { get; }
@@ -73,6 +75,7 @@ internal sealed class ServeMetrics : IDisposable
     public Counter<long> HttpRequests { get; }
     public Counter<long> HttpErrors { get; }
     public Histogram<double> HttpLatency { get; }
+    public Counter<long> ModelLoads { get; }
 
     /// <summary>True when a listener wants any per-call measurement.</summary>
     public bool CallsEnabled => Requests.Enabled || Errors.Enabled || ProcessingLatency.Enabled;
@@ -98,7 +101,15 @@ internal sealed class ServeMetrics : IDisposable
         ProcessingLatency.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds, in replicaTags);
     }
 
-    public void RecordReplicaStarted(IReplica replica) => ReplicaStarts.Add(1, in replica.MetricTags);
+    public void RecordReplicaStarted(IReplica replica)
+    {
+        ReplicaStarts.Add(1, in replica.MetricTags);
+        if (replica.Models is { } models)
+        {
+            var tags = replica.MetricTags;
+            models.ModelLoading = () => ModelLoads.Add(1, in tags);
+        }
+    }
 
     /// <summary>Called by the controller loop with each health-check outcome.</summary>
     public void RecordHealthCheck(IReplica replica, bool failed)
