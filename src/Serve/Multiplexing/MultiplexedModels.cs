@@ -148,15 +148,7 @@ public sealed class MultiplexedModels<TModel> : IMultiplexedModels
         {
             return;
         }
-        switch (model)
-        {
-            case IAsyncDisposable asyncDisposable:
-                await asyncDisposable.DisposeAsync().ConfigureAwait(false);
-                break;
-            case IDisposable disposable:
-                disposable.Dispose();
-                break;
-        }
+        await Replicas.Disposal.DisposeAsync(model).ConfigureAwait(false);
     }
 
     /// <inheritdoc />

@@ -264,15 +264,7 @@ internal sealed class Replica : IReplica
         }
         try
         {
-            switch (_instance)
-            {
-                case IAsyncDisposable asyncDisposable:
-                    await asyncDisposable.DisposeAsync().ConfigureAwait(false);
-                    break;
-                case IDisposable disposable:
-                    disposable.Dispose();
-                    break;
-            }
+            await Disposal.DisposeAsync(_instance).ConfigureAwait(false);
         }
         catch (Exception e)
         {
