@@ -95,6 +95,9 @@ public partial class Doubler(BatchProbe probe) : IReconfigurable<BatchConfig>
 public partial class Stubborn(Probe probe, ReplicaContext context)
 {
     public Task<string> Wait(int ticket) => probe.HoldAsync(context.ReplicaId, ticket, CancellationToken.None);
+
+    /// <summary>A void method that does honour its token.</summary>
+    public Task Nap(CancellationToken cancellationToken) => Task.Delay(Timeout.Infinite, cancellationToken);
 }
 
 /// <summary>A stream that records how far it got and whether its token fired.</summary>

@@ -271,4 +271,17 @@ public class CancellationTests
         probe.Release();
         await NoSlotTakenAsync(serve, "Stubborn");
     }
+
+    [Fact]
+    public async Task A_void_method_past_its_timeout_fails_with_TimeoutException_and_frees_its_slot()
+    {
+        var probe = new Probe();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
+        var stubborn = await serve.RunAsync(Stubborn.Bind(probe)).WaitAsync(Bound);
+
+        var error = await Assert.ThrowsAsync<TimeoutException>(() => stubborn.WithTimeout(Short).NapAsync().AsTask().WaitAsync(Bound));
+
+        Assert.Contains("Nap on deployment 'Stubborn'", error.Message);
+        await NoSlotTakenAsync(serve, "Stubborn");
+    }
 }
