@@ -135,7 +135,9 @@ internal sealed class CallDeadline : IDisposable
     private async Task WaitForEitherAsync(Task task)
     {
         var gaveUp = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        Volatile.Write(ref _gaveUp, gaveUp);
+        // Dekker pairing with GiveUp: both sides write with a full fence (this exchange, its compare-exchange) before
+        // reading the other's field, so a give-up racing with this line is seen by one side or the other.
+        Interlocked.Exchange(ref _gaveUp, gaveUp);
         if (Volatile.Read(ref _reason) != 0)
             gaveUp.TrySetResult();
         if (await Task.WhenAny(task, gaveUp.Task).ConfigureAwait(false) == task)
