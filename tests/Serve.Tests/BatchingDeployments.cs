@@ -196,3 +196,12 @@ public partial class ImpatientIngress(StubbornHandle stubborn)
 {
     public async Task<string> Call() => await stubborn.WithTimeout(TimeSpan.FromMilliseconds(100)).WaitAsync(1);
 }
+
+/// <summary>Each result tells the batch's model id and size.</summary>
+[Deployment(MaxOngoingRequests = 8)]
+public partial class ModelTagger(ReplicaContext context)
+{
+    [Batch(MaxBatchSize = 2, BatchWaitTimeoutMs = 60_000)]
+    public IReadOnlyList<string> Tag(IReadOnlyList<int> inputs) =>
+        inputs.Select(x => $"{context.ModelId}:{x}/{inputs.Count}").ToArray();
+}

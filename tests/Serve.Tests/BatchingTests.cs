@@ -314,4 +314,18 @@ public class BatchingTests
         await delete.WaitAsync(Bound);
         Assert.Equal([21], Assert.Single(probe.Batches));
     }
+
+    [Fact]
+    public async Task Calls_for_different_model_ids_never_share_a_batch_and_the_batch_sees_its_model_id()
+    {
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
+        var tagger = await serve.RunAsync(ModelTagger.Bind()).WaitAsync(Bound);
+        var a = tagger.WithModelId("a");
+        var b = tagger.WithModelId("b");
+
+        // Interleaved: a, b, a, b. MaxBatchSize = 2 with a one-minute wait, so only same-model pairs can close.
+        var calls = new[] { a.TagAsync(1), b.TagAsync(2), a.TagAsync(3), b.TagAsync(4) }.Select(c => c.AsTask()).ToArray();
+
+        Assert.Equal(["a:1/2", "b:2/2", "a:3/2", "b:4/2"], await Task.WhenAll(calls).WaitAsync(Bound));
+    }
 }

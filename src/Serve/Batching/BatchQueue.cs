@@ -196,14 +196,20 @@ public sealed class BatchQueue<TItem, TResult> : BatchQueue
                 Register(instance);
             }
             var now = Stopwatch.GetTimestamp();
-            Batch batch;
-            if (_waiting.Count > 0 && _waiting[^1].Calls.Count < MaxBatchSize)
+            // Calls for different models (handle.WithModelId) never share a batch.
+            var modelId = ReplicaContext.CurrentModelId;
+            Batch? batch = null;
+            for (var i = _waiting.Count - 1; i >= 0; i--)
             {
-                batch = _waiting[^1];
+                if (string.Equals(_waiting[i].ModelId, modelId, StringComparison.Ordinal))
+                {
+                    batch = _waiting[i];
+                    break;
+                }
             }
-            else
+            if (batch is null || batch.Calls.Count >= MaxBatchSize)
             {
-                batch = new Batch(this, now + WaitTicks);
+                batch = new Batch(this, now + WaitTicks, modelId);
                 _waiting.Add(batch);
             }
             batch.Calls.Add(call);
@@ -241,33 +247,40 @@ public sealed class BatchQueue<TItem, TResult> : BatchQueue
         Start(start);
     }
 
-    /// <summary>Removes the batches that may start now from the head of the queue: full, or their oldest call waited long enough.</summary>
+    /// <summary>
+    /// Removes the batches that may start now, oldest first: full, or their oldest call waited long enough. (Only the
+    /// newest batch of each model id can be short of full.)
+    /// </summary>
     private List<Batch>? TakeStartableLocked(long now)
     {
         List<Batch>? result = null;
         var max = MaxBatchSize;
-        while (_running < MaxConcurrentBatches && _waiting.Count > 0)
+        var index = 0;
+        while (_running < MaxConcurrentBatches && index < _waiting.Count)
         {
-            var head = _waiting[0];
+            var head = _waiting[index];
             if (head.Calls.Count == 0)
             {
-                _waiting.RemoveAt(0);
+                _waiting.RemoveAt(index);
                 continue;
             }
             if (head.Calls.Count < max && head.Deadline > now + s_tolerance && !_stopping)
-                break;
-            _waiting.RemoveAt(0);
+            {
+                index++;
+                continue;
+            }
+            _waiting.RemoveAt(index);
             if (head.Calls.Count > max)
             {
                 // MaxBatchSize was lowered while these calls waited: the rest form the next batch, as old as this one.
-                var rest = new Batch(this, head.Deadline);
+                var rest = new Batch(this, head.Deadline, head.ModelId);
                 for (var i = max; i < head.Calls.Count; i++)
                 {
                     head.Calls[i].Batch = rest;
                     rest.Calls.Add(head.Calls[i]);
                 }
                 head.Calls.RemoveRange(max, head.Calls.Count - max);
-                _waiting.Insert(0, rest);
+                _waiting.Insert(index, rest);
             }
             var cancellable = false;
             foreach (var call in head.Calls)
@@ -284,13 +297,18 @@ public sealed class BatchQueue<TItem, TResult> : BatchQueue
         return result;
     }
 
-    /// <summary>Arms the timer for the head batch's deadline when only the deadline keeps it from starting.</summary>
+    /// <summary>Arms the timer for the earliest deadline of a batch that only its deadline keeps from starting.</summary>
     private void ArmTimerLocked(long now)
     {
         if (_running >= MaxConcurrentBatches || _waiting.Count == 0)
             return;
-        var deadline = _waiting[0].Deadline;
-        if (deadline == _timerDue)
+        var deadline = long.MaxValue;
+        foreach (var batch in _waiting)
+        {
+            if (batch.Calls.Count > 0 && batch.Deadline < deadline)
+                deadline = batch.Deadline;
+        }
+        if (deadline == long.MaxValue || deadline == _timerDue)
             return;
         _timerDue = deadline;
         if (_timer is null)
@@ -334,6 +352,8 @@ public sealed class BatchQueue<TItem, TResult> : BatchQueue
 
         IReadOnlyList<TResult>? results = null;
         Exception? error = null;
+        // The batch's model id is the current call's for the method (ReplicaContext.ModelId); this async flow only.
+        ReplicaContext.EnterModel(batch.ModelId);
         try
         {
             results = await _method(Volatile.Read(ref _instance)!, items, batch.Cancellation?.Token ?? CancellationToken.None).ConfigureAwait(false);
@@ -428,10 +448,11 @@ public sealed class BatchQueue<TItem, TResult> : BatchQueue
         Done,
     }
 
-    private sealed class Batch(BatchQueue<TItem, TResult> queue, long deadline) : IThreadPoolWorkItem
+    private sealed class Batch(BatchQueue<TItem, TResult> queue, long deadline, string? modelId) : IThreadPoolWorkItem
     {
         public readonly List<Call> Calls = [];
         public readonly long Deadline = deadline;
+        public readonly string? ModelId = modelId;
         public CancellationTokenSource? Cancellation;
         public int CancelledCount;
 
