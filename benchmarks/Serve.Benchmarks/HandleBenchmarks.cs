@@ -74,7 +74,7 @@ public class HandleBenchmarks
     private async Task GlobalSetupAsync()
     {
         _adder = new Adder();
-        _host = await ServeHost.StartAsync(o => o.Http.Enabled = false);
+        _host = await ServeHost.StartAsync(o => { o.Http.Enabled = false; o.Resources.Cpus = 64; });
         _one = await _host.RunAsync(Adder.Bind(), new RunOptions { Name = "one", RoutePrefix = "/one" });
         _four = await _host.RunAsync(Adder.Bind().WithOptions(o => o.NumReplicas = 4), new RunOptions { Name = "four", RoutePrefix = "/four" });
         // A second host with the admin API on: its /metrics exporter listens to the host's meter, so every call
@@ -167,7 +167,7 @@ public class HandleBenchmarks
     // ---- 5. RunAsync of a 10-replica deployment on a fresh host --------------------------------------------
 
     [IterationSetup(Target = nameof(RunAsync_10Replicas))]
-    public void StartDeployHost() => _deployHost = ServeHost.StartAsync(o => o.Http.Enabled = false).GetAwaiter().GetResult();
+    public void StartDeployHost() => _deployHost = ServeHost.StartAsync(o => { o.Http.Enabled = false; o.Resources.Cpus = 64; }).GetAwaiter().GetResult();
 
     [IterationCleanup(Target = nameof(RunAsync_10Replicas))]
     public void StopDeployHost()

@@ -104,7 +104,8 @@ public sealed class ConfigTests : IDisposable
                       greeting: Howdy
             """);
         var config = ServeConfigLoader.Load(path);
-        await using var serve = await StartAsync();
+        // Three replicas at num_gpus 0.5 need GPUs: two logical ones of 16 GiB (docs/resources.md).
+        await using var serve = await ServeHost.StartAsync(o => { o.Http.Enabled = false; o.Resources.UseLogicalGpus(2, 16L << 30); });
         await serve.ApplyConfigAsync(config).WaitAsync(Bound);
 
         var modelA = serve.GetDeployment("ModelA", "graph");

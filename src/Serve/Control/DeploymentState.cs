@@ -13,6 +13,8 @@ internal sealed class ReplicaRecord(Replica replica, int generation)
     public bool Reconfiguring { get; set; }
     /// <summary>Health checks failed in a row (reset by a passing one).</summary>
     public int HealthFailures { get; set; }
+    /// <summary>The resources it holds in the host's pool, given back once it has stopped.</summary>
+    public Scheduling.Reservation? Reservation { get; init; }
 }
 
 /// <summary>
@@ -37,6 +39,9 @@ internal sealed class DeploymentState(string applicationName, DeploymentSpec spe
     public Exception? FailureException { get; set; }
     public string? FailureMessage { get; set; }
     public bool Failed => FailureMessage is not null;
+
+    /// <summary>Why a replica could not start for lack of resources (<c>Unschedulable: needs …</c>); null when nothing waits.</summary>
+    public string? Unschedulable { get; set; }
 
     /// <summary>The replica set last handed to the router, to avoid swapping it when nothing changed.</summary>
     public IReplica[] Published { get; set; } = [];
@@ -79,6 +84,11 @@ internal sealed class DeploymentState(string applicationName, DeploymentSpec spe
                 return failure;
             if (RetryPending && ConsecutiveStartFailures > 0)
                 return $"Replica failed to start {ConsecutiveStartFailures} time(s); retrying.";
+            if (Unschedulable is { } why)
+            {
+                var running = Replicas.Count(r => r.State == ReplicaState.Running && r.Generation == Generation);
+                return $"{why}. {running} of {TargetReplicas} replica(s) running; the rest start as soon as resources free up.";
+            }
             if (LastRestartReason is { } restart)
                 return $"{Restarts} replica(s) replaced after failing health checks; last: {restart}";
             return "";

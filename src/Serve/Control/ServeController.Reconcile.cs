@@ -29,6 +29,7 @@ internal sealed partial class ServeController
         }
         var current = currentStarting + currentRunning;
         var canStart = !d.Failed && !d.RetryPending && !d.Removing;
+        d.Unschedulable = null;
 
         if (oldRunning > 0 || d.Replicas.Any(r => r.Generation != d.Generation && r.State == ReplicaState.Starting))
         {
@@ -36,7 +37,13 @@ internal sealed partial class ServeController
             if (canStart)
             {
                 for (var i = Math.Min(target - current, surge - currentStarting); i > 0; i--)
-                    StartReplica(d);
+                {
+                    if (!StartReplica(d))
+                    {
+                        MakeRoomForRollingUpdate(d);
+                        break;
+                    }
+                }
             }
             // Stop old replicas only as new ones take over (or all of them when the target is zero).
             var excess = oldRunning + currentRunning - target;
@@ -48,8 +55,9 @@ internal sealed partial class ServeController
         {
             if (canStart)
             {
-                for (var i = target - current; i > 0; i--)
-                    StartReplica(d);
+                for (var i = target - current; i > 0 && StartReplica(d); i--)
+                {
+                }
             }
             if (currentRunning > target)
                 StopReplicas(d, currentRunning - target, oldGenerationOnly: false);
@@ -79,13 +87,21 @@ internal sealed partial class ServeController
         }
     }
 
-    private void StartReplica(DeploymentState d)
+    /// <summary>Starts one replica if the resource pool has room for it; false (and the deployment's reason set) if not.</summary>
+    private bool StartReplica(DeploymentState d)
     {
+        if (!TryReserve(d, out var reservation))
+            return false;
         var app = _apps[d.ApplicationName];
         var spec = d.Spec;
         var id = $"{d.Name}#{++_replicaSerial:x4}";
-        var replica = new Replica(d.ApplicationName, d.Name, id, spec.CodeVersion, spec.Definition, _pool, Isolation.IsolationPool.KeyOf(d.ApplicationName, spec));
-        var record = new ReplicaRecord(replica, d.Generation);
+        var replica = new Replica(d.ApplicationName, d.Name, id, spec.CodeVersion, spec.Definition, _pool, Isolation.IsolationPool.KeyOf(d.ApplicationName, spec))
+        {
+            Cpu = CreateCpuLimiter(spec.Options, out var threads),
+        };
+        replica.Context.CpuThreads = threads;
+        var gpu = GpuAssignmentFor(d, id, reservation);
+        var record = new ReplicaRecord(replica, d.Generation) { Reservation = reservation };
         d.Replicas.Add(record);
         object?[] arguments;
         try
@@ -95,14 +111,17 @@ internal sealed partial class ServeController
         catch (Exception e)
         {
             Post(new ReplicaStartFailed(app, d, record, e));
-            return;
+            return true;
         }
         _ = StartAsync();
+        return true;
 
         async Task StartAsync()
         {
             try
             {
+                if (gpu is not null)
+                    replica.Context.Gpu = OpenGpu(gpu);
                 await replica.StartAsync(spec.ConstructorIndex, arguments, _services, spec.Options.UserConfig, spec.UserConfigJson, CancellationToken.None).ConfigureAwait(false);
                 Post(new ReplicaStarted(app, d, record));
             }

@@ -22,6 +22,7 @@ internal sealed partial class ServeController
     private readonly ServeOptions _options;
     private readonly Isolation.IsolationPool _pool;
     private readonly Task _loop;
+    private readonly Scheduling.ResourcePool _resources;
     private volatile IReadOnlyList<ApplicationSnapshot> _snapshot = [];
     private volatile RouteEntry[] _routes = [];
     private bool _shuttingDown;
@@ -36,6 +37,7 @@ internal sealed partial class ServeController
         _services = services;
         _logger = logger;
         _pool = new Isolation.IsolationPool(options.BoundarySerializer);
+        _resources = CreatePool(options, logger);
         _loop = Task.Run(RunLoopAsync);
     }
 
@@ -135,9 +137,11 @@ internal sealed partial class ServeController
             case ReplicaStopped m:
                 m.Deployment.Replicas.Remove(m.Record);
                 m.Record.State = ReplicaState.Stopped;
+                ReleaseResources(m.Record);
                 Log.ReplicaStopped(_logger, m.Record.Replica.ReplicaId, m.App.Name, m.Deployment.Name);
                 Reconcile(m.Deployment);
                 CheckApplication(m.App);
+                ReconcilePending();
                 PublishStatus(); // the status must not keep a stopped replica (or its load context) reachable
                 break;
             case Reconfigured m:
@@ -179,6 +183,12 @@ internal sealed partial class ServeController
         if (_apps.TryGetValue(spec.Name, out var app) && app.Deleting)
         {
             done.TrySetException(new InvalidOperationException($"Application '{spec.Name}' is being deleted; wait for DeleteAsync to finish, then deploy it again."));
+            return;
+        }
+        if (NeverFits(spec) is { } unschedulable)
+        {
+            // Refused before anything changes: a running version of the application keeps serving.
+            done.TrySetException(unschedulable);
             return;
         }
         Log.DeployingApplication(_logger, spec.Name, spec.Deployments.Count);
@@ -316,11 +326,13 @@ internal sealed partial class ServeController
     {
         deployment.Replicas.Remove(record);
         record.State = ReplicaState.Stopped;
+        ReleaseResources(record);
         _ = record.Replica.StopAsync(TimeSpan.Zero, _logger);
         if (deployment.Removing || record.Generation != deployment.Generation)
         {
             Reconcile(deployment);
             CheckApplication(app);
+            ReconcilePending();
             return;
         }
         var attempt = ++deployment.ConsecutiveStartFailures;
@@ -344,6 +356,7 @@ internal sealed partial class ServeController
         }
         Reconcile(deployment);
         CheckApplication(app);
+        ReconcilePending();
     }
 
     private void OnReconfigured(ApplicationState app, DeploymentState deployment, ReplicaRecord record, Exception? error)

@@ -54,6 +54,21 @@ public sealed class ReplicaContext
         return previous;
     }
 
+    /// <summary>
+    /// How many threads the replica's CPU work may use: its <see cref="DeploymentOptions.NumCpus"/> rounded up (at
+    /// least 1), or <see cref="Environment.ProcessorCount"/> when <c>NumCpus</c> is 0. Serve runs at most this many of
+    /// the replica's calls at once (see docs/resources.md); pass it to your own libraries, e.g.
+    /// <c>new ParallelOptions { MaxDegreeOfParallelism = context.CpuThreads }</c> (the <c>OMP_NUM_THREADS</c> of .NET).
+    /// </summary>
+    public int CpuThreads { get; internal set; } = 1;
+
+    /// <summary>
+    /// The replica's GPU share when its deployment asks for <see cref="DeploymentOptions.NumGpus"/> &gt; 0: device
+    /// ordinal, fraction and memory budget, plus the stream and budgeted allocator when a GPU runtime (Serve.Cuda's
+    /// <c>AddCuda()</c>) is installed. <c>null</c> for a CPU-only replica.
+    /// </summary>
+    public ReplicaGpu? Gpu { get; internal set; }
+
     /// <inheritdoc />
     public override string ToString() => $"{ApplicationName}/{ReplicaId}";
 }

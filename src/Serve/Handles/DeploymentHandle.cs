@@ -16,7 +16,8 @@ namespace Serve;
 /// </summary>
 /// <remarks>
 /// A call takes a slot on a replica chosen by the router and runs the user method on the calling thread (no thread
-/// hop); when every replica is full it waits in the deployment's queue.
+/// hop) while the replica has a free CPU slot (<see cref="DeploymentOptions.NumCpus"/>), else on the replica's
+/// CPU-limited scheduler; when every replica is full it waits in the deployment's queue.
 /// </remarks>
 public class DeploymentHandle
 {
@@ -99,10 +100,7 @@ public class DeploymentHandle
         ValueTask<TResult> pending;
         try
         {
-            // A replica built from another copy of the code (an isolated context) is called across a boundary.
-            pending = ReferenceEquals(replica.Definition, _definition)
-                ? arguments.InvokeAsync(replica.Instance, cancellationToken)
-                : replica.GetBoundary(_definition).InvokeAsync<TArgs, TResult>(arguments, replica.Instance, cancellationToken);
+            pending = Run<TArgs, TResult>(arguments, replica, cancellationToken);
         }
         catch (Exception e)
         {
@@ -131,9 +129,7 @@ public class DeploymentHandle
         ValueTask pending;
         try
         {
-            pending = ReferenceEquals(replica.Definition, _definition)
-                ? arguments.InvokeAsync(replica.Instance, cancellationToken)
-                : replica.GetBoundary(_definition).InvokeVoidAsync(arguments, replica.Instance, cancellationToken);
+            pending = RunVoid(arguments, replica, cancellationToken);
         }
         catch (Exception e)
         {
@@ -247,9 +243,10 @@ public class DeploymentHandle
         var failed = true;
         try
         {
-            var result = ReferenceEquals(replica.Definition, _definition)
-                ? await _definition.Invoker.InvokeAsync(replica.Instance, methodId, arguments, cancellationToken).ConfigureAwait(false)
-                : await replica.GetBoundary(_definition).InvokeBoxedAsync(replica.Instance, methodId, arguments, cancellationToken).ConfigureAwait(false);
+            var pending = replica.Cpu is { } cpu
+                ? cpu.Run((Handle: this, Replica: replica, MethodId: methodId, Arguments: arguments, Token: cancellationToken), static s => s.Handle.InvokeBoxedCore(s.Replica, s.MethodId, s.Arguments, s.Token))
+                : InvokeBoxedCore(replica, methodId, arguments, cancellationToken);
+            var result = await pending.ConfigureAwait(false);
             failed = false;
             return result;
         }
@@ -258,6 +255,37 @@ public class DeploymentHandle
             _router.Release(replica, started, failed);
         }
     }
+
+    // The replica's CPU limit (NumCpus): inline when a CPU slot is free, else on the replica's limited scheduler. A
+    // replica built from another copy of the code (an isolated context) is called across a boundary, under the same limit.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ValueTask<TResult> Run<TArgs, TResult>(TArgs arguments, IReplica replica, CancellationToken cancellationToken)
+        where TArgs : struct, IInvocation<TResult>
+    {
+        if (ReferenceEquals(replica.Definition, _definition))
+            return replica.Cpu is { } cpu ? cpu.Invoke<TArgs, TResult>(arguments, replica.Instance, cancellationToken) : arguments.InvokeAsync(replica.Instance, cancellationToken);
+        var boundary = replica.GetBoundary(_definition);
+        return replica.Cpu is { } limited
+            ? limited.Run((Boundary: boundary, Arguments: arguments, Instance: replica.Instance, Token: cancellationToken), static s => s.Boundary.InvokeAsync<TArgs, TResult>(s.Arguments, s.Instance, s.Token))
+            : boundary.InvokeAsync<TArgs, TResult>(arguments, replica.Instance, cancellationToken);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ValueTask RunVoid<TArgs>(TArgs arguments, IReplica replica, CancellationToken cancellationToken)
+        where TArgs : struct, IVoidInvocation
+    {
+        if (ReferenceEquals(replica.Definition, _definition))
+            return replica.Cpu is { } cpu ? cpu.InvokeVoid(arguments, replica.Instance, cancellationToken) : arguments.InvokeAsync(replica.Instance, cancellationToken);
+        var boundary = replica.GetBoundary(_definition);
+        return replica.Cpu is { } limited
+            ? limited.RunVoid((Boundary: boundary, Arguments: arguments, Instance: replica.Instance, Token: cancellationToken), static s => s.Boundary.InvokeVoidAsync(s.Arguments, s.Instance, s.Token))
+            : boundary.InvokeVoidAsync(arguments, replica.Instance, cancellationToken);
+    }
+
+    private ValueTask<object?> InvokeBoxedCore(IReplica replica, int methodId, object?[] arguments, CancellationToken cancellationToken) =>
+        ReferenceEquals(replica.Definition, _definition)
+            ? _definition.Invoker.InvokeAsync(replica.Instance, methodId, arguments, cancellationToken)
+            : replica.GetBoundary(_definition).InvokeBoxedAsync(replica.Instance, methodId, arguments, cancellationToken);
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<TResult> AwaitAndReleaseAsync<TResult>(ValueTask<TResult> pending, IReplica replica, long started)
@@ -300,9 +328,7 @@ public class DeploymentHandle
         var failed = true;
         try
         {
-            var result = ReferenceEquals(replica.Definition, _definition)
-                ? await arguments.InvokeAsync(replica.Instance, cancellationToken).ConfigureAwait(false)
-                : await replica.GetBoundary(_definition).InvokeAsync<TArgs, TResult>(arguments, replica.Instance, cancellationToken).ConfigureAwait(false);
+            var result = await Run<TArgs, TResult>(arguments, replica, cancellationToken).ConfigureAwait(false);
             failed = false;
             return result;
         }
@@ -322,10 +348,7 @@ public class DeploymentHandle
         var failed = true;
         try
         {
-            if (ReferenceEquals(replica.Definition, _definition))
-                await arguments.InvokeAsync(replica.Instance, cancellationToken).ConfigureAwait(false);
-            else
-                await replica.GetBoundary(_definition).InvokeVoidAsync(arguments, replica.Instance, cancellationToken).ConfigureAwait(false);
+            await RunVoid(arguments, replica, cancellationToken).ConfigureAwait(false);
             failed = false;
         }
         finally

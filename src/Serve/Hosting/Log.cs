@@ -45,4 +45,7 @@ internal static partial class Log
 
     [LoggerMessage(32, LogLevel.Warning, "Replacing replica {ReplicaId} of deployment '{Deployment}': {Reason}")]
     public static partial void ReplicaReplaced(ILogger logger, string replicaId, string deployment, string reason);
+
+    [LoggerMessage(12, LogLevel.Error, "GPU discovery by {Runtime} failed; the host runs with no GPU.")]
+    public static partial void GpuDiscoveryFailed(ILogger logger, string runtime, Exception exception);
 }

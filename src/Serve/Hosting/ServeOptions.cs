@@ -31,8 +31,15 @@ public sealed class ServeOptions
     /// <summary>The admin REST API (<c>/api/serve/applications</c>) used by <c>serve deploy</c>, <c>serve status</c> and <c>serve shutdown</c>.</summary>
     public AdminOptions Admin { get; } = new();
 
+    /// <summary>
+    /// The host's resource pool: CPUs, GPUs and custom resources that replicas reserve (see docs/resources.md).
+    /// </summary>
+    /// <example><code>o.Resources.Cpus = 8; o.Resources.UseLogicalGpus(2, 16L &lt;&lt; 30); o.Resources.Custom["tpu"] = 1;</code></example>
+    public ResourceOptions Resources { get; } = new();
+
     internal void Validate()
     {
+        Resources.Validate();
         Http.Validate();
         if (BoundarySerializer is null)
             throw new ArgumentNullException(nameof(BoundarySerializer), "ServeOptions.BoundarySerializer must not be null; leave it at its default (System.Text.Json) or set a factory.");

@@ -86,6 +86,9 @@ internal sealed class Replica : IReplica
         return boundary;
     }
 
+    /// <summary>Bounds the threads running this replica's calls (<see cref="DeploymentOptions.NumCpus"/>); null when unlimited.</summary>
+    public Scheduling.CpuLimiter? Cpu { get; init; }
+
     /// <summary>The user config JSON last applied by <see cref="ReconfigureAsync"/>.</summary>
     public string AppliedConfigJson { get; private set; } = "null";
 
@@ -270,6 +273,15 @@ internal sealed class Replica : IReplica
         {
             Log.ReplicaDisposeFailed(logger, ReplicaId, e);
         }
+        try
+        {
+            // After the user object: it may free device memory through its GPU share while disposing.
+            Context.Gpu?.Dispose();
+        }
+        catch (Exception e)
+        {
+            Log.ReplicaDisposeFailed(logger, ReplicaId, e);
+        }
         // The stopping source is not disposed: user code may still hold its (cancelled) token.
         if (Models is { } models)
         {
@@ -309,6 +321,9 @@ internal interface IReplica
 
     /// <summary>The application, deployment and replica tags its metrics carry, built once.</summary>
     ref readonly TagList MetricTags { get; }
+
+    /// <summary>Bounds the threads running its calls (<see cref="DeploymentOptions.NumCpus"/>); null when unlimited.</summary>
+    Scheduling.CpuLimiter? Cpu { get; }
 
     bool TryAcquire(int maxOngoing);
     void Release();
