@@ -6,8 +6,9 @@ namespace Serve.Benchmarks;
 /// <c>dotnet run -c Release --project benchmarks/Serve.Benchmarks -- --filter '*'</c> runs every benchmark.
 /// Before BenchmarkDotNet starts, every benchmark runs once and its result is checked (see <see cref="Smoke"/>);
 /// <c>--smoke</c> runs only that check, <c>--no-smoke</c> skips it; <c>--autoscale-step</c> runs the autoscaling
-/// reaction scenario (<see cref="AutoscaleStep"/>) and <c>--batching</c> the batching load test
-/// (<see cref="BatchingLoad"/>) instead. Other arguments go to BenchmarkDotNet.
+/// reaction scenario (<see cref="AutoscaleStep"/>), <c>--batching</c> the batching load test
+/// (<see cref="BatchingLoad"/>) and <c>--gpu-streams</c> the GPU stream overlap program (<see cref="GpuStreams"/>)
+/// instead. Other arguments go to BenchmarkDotNet.
 /// </summary>
 public static class Program
 {
@@ -17,6 +18,8 @@ public static class Program
             return await AutoscaleStep.RunAsync(Console.Out);
         if (args.Contains("--batching"))
             return await BatchingLoad.RunAsync(args, Console.Out);
+        if (args.Contains("--gpu-streams"))
+            return await GpuStreams.RunAsync(Console.Out); // needs a GPU; see GpuStreams and RESULTS.md
         var smokeOnly = args.Contains("--smoke");
         var skipSmoke = args.Contains("--no-smoke");
         var rest = args.Where(a => a is not "--smoke" and not "--no-smoke").ToArray();

@@ -64,7 +64,7 @@ internal sealed partial class ServeController
 
     /// <summary>Makes the replica's GPU share: the runtime's (stream, allocator) or a logical one. Runs off the loop.</summary>
     private ReplicaGpu OpenGpu(GpuAssignment assignment) =>
-        _options.Resources.GpuRuntime is { } runtime && _options.Resources.Gpus is null
+        _options.Resources.GpuRuntime is { } runtime
             ? runtime.Open(assignment)
             : new ReplicaGpu(assignment);
 

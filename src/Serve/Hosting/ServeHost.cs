@@ -38,6 +38,8 @@ public sealed class ServeHost : IServeClient, IAsyncDisposable
         _logger = loggerFactory.CreateLogger("Serve");
         AccessLogger = loggerFactory.CreateLogger(AccessLog.Category);
         Metrics = new Observability.ServeMetrics(() => _controller!.Endpoints, () => _controller!.Status);
+        // A GPU runtime registered in DI (Serve.Cuda's AddCuda()) serves a host whose options name none.
+        options.Resources.GpuRuntime ??= services.GetService<IGpuRuntime>();
         _controller = new ServeController(options, services, _logger, Metrics);
     }
 

@@ -26,8 +26,9 @@ public sealed class ResourceOptions
     /// <summary>
     /// The GPUs replicas may reserve. <c>null</c> (the default) means "discover them": through
     /// <see cref="GpuRuntime"/> (e.g. <c>AddCuda()</c> from Serve.Cuda), else none. Set a list (for instance with
-    /// <see cref="UseLogicalGpus"/>) to schedule against logical GPUs on a machine without one, or to use only some
-    /// devices.
+    /// <see cref="UseLogicalGpus"/>) to schedule against logical GPUs on a machine without one (leave
+    /// <see cref="GpuRuntime"/> unset then), or, with a runtime, to use only some of the real devices (their real
+    /// ordinals).
     /// </summary>
     public IList<GpuDevice>? Gpus { get; set; }
 
