@@ -48,6 +48,8 @@ public class HandleBenchmarks
     private AdderHandle _four = null!;
     private ServeHost _metricsHost = null!;
     private AdderHandle _metered = null!;
+    private AdderHandle _oneUnlimited = null!;
+    private AdderHandle _fourUnlimited = null!;
     private ChannelWorkerPool _pool1 = null!;
     private ChannelWorkerPool _pool4 = null!;
     private ServeHost? _deployHost;
@@ -86,6 +88,9 @@ public class HandleBenchmarks
             o.Admin.Port = 0;
         });
         _metered = await _metricsHost.RunAsync(Adder.Bind(), new RunOptions { Name = "metered" });
+        // NumCpus = 0: no CPU limiter, the call path before resource scheduling existed (side by side with the default NumCpus = 1).
+        _oneUnlimited = await _host.RunAsync(Adder.Bind().WithOptions(o => { o.Name = "AdderNoCpuLimit"; o.NumCpus = 0; }), new RunOptions { Name = "one-unlimited", RoutePrefix = "/one-unlimited" });
+        _fourUnlimited = await _host.RunAsync(Adder.Bind().WithOptions(o => { o.Name = "AdderNoCpuLimit"; o.NumCpus = 0; o.NumReplicas = 4; }), new RunOptions { Name = "four-unlimited", RoutePrefix = "/four-unlimited" });
         _pool1 = new ChannelWorkerPool(workers: 1, capacity: 64);
         _pool4 = new ChannelWorkerPool(workers: 4, capacity: 4 * 64);
 
@@ -97,6 +102,8 @@ public class HandleBenchmarks
         Check("handle(1).AddAsync", await _one.AddAsync(Argument), Argument + 1);
         Check("handle(4).CallAsync", await _four.CallAsync(Argument), Argument + 1);
         Check("handle(4).AddAsync", await _four.AddAsync(Argument), Argument + 1);
+        Check("handle(1, NumCpus = 0).CallAsync", await _oneUnlimited.CallAsync(Argument), Argument + 1);
+        Check("handle(4, NumCpus = 0).CallAsync", await _fourUnlimited.CallAsync(Argument), Argument + 1);
         Check("pool(1).CallAsync", await _pool1.CallAsync(Argument), Argument + 1);
         Check("pool(1).AddAsync", await _pool1.AddAsync(Argument), Argument + 1);
         Check("pool(4).CallAsync", await _pool4.CallAsync(Argument), Argument + 1);
@@ -126,6 +133,9 @@ public class HandleBenchmarks
     public ValueTask<int> Handle_CallAsync_MetricsExported() => _metered.CallAsync(_argument);
 
     [Benchmark, BenchmarkCategory(Sync), ExpectedResult(Argument + 1)]
+    public ValueTask<int> Handle_NoCpuLimit_CallAsync() => _oneUnlimited.CallAsync(_argument);
+
+    [Benchmark, BenchmarkCategory(Sync), ExpectedResult(Argument + 1)]
     public Task<int> ChannelPool_Call() => _pool1.CallAsync(_argument);
 
     // ---- 2. one caller, one replica, asynchronous method (await Task.Yield()); time per call ----------------
@@ -149,6 +159,9 @@ public class HandleBenchmarks
 
     [Benchmark(OperationsPerInvoke = ConcurrentCalls), BenchmarkCategory(ConcurrentSync), ExpectedResult(ConcurrentSum)]
     public Task<long> Handle_64Callers_4Replicas_CallAsync() => RunCallers(new HandleCall(_four));
+
+    [Benchmark(OperationsPerInvoke = ConcurrentCalls), BenchmarkCategory(ConcurrentSync), ExpectedResult(ConcurrentSum)]
+    public Task<long> Handle_64Callers_4Replicas_NoCpuLimit_CallAsync() => RunCallers(new HandleCall(_fourUnlimited));
 
     [Benchmark(OperationsPerInvoke = ConcurrentCalls), BenchmarkCategory(ConcurrentSync), ExpectedResult(ConcurrentSum)]
     public Task<long> ChannelPool_64Callers_4Workers_Call() => RunCallers(new PoolCall(_pool4));
