@@ -225,4 +225,21 @@ public class ResourceTests
         Assert.Equal(Environment.ProcessorCount, await handle.CpuThreadsAsync());
         Assert.EndsWith("no gpu", await handle.CallAsync());
     }
+
+    [Fact]
+    public async Task The_admin_API_answers_422_naming_the_resource_for_a_config_that_can_never_fit()
+    {
+        await using var serve = await StartAsync(cpus: 1, configure: o => { o.Admin.Enabled = true; o.Admin.Port = 0; });
+        var import = $"{typeof(TestApps).Assembly.Location.Replace('\\', '/')}:Serve.Tests.TestApps.Hello";
+        var yaml = $"applications:\n  - name: big\n    import: {import}\n    args:\n      message: hi\n    deployments:\n      - name: Greeter\n        num_replicas: 2\n";
+        using var http = new HttpClient { BaseAddress = serve.AdminAddress, Timeout = Bound };
+
+        using var response = await http.PutAsync("/api/serve/applications", new StringContent(yaml, System.Text.Encoding.UTF8, "application/yaml")).WaitAsync(Bound);
+
+        Assert.Equal(System.Net.HttpStatusCode.UnprocessableEntity, response.StatusCode);
+        var body = (string)System.Text.Json.Nodes.JsonNode.Parse(await response.Content.ReadAsStringAsync())!["message"]!;
+        Assert.Contains("deployment 'Greeter' can never be scheduled on this host", body);
+        Assert.Contains("needs 1 CPU, 0 of 1 free (placing replica 2 of 2)", body);
+        Assert.Empty(serve.GetStatus().Applications);
+    }
 }

@@ -185,7 +185,7 @@ internal sealed class AdminApi : IAsyncDisposable
             foreach (var stale in _host.GetStatus().Applications.Where(a => !listed.Contains(a.Name)).Select(a => a.Name).ToArray())
                 await _host.DeleteAsync(stale, context.RequestAborted).ConfigureAwait(false);
         }
-        catch (DeploymentFailedException e)
+        catch (Exception e) when (e is DeploymentFailedException or UnschedulableException)
         {
             await ErrorAsync(context, StatusCodes.Status422UnprocessableEntity, e.Message).ConfigureAwait(false);
             return;
