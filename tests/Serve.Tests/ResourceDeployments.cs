@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Serve.Tests;
 
 /// <summary>Counts live replica instances (constructed, not yet disposed) to check the pool is never exceeded.</summary>
@@ -92,4 +94,29 @@ public partial class CpuBound(CpuGate gate, ReplicaContext context)
     public void Fail() => throw new InvalidOperationException($"boom in {context.ReplicaId}");
 
     public int Threads() => context.CpuThreads;
+}
+
+/// <summary>
+/// CPU-bound work whose shared state is BCL types only, so it crosses into an isolated load context by reference
+/// (a test type like <see cref="CpuGate"/> would be a different type in there).
+/// </summary>
+[Deployment(MaxOngoingRequests = 16)]
+public partial class IsoCpuBound(ManualResetEventSlim gate, StrongBox<int> inside, StrongBox<int> peak)
+{
+    public int Call(int x)
+    {
+        var now = Interlocked.Increment(ref inside.Value);
+        int seen;
+        while (now > (seen = Volatile.Read(ref peak.Value)) && Interlocked.CompareExchange(ref peak.Value, now, seen) != seen) { }
+        try
+        {
+            if (!gate.Wait(TimeSpan.FromSeconds(30)))
+                throw new TimeoutException("the test never opened the gate");
+            return x * 2;
+        }
+        finally
+        {
+            Interlocked.Decrement(ref inside.Value);
+        }
+    }
 }

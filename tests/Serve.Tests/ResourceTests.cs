@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Serve.Replicas;
 
 namespace Serve.Tests;
@@ -109,21 +110,21 @@ public class ResourceTests
         Assert.Equal(2, counter.Live);
 
         using var stop = new CancellationTokenSource();
+        var calls = 0;
         var load = Task.Run(async () =>
         {
-            var calls = 0;
             while (!stop.IsCancellationRequested)
             {
                 await handle.CallAsync(); // never fails: at least one replica serves or the call waits in the queue
-                calls++;
+                Interlocked.Increment(ref calls);
                 await Task.Yield();
             }
-            return calls;
         });
+        await TestUtil.WaitUntilAsync(() => Volatile.Read(ref calls) > 0, "the load is running");
 
         await serve.RunAsync(app.WithOptions(o => o.Version = "v2")).WaitAsync(Bound);
         stop.Cancel();
-        Assert.True(await load.WaitAsync(Bound) > 0);
+        await load.WaitAsync(Bound); // rethrows a failed call, if any
 
         var deployment = serve.GetDeployment("Counted");
         Assert.Equal(ServeHealth.Healthy, deployment.Status);
@@ -191,6 +192,27 @@ public class ResourceTests
         var results = await Task.WhenAll(calls).WaitAsync(Bound);
         Assert.Equal(new[] { 2, 4, 6, 8, 10, 12 }, results);
         Assert.Equal(2, gate.Peak);
+    }
+
+    [Fact]
+    public async Task NumCpus_limits_an_isolated_replica_too()
+    {
+        using var gate = new ManualResetEventSlim();
+        var inside = new StrongBox<int>();
+        var peak = new StrongBox<int>();
+        await using var serve = await StartAsync(cpus: 8);
+        var handle = await serve.RunAsync(IsoCpuBound.Bind(gate, inside, peak).WithOptions(o => { o.NumCpus = 1; o.RuntimeEnv = RuntimeEnv.Isolated(); })).WaitAsync(Bound);
+        Assert.NotEqual("Default", serve.GetDeployment("IsoCpuBound").Replicas.Single().LoadContext);
+
+        var calls = Enumerable.Range(1, 4).Select(i => Task.Run(async () => await handle.CallAsync(i))).ToArray();
+        await TestUtil.WaitUntilAsync(() => serve.GetDeployment("IsoCpuBound").Replicas[0].OngoingRequests == 4, "all four calls were admitted by the router");
+        await TestUtil.WaitUntilAsync(() => Volatile.Read(ref inside.Value) == 1, "one call runs");
+        Assert.Equal(1, Volatile.Read(ref inside.Value));
+
+        gate.Set();
+        var results = await Task.WhenAll(calls).WaitAsync(Bound);
+        Assert.Equal(new[] { 2, 4, 6, 8 }, results);
+        Assert.Equal(1, Volatile.Read(ref peak.Value));
     }
 
     [Fact]

@@ -43,6 +43,9 @@ internal sealed class DeploymentState(string applicationName, DeploymentSpec spe
     /// <summary>Why a replica could not start for lack of resources (<c>Unschedulable: needs …</c>); null when nothing waits.</summary>
     public string? Unschedulable { get; set; }
 
+    /// <summary>The last <see cref="Unschedulable"/> reason logged, so a waiting deployment logs each reason once.</summary>
+    public string? LoggedUnschedulable { get; set; }
+
     /// <summary>The replica set last handed to the router, to avoid swapping it when nothing changed.</summary>
     public IReplica[] Published { get; set; } = [];
 

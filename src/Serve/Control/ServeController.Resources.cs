@@ -49,8 +49,17 @@ internal sealed partial class ServeController
     private bool TryReserve(DeploymentState d, out Reservation reservation)
     {
         if (_resources.TryReserve(ResourceRequest.From(d.Spec.Options), out reservation, out var why))
+        {
+            d.LoggedUnschedulable = null;
             return true;
+        }
         d.Unschedulable = why;
+        if (d.LoggedUnschedulable != why)
+        {
+            // Once per new reason, not on every reconcile while it waits.
+            d.LoggedUnschedulable = why;
+            Log.ReplicaPendingResources(_logger, d.ApplicationName, d.Name, why);
+        }
         return false;
     }
 

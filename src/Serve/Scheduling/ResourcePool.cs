@@ -49,11 +49,11 @@ internal sealed class ResourceRequest
 }
 
 /// <summary>What one replica holds: released exactly once when it stops.</summary>
-internal sealed class Reservation(ResourceRequest request, int[] gpuOrdinals, long gpuUnitsPerDevice)
+internal sealed class Reservation(ResourceRequest request, int[] gpuIndexes, long gpuUnitsPerDevice)
 {
     public ResourceRequest Request { get; } = request;
-    /// <summary>The devices it holds (indexes into the pool's GPU list are their positions there).</summary>
-    public int[] GpuIndexes { get; } = gpuOrdinals;
+    /// <summary>The devices it holds, as positions in <see cref="ResourcePool.Gpus"/> (ordinal order).</summary>
+    public int[] GpuIndexes { get; } = gpuIndexes;
     public long GpuUnitsPerDevice { get; } = gpuUnitsPerDevice;
     public bool Released { get; set; }
 }
