@@ -155,6 +155,19 @@ public class ResourceTests
     }
 
     [Fact]
+    public async Task An_autoscaled_deployment_is_checked_against_its_first_target_not_its_maximum()
+    {
+        await using var serve = await StartAsync(cpus: 2);
+        var handle = await serve.RunAsync(GpuWorker.Bind().WithOptions(o => o.Autoscaling = new AutoscalingOptions { MinReplicas = 1, MaxReplicas = 5 })).WaitAsync(Bound);
+        Assert.EndsWith("no gpu", await handle.CallAsync());
+
+        var e = await Assert.ThrowsAsync<UnschedulableException>(() => serve.RunAsync(
+            GpuWorker.Bind().WithOptions(o => { o.Name = "Wide"; o.Autoscaling = new AutoscalingOptions { MinReplicas = 1, InitialReplicas = 3, MaxReplicas = 5 }; }),
+            new RunOptions { Name = "wide", RoutePrefix = "/wide" }).WaitAsync(Bound));
+        Assert.Contains("needs 1 CPU, 0 of 2 free (placing replica 3 of 3)", e.Message);
+    }
+
+    [Fact]
     public async Task Custom_resources_bound_how_many_replicas_run()
     {
         await using var serve = await StartAsync(cpus: 8, configure: o => o.Resources.Custom["accelerator"] = 1);
