@@ -57,7 +57,7 @@ public class CudaBindingTests
         buffer.CopyTo<float>(back, stream);
         Assert.Equal(data, back);
 
-        Assert.Throws<GpuMemoryBudgetException>(() => allocator.Allocate(60L << 20));
+        Assert.Throws<GpuMemoryBudgetException>(() => allocator.Allocate(61L << 20)); // 4 MiB in use + 61 MiB > 64 MiB
         buffer.Dispose();
         Assert.Equal(0, allocator.UsedBytes);
         using var big = allocator.Allocate(60L << 20); // fits once the first buffer is back
