@@ -120,3 +120,27 @@ public partial class IsoCpuBound(ManualResetEventSlim gate, StrongBox<int> insid
         }
     }
 }
+
+/// <summary>A GPU runtime without CUDA: reports devices and records what it opened, so the host's side of the seam can be checked.</summary>
+public sealed class FakeGpuRuntime(params GpuDevice[] devices) : IGpuRuntime
+{
+    public System.Collections.Concurrent.ConcurrentQueue<FakeReplicaGpu> Opened { get; } = new();
+    public bool ThrowOnDiscover { get; init; }
+
+    public IReadOnlyList<GpuDevice> DiscoverDevices() =>
+        ThrowOnDiscover ? throw new InvalidOperationException("driver exploded") : devices;
+
+    public ReplicaGpu Open(GpuAssignment assignment)
+    {
+        var gpu = new FakeReplicaGpu(assignment);
+        Opened.Enqueue(gpu);
+        return gpu;
+    }
+}
+
+public sealed class FakeReplicaGpu(GpuAssignment assignment) : ReplicaGpu(assignment)
+{
+    public bool Disposed { get; private set; }
+    public override bool IsPhysical => true;
+    protected override void Dispose(bool disposing) => Disposed = true;
+}

@@ -168,6 +168,33 @@ public class ResourceTests
     }
 
     [Fact]
+    public async Task A_GPU_runtime_supplies_the_devices_and_each_replicas_share_which_is_disposed_when_the_replica_stops()
+    {
+        var runtime = new FakeGpuRuntime(new GpuDevice(0, "fake A", 8 * GiB), new GpuDevice(1, "fake B", 4 * GiB));
+        await using var serve = await ServeHost.StartAsync(o => { o.Http.Enabled = false; o.Resources.Cpus = 8; o.Resources.GpuRuntime = runtime; }).WaitAsync(Bound);
+        var handle = await serve.RunAsync(GpuWorker.Bind().WithOptions(o => { o.NumReplicas = 3; o.NumGpus = 0.5; })).WaitAsync(Bound);
+        Assert.Contains("physical=True", await handle.CallAsync());
+
+        var opened = runtime.Opened.ToArray();
+        Assert.Equal(3, opened.Length);
+        Assert.Equal(new[] { 0, 0, 1 }, opened.Select(g => g.Ordinal).Order().ToArray()); // best fit fills gpu0 first
+        Assert.All(opened, g => Assert.Equal(g.Ordinal == 0 ? 4 * GiB : 2 * GiB, g.MemoryBudgetBytes));
+        Assert.All(opened, g => Assert.StartsWith("GpuWorker#", g.Assignment.ReplicaId));
+
+        await serve.DeleteAsync("default").WaitAsync(Bound);
+        Assert.All(opened, g => Assert.True(g.Disposed, $"{g.Assignment.ReplicaId}'s GPU share is released when it stops"));
+    }
+
+    [Fact]
+    public async Task A_GPU_runtime_whose_discovery_throws_leaves_the_host_running_with_no_GPU()
+    {
+        await using var serve = await ServeHost.StartAsync(o => { o.Http.Enabled = false; o.Resources.Cpus = 8; o.Resources.GpuRuntime = new FakeGpuRuntime { ThrowOnDiscover = true }; }).WaitAsync(Bound);
+        Assert.EndsWith("no gpu", await (await serve.RunAsync(GpuWorker.Bind()).WaitAsync(Bound)).CallAsync());
+        var e = await Assert.ThrowsAsync<UnschedulableException>(() => serve.RunAsync(GpuWorker.Bind().WithOptions(o => { o.Name = "G"; o.NumGpus = 1; }), new RunOptions { Name = "g", RoutePrefix = "/g" }).WaitAsync(Bound));
+        Assert.Contains("needs 1 GPU, but the host has no GPU", e.Message);
+    }
+
+    [Fact]
     public async Task Custom_resources_bound_how_many_replicas_run()
     {
         await using var serve = await StartAsync(cpus: 8, configure: o => o.Resources.Custom["accelerator"] = 1);
