@@ -36,6 +36,11 @@ public class ResourceTests
         }, "both replicas answered");
         foreach (var answer in seen)
             Assert.EndsWith($"gpu0 x0.5 budget={8 * GiB} physical=False", answer);
+        Assert.All(serve.GetDeployment("GpuWorker").Replicas, r =>
+        {
+            Assert.Equal($"gpu0 × 0.5 (logical GPU 0, budget {8 * GiB} bytes)", r.Gpu);
+            Assert.Equal(1, r.CpuThreads);
+        });
     }
 
     [Fact]

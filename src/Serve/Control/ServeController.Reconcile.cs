@@ -283,7 +283,12 @@ internal sealed partial class ServeController
     private static ServeStatus BuildStatus(IReadOnlyList<ApplicationSnapshot> apps) =>
         new(apps.Select(a => new ApplicationInfo(a.Name, a.RoutePrefix, a.Ingress, a.Health, a.Message,
             a.Deployments.Select(d => new DeploymentInfo(d.Name, d.Application, d.Version, d.RoutePrefix, d.IsIngress, d.Options.Clone(), d.Health, d.Message,
-                d.Replicas.Select(r => new ReplicaInfo(r.Replica.ReplicaId, r.State, r.Replica.Version, r.Replica.Ongoing) { LoadContext = r.LoadContext }).ToArray(),
+                d.Replicas.Select(r => new ReplicaInfo(r.Replica.ReplicaId, r.State, r.Replica.Version, r.Replica.Ongoing)
+                {
+                    LoadContext = r.LoadContext,
+                    CpuThreads = r.Replica.Context.CpuThreads,
+                    Gpu = r.Replica.Context.Gpu?.ToString(),
+                }).ToArray(),
                 d.Router.QueuedCount) { TargetReplicas = d.TargetReplicas, Restarts = d.Restarts }).ToArray())).ToArray());
 
     /// <summary>One application's HTTP route: its prefix and a handle to its ingress deployment.</summary>

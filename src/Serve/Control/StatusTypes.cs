@@ -28,6 +28,12 @@ public sealed record ReplicaInfo(string ReplicaId, ReplicaState State, string Ve
     /// <see cref="System.Runtime.Loader.AssemblyLoadContext.Name"/>). <c>Default</c> until an isolated replica has loaded.
     /// </summary>
     public string LoadContext { get; init; } = "Default";
+
+    /// <summary>Threads that may run the replica's calls at once (its <see cref="DeploymentOptions.NumCpus"/> rounded up; see docs/resources.md).</summary>
+    public int CpuThreads { get; init; }
+
+    /// <summary>Its GPU share, e.g. <c>gpu0 × 0.5 (NVIDIA H100, budget 42949672960 bytes)</c>, or <c>null</c> for a CPU-only replica (or before it has started).</summary>
+    public string? Gpu { get; init; }
 }
 
 /// <summary>One deployment as <see cref="IServeClient.ListDeployments"/> and <see cref="IServeClient.GetDeployment"/> report it.</summary>

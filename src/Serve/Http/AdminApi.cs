@@ -241,6 +241,8 @@ internal sealed class AdminApi : IAsyncDisposable
                         ["version"] = r.Version,
                         ["ongoing_requests"] = r.OngoingRequests,
                         ["load_context"] = r.LoadContext,
+                        ["cpu_threads"] = r.CpuThreads,
+                        ["gpu"] = r.Gpu,
                     });
                 deployments.Add(new JsonObject
                 {
