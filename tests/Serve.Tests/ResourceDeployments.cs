@@ -94,6 +94,9 @@ public partial class CpuBound(CpuGate gate, ReplicaContext context)
     public void Fail() => throw new InvalidOperationException($"boom in {context.ReplicaId}");
 
     public int Threads() => context.CpuThreads;
+
+    /// <summary>Whether user code sees the default task scheduler (true inline and, by design, after waiting for a CPU slot).</summary>
+    public bool SeesDefaultScheduler() => TaskScheduler.Current == TaskScheduler.Default;
 }
 
 /// <summary>

@@ -273,7 +273,8 @@ public class ResourceTests
         var asyncCall = handle.TwiceAsync(5).AsTask();
         var boxed = untyped.InvokeAsync("Call", [7]).AsTask();
         var failing = handle.FailAsync().AsTask();
-        Assert.False(asyncCall.IsCompleted || boxed.IsCompleted || failing.IsCompleted);
+        var scheduler = handle.SeesDefaultSchedulerAsync().AsTask();
+        Assert.False(asyncCall.IsCompleted || boxed.IsCompleted || failing.IsCompleted || scheduler.IsCompleted);
 
         gate.Open();
         Assert.Equal(2, await blocker.WaitAsync(Bound));
@@ -281,6 +282,7 @@ public class ResourceTests
         Assert.Equal(14, await boxed.WaitAsync(Bound));
         var e = await Assert.ThrowsAsync<InvalidOperationException>(() => failing.WaitAsync(Bound));
         Assert.StartsWith("boom in CpuBound#", e.Message);
+        Assert.True(await scheduler.WaitAsync(Bound), "a call that waited for a CPU slot sees the default scheduler, so tasks it starts are not limited");
         Assert.Equal(1, gate.Peak);
     }
 

@@ -9,8 +9,9 @@ namespace Serve.Scheduling;
 /// A call whose replica has a free CPU slot runs inline on the caller's thread, as without a limit (two interlocked
 /// operations, no allocation); otherwise it is queued to this scheduler, which runs at most <see cref="Threads"/>
 /// work items at a time, inline callers included. A slot is held for the synchronous part of a call (until the user
-/// method returns its task); continuations of a call that ran on this scheduler stay on it unless they use
-/// <c>ConfigureAwait(false)</c>.
+/// method returns its task). Queued calls run with <see cref="TaskCreationOptions.HideScheduler"/>, so inside them
+/// <see cref="TaskScheduler.Current"/> is the default scheduler, as for inline calls: their continuations, and tasks
+/// or <c>Parallel</c> loops they start, are not limited (and cannot deadlock waiting for a slot their own call holds).
 /// </summary>
 internal sealed class CpuLimiter : TaskScheduler
 {
@@ -95,7 +96,7 @@ internal sealed class CpuLimiter : TaskScheduler
     public ValueTask<TResult> Run<TState, TResult>(TState state, Func<TState, ValueTask<TResult>> start)
     {
         if (!TryEnter())
-            return new(Task.Factory.StartNew(() => start(state).AsTask(), CancellationToken.None, TaskCreationOptions.DenyChildAttach, this).Unwrap());
+            return new(Task.Factory.StartNew(() => start(state).AsTask(), CancellationToken.None, TaskCreationOptions.DenyChildAttach | TaskCreationOptions.HideScheduler, this).Unwrap());
         try
         {
             return start(state);
@@ -110,7 +111,7 @@ internal sealed class CpuLimiter : TaskScheduler
     public ValueTask RunVoid<TState>(TState state, Func<TState, ValueTask> start)
     {
         if (!TryEnter())
-            return new(Task.Factory.StartNew(() => start(state).AsTask(), CancellationToken.None, TaskCreationOptions.DenyChildAttach, this).Unwrap());
+            return new(Task.Factory.StartNew(() => start(state).AsTask(), CancellationToken.None, TaskCreationOptions.DenyChildAttach | TaskCreationOptions.HideScheduler, this).Unwrap());
         try
         {
             return start(state);
@@ -123,11 +124,11 @@ internal sealed class CpuLimiter : TaskScheduler
 
     private ValueTask<TResult> Schedule<TArgs, TResult>(TArgs arguments, object instance, CancellationToken cancellationToken)
         where TArgs : struct, IInvocation<TResult> =>
-        new(Task.Factory.StartNew(() => arguments.InvokeAsync(instance, cancellationToken).AsTask(), CancellationToken.None, TaskCreationOptions.DenyChildAttach, this).Unwrap());
+        new(Task.Factory.StartNew(() => arguments.InvokeAsync(instance, cancellationToken).AsTask(), CancellationToken.None, TaskCreationOptions.DenyChildAttach | TaskCreationOptions.HideScheduler, this).Unwrap());
 
     private ValueTask ScheduleVoid<TArgs>(TArgs arguments, object instance, CancellationToken cancellationToken)
         where TArgs : struct, IVoidInvocation =>
-        new(Task.Factory.StartNew(() => arguments.InvokeAsync(instance, cancellationToken).AsTask(), CancellationToken.None, TaskCreationOptions.DenyChildAttach, this).Unwrap());
+        new(Task.Factory.StartNew(() => arguments.InvokeAsync(instance, cancellationToken).AsTask(), CancellationToken.None, TaskCreationOptions.DenyChildAttach | TaskCreationOptions.HideScheduler, this).Unwrap());
 
     protected override void QueueTask(Task task)
     {
