@@ -73,13 +73,21 @@ public sealed class DeploymentOptions
     /// </summary>
     public object? UserConfig { get; set; }
 
-    /// <summary>CPUs reserved per replica (recorded and reported; placement is enforced by the resource scheduler).</summary>
+    /// <summary>
+    /// CPUs each replica reserves from the host's pool (<see cref="ServeOptions.Resources"/>); a replica that does not
+    /// fit waits. Also bounds the replica's concurrently running calls to ⌈NumCpus⌉ threads
+    /// (<see cref="ReplicaContext.CpuThreads"/>); 0 reserves nothing and sets no limit. Default 1. See docs/resources.md.
+    /// </summary>
     public double NumCpus { get; set; } = DefaultNumCpus;
 
-    /// <summary>GPUs reserved per replica, fractional allowed (recorded and reported; placement by the scheduler).</summary>
+    /// <summary>
+    /// GPUs each replica reserves: a fraction up to 1 shares one device with other replicas (best fit, never spanning
+    /// devices), a whole number above 1 takes that many devices. The replica gets <see cref="ReplicaContext.Gpu"/>
+    /// (device, fraction, memory budget; with Serve.Cuda also its own CUDA stream and a budgeted allocator).
+    /// </summary>
     public double NumGpus { get; set; }
 
-    /// <summary>Custom resources reserved per replica, name to amount.</summary>
+    /// <summary>Custom resources each replica reserves, name to amount, from <see cref="ResourceOptions.Custom"/>.</summary>
     public IDictionary<string, double> Resources { get; set; } = new Dictionary<string, double>(StringComparer.Ordinal);
 
     /// <summary>
