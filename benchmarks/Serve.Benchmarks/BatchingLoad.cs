@@ -32,7 +32,8 @@ internal static class BatchingLoad
         output.WriteLine($"direct: batch 1 = {one:F3} ms ({1000 / one:F0} items/s), batch 32 = {full:F3} ms ({32 * 1000 / full:F0} items/s); " +
                          $"a batch of 32 costs {full / one:F1}x a batch of 1");
 
-        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
+        // Not about resources: room for every application whatever the core count (docs/resources.md).
+        await using var serve = await ServeHost.StartAsync(o => { o.Http.Enabled = false; o.Resources.Cpus = 64; });
         var handles = new Dictionary<int, MatMulModelHandle>();
         foreach (var batch in new[] { 1, 32 })
         {
