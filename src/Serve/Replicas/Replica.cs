@@ -273,15 +273,6 @@ internal sealed class Replica : IReplica
         {
             Log.ReplicaDisposeFailed(logger, ReplicaId, e);
         }
-        try
-        {
-            // After the user object: it may free device memory through its GPU share while disposing.
-            Context.Gpu?.Dispose();
-        }
-        catch (Exception e)
-        {
-            Log.ReplicaDisposeFailed(logger, ReplicaId, e);
-        }
         // The stopping source is not disposed: user code may still hold its (cancelled) token.
         if (Models is { } models)
         {
@@ -293,6 +284,15 @@ internal sealed class Replica : IReplica
             {
                 Log.ReplicaDisposeFailed(logger, ReplicaId, e);
             }
+        }
+        try
+        {
+            // After the user object and its loaded models: they may free device memory through its GPU share while disposing.
+            Context.Gpu?.Dispose();
+        }
+        catch (Exception e)
+        {
+            Log.ReplicaDisposeFailed(logger, ReplicaId, e);
         }
         _instance = null;
         HealthCheck = null;
