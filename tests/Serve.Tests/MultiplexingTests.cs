@@ -92,42 +92,6 @@ public class MultiplexingTests
     }
 
     [Fact]
-    public async Task Model_loads_are_counted_per_replica_on_the_Serve_meter()
-    {
-        var app = "mux-" + Guid.NewGuid().ToString("N")[..8];
-        var loads = new ConcurrentQueue<string?>();
-        using var listener = new System.Diagnostics.Metrics.MeterListener
-        {
-            InstrumentPublished = (instrument, l) =>
-            {
-                if (instrument.Meter.Name == "Serve" && instrument.Name == "serve.multiplexed.model_loads")
-                    l.EnableMeasurementEvents(instrument);
-            },
-        };
-        listener.SetMeasurementEventCallback<long>((_, _, tags, _) =>
-        {
-            string? application = null, replica = null;
-            foreach (var tag in tags)
-            {
-                if (tag.Key == "application") application = tag.Value as string;
-                if (tag.Key == "replica") replica = tag.Value as string;
-            }
-            if (application == app)
-                loads.Enqueue(replica);
-        });
-        listener.Start();
-        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
-        var handle = await serve.RunAsync(ModelServer.Bind(new ModelProbe()).WithOptions(o => o.NumReplicas = 1), new RunOptions { Name = app }).WaitAsync(Bound);
-
-        await handle.WithModelId("a").CallAsync("x");
-        await handle.WithModelId("a").CallAsync("x");
-        await handle.WithModelId("b").CallAsync("x");
-
-        var replica = serve.GetDeployment("ModelServer", app).Replicas.Single().ReplicaId;
-        Assert.Equal([replica, replica], loads); // two models loaded, the repeated call loaded nothing
-    }
-
-    [Fact]
     public async Task The_HTTP_header_selects_the_model()
     {
         await using var serve = await ServeHost.StartAsync(o => o.Http.Port = 0).WaitAsync(Bound);

@@ -20,6 +20,18 @@ public abstract class BatchQueue
     // The queues of each replica instance, so a stopping replica can start its waiting batches at once.
     private static readonly ConditionalWeakTable<object, List<BatchQueue>> s_byInstance = new();
 
+    // Who wants to hear of each batch a replica instance runs (the host's batch-size metric); weakly keyed like above.
+    private static readonly ConditionalWeakTable<object, Action<string, int>> s_observers = new();
+
+    /// <summary>Calls <paramref name="onBatch"/> with the method name and size of every batch <paramref name="instance"/>'s queues start.</summary>
+    internal static void Observe(object instance, Action<string, int> onBatch) => s_observers.AddOrUpdate(instance, onBatch);
+
+    private protected void ReportBatch(object? instance, int size)
+    {
+        if (instance is not null && s_observers.TryGetValue(instance, out var observer))
+            observer(MethodName, size);
+    }
+
     private protected readonly object Lock = new();
     private int _maxBatchSize;
     private int _maxConcurrentBatches;
@@ -346,6 +358,7 @@ public sealed class BatchQueue<TItem, TResult> : BatchQueue
     {
         var calls = batch.Calls;
         var count = calls.Count;
+        ReportBatch(Volatile.Read(ref _instance), count);
         var items = new TItem[count];
         for (var i = 0; i < count; i++)
             items[i] = calls[i].Item;

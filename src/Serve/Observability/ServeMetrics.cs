@@ -62,6 +62,8 @@ internal sealed class ServeMetrics : IDisposable
             "HTTP requests answered with a status of 400 or more (Ray: serve_num_http_error_requests).");
         HttpLatency = Meter.CreateHistogram<double>("serve.http.request_latency", "ms",
             "Time from the ingress receiving an HTTP request to its answer (Ray: serve_http_request_latency_ms).");
+        BatchSizes = Meter.CreateHistogram<long>("serve.batch.size", "{call}",
+            "Calls in each batch a [Batch] method ran (Ray: serve_batch_size).");
         ModelLoads = Meter.CreateCounter<long>("serve.multiplexed.model_loads", "{model}",
             "Models a multiplexed replica started loading (Ray: serve_multiplexed_model_load_latency_ms counts).");
     }
@@ -76,6 +78,7 @@ internal sealed class ServeMetrics : IDisposable
     public Counter<long> HttpErrors { get; }
     public Histogram<double> HttpLatency { get; }
     public Counter<long> ModelLoads { get; }
+    public Histogram<long> BatchSizes { get; }
 
     /// <summary>True when a listener wants any per-call measurement.</summary>
     public bool CallsEnabled => Requests.Enabled || Errors.Enabled || ProcessingLatency.Enabled;
@@ -104,10 +107,20 @@ internal sealed class ServeMetrics : IDisposable
     public void RecordReplicaStarted(IReplica replica)
     {
         ReplicaStarts.Add(1, in replica.MetricTags);
+        var tags = replica.MetricTags;
         if (replica.Models is { } models)
-        {
-            var tags = replica.MetricTags;
             models.ModelLoading = () => ModelLoads.Add(1, in tags);
+        if (!replica.Definition.IsFunction)
+        {
+            // Only [Batch] methods' queues ever report; a function deployment has none (and shares one placeholder instance).
+            Batching.BatchQueue.Observe(replica.Instance, (method, size) =>
+            {
+                if (!BatchSizes.Enabled)
+                    return;
+                var withMethod = tags;
+                withMethod.Add(MethodTag, method);
+                BatchSizes.Record(size, in withMethod);
+            });
         }
     }
 
