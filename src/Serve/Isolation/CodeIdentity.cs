@@ -13,9 +13,30 @@ internal static class CodeIdentity
     /// </summary>
     public static string Of(string deployment, DeploymentDefinition definition, RuntimeEnv env)
     {
-        var assembly = definition.ImplementationType.Assembly;
         if (env.Kind != RuntimeEnvKind.Directory)
-            return assembly.ManifestModule.ModuleVersionId.ToString("N")[..12];
+            return definition.ImplementationType.Assembly.ManifestModule.ModuleVersionId.ToString("N")[..12];
+        var path = DirectoryAssembly(deployment, definition, env);
+        try
+        {
+            using var stream = File.OpenRead(path);
+            using var pe = new PEReader(stream);
+            var reader = pe.GetMetadataReader();
+            return reader.GetGuid(reader.GetModuleDefinition().Mvid).ToString("N")[..12];
+        }
+        catch (Exception e) when (e is BadImageFormatException or InvalidOperationException)
+        {
+            throw new IsolationException(deployment, $"Deployment '{deployment}': {path} is not a .NET assembly: {e.Message}", e);
+        }
+    }
+
+    /// <summary>
+    /// The file a directory environment loads the deployment from: the folder's assembly with the simple name of the one
+    /// that declares the deployment. Throws <see cref="IsolationException"/> naming the folder and the fix when the
+    /// folder or the file is missing.
+    /// </summary>
+    public static string DirectoryAssembly(string deployment, DeploymentDefinition definition, RuntimeEnv env)
+    {
+        var assembly = definition.ImplementationType.Assembly;
         var path = Path.Combine(env.Directory!, assembly.GetName().Name + ".dll");
         if (!Directory.Exists(env.Directory))
         {
@@ -29,16 +50,6 @@ internal static class CodeIdentity
                 $"Deployment '{deployment}': RuntimeEnv directory '{env.Directory}' has no {assembly.GetName().Name}.dll, the assembly that declares " +
                 $"{definition.ImplementationType.FullName}. Point RuntimeEnv.FromDirectory at the build output folder of that project.");
         }
-        try
-        {
-            using var stream = File.OpenRead(path);
-            using var pe = new PEReader(stream);
-            var reader = pe.GetMetadataReader();
-            return reader.GetGuid(reader.GetModuleDefinition().Mvid).ToString("N")[..12];
-        }
-        catch (Exception e) when (e is BadImageFormatException or InvalidOperationException)
-        {
-            throw new IsolationException(deployment, $"Deployment '{deployment}': {path} is not a .NET assembly: {e.Message}", e);
-        }
+        return path;
     }
 }

@@ -149,21 +149,7 @@ internal sealed class IsolationPool
         }
         else
         {
-            var directory = env.Directory!;
-            if (!Directory.Exists(directory))
-            {
-                throw new IsolationException(deployment,
-                    $"Deployment '{deployment}': RuntimeEnv directory '{directory}' does not exist. Build the deployment's project into it " +
-                    $"(dotnet build -o \"{directory}\") or fix the path.");
-            }
-            mainPath = Path.Combine(directory, simpleName + ".dll");
-            if (!File.Exists(mainPath))
-            {
-                var present = Directory.EnumerateFiles(directory, "*.dll").Select(Path.GetFileName).Order(StringComparer.Ordinal).Take(8).ToArray();
-                throw new IsolationException(deployment,
-                    $"Deployment '{deployment}': RuntimeEnv directory '{directory}' has no {simpleName}.dll, the assembly that declares {caller.ImplementationType.FullName}. " +
-                    $"Point RuntimeEnv.FromDirectory at the build output folder of that project (assemblies there: {(present.Length == 0 ? "none" : string.Join(", ", present))}).");
-            }
+            mainPath = CodeIdentity.DirectoryAssembly(deployment, caller, env);
         }
 
         var context = new ServeLoadContext(name, mainPath, env.SharedAssemblies, _serializerFactory());
