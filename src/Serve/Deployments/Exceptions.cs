@@ -69,3 +69,34 @@ public sealed class DeploymentUnavailableException : ServeException
     /// <summary>Creates the exception.</summary>
     public DeploymentUnavailableException(string message) : base(message) { }
 }
+
+/// <summary>
+/// The replica running a call stopped before the call finished: the call ran past the deployment's
+/// <see cref="DeploymentOptions.GracefulShutdownTimeout"/> while the replica was stopping (an update, a scale-down,
+/// a failed health check or host shutdown), so its cancellation token was cancelled. The call may have had effects;
+/// retrying it is safe only when the method is idempotent. Over HTTP this is a 503.
+/// </summary>
+public sealed class ReplicaStoppedException : ServeException
+{
+    /// <summary>Creates the exception for a replica that cancelled its calls after <paramref name="gracefulShutdownTimeout"/>.</summary>
+    public ReplicaStoppedException(string applicationName, string deploymentName, string replicaId, TimeSpan gracefulShutdownTimeout, Exception? innerException = null)
+        : base($"Replica '{replicaId}' of deployment '{deploymentName}' (application '{applicationName}') stopped while this call was running: " +
+            $"the call did not finish within the deployment's GracefulShutdownTimeout ({gracefulShutdownTimeout.TotalSeconds:0.###} s), so its cancellation token was cancelled. " +
+            "Retry the call if the method is idempotent (another replica serves it), make the method finish sooner, or raise GracefulShutdownTimeout.",
+            innerException)
+    {
+        ApplicationName = applicationName;
+        DeploymentName = deploymentName;
+        ReplicaId = replicaId;
+        GracefulShutdownTimeout = gracefulShutdownTimeout;
+    }
+
+    /// <summary>The application.</summary>
+    public string ApplicationName { get; }
+    /// <summary>The deployment whose replica stopped.</summary>
+    public string DeploymentName { get; }
+    /// <summary>The replica that stopped.</summary>
+    public string ReplicaId { get; }
+    /// <summary>The grace period the call was given once the replica began stopping.</summary>
+    public TimeSpan GracefulShutdownTimeout { get; }
+}

@@ -97,23 +97,26 @@ public class DeploymentHandle
         if (!_router.TryAcquire(out var replica))
             return InvokeQueuedAsync<TArgs, TResult>(arguments, cancellationToken);
         var started = _router.CallStarting();
+        var token = CallToken(replica, cancellationToken, out var linked);
         ValueTask<TResult> pending;
         try
         {
-            pending = Run<TArgs, TResult>(arguments, replica, cancellationToken);
+            pending = Run<TArgs, TResult>(arguments, replica, token);
         }
         catch (Exception e)
         {
+            linked?.Dispose();
             _router.Release(replica, started, failed: true);
-            return ValueTask.FromException<TResult>(e);
+            return ValueTask.FromException<TResult>(StoppedOr(e, replica, cancellationToken));
         }
         if (pending.IsCompletedSuccessfully)
         {
             var result = pending.Result;
+            linked?.Dispose();
             _router.Release(replica, started, failed: false);
             return new ValueTask<TResult>(result);
         }
-        return AwaitAndReleaseAsync(pending, replica, started);
+        return AwaitAndReleaseAsync(pending, replica, started, linked, cancellationToken);
     }
 
     /// <summary>Calls a void method through the router; used by generated handles.</summary>
@@ -126,23 +129,26 @@ public class DeploymentHandle
         if (!_router.TryAcquire(out var replica))
             return InvokeVoidQueuedAsync(arguments, cancellationToken);
         var started = _router.CallStarting();
+        var token = CallToken(replica, cancellationToken, out var linked);
         ValueTask pending;
         try
         {
-            pending = RunVoid(arguments, replica, cancellationToken);
+            pending = RunVoid(arguments, replica, token);
         }
         catch (Exception e)
         {
+            linked?.Dispose();
             _router.Release(replica, started, failed: true);
-            return ValueTask.FromException(e);
+            return ValueTask.FromException(StoppedOr(e, replica, cancellationToken));
         }
         if (pending.IsCompletedSuccessfully)
         {
             pending.GetAwaiter().GetResult();
+            linked?.Dispose();
             _router.Release(replica, started, failed: false);
             return default;
         }
-        return AwaitAndReleaseAsync(pending, replica, started);
+        return AwaitAndReleaseAsync(pending, replica, started, linked, cancellationToken);
     }
 
     /// <summary>Calls a stream method through the router; used by generated handles. The replica slot is held until the stream ends.</summary>
@@ -240,18 +246,24 @@ public class DeploymentHandle
         EnterModel();
         HttpRequestScope.OnAcquired(replica);
         var started = _router.CallStarting();
+        var token = CallToken(replica, cancellationToken, out var linked);
         var failed = true;
         try
         {
             var pending = replica.Cpu is { } cpu
-                ? cpu.Run((Handle: this, Replica: replica, MethodId: methodId, Arguments: arguments, Token: cancellationToken), static s => s.Handle.InvokeBoxedCore(s.Replica, s.MethodId, s.Arguments, s.Token))
-                : InvokeBoxedCore(replica, methodId, arguments, cancellationToken);
+                ? cpu.Run((Handle: this, Replica: replica, MethodId: methodId, Arguments: arguments, Token: token), static s => s.Handle.InvokeBoxedCore(s.Replica, s.MethodId, s.Arguments, s.Token))
+                : InvokeBoxedCore(replica, methodId, arguments, token);
             var result = await pending.ConfigureAwait(false);
             failed = false;
             return result;
         }
+        catch (OperationCanceledException e) when (IsStopped(replica, cancellationToken))
+        {
+            throw replica.StoppedError(e);
+        }
         finally
         {
+            linked?.Dispose();
             _router.Release(replica, started, failed);
         }
     }
@@ -287,8 +299,33 @@ public class DeploymentHandle
             ? _definition.Invoker.InvokeAsync(replica.Instance, methodId, arguments, cancellationToken)
             : replica.GetBoundary(_definition).InvokeBoxedAsync(replica.Instance, methodId, arguments, cancellationToken);
 
+    /// <summary>
+    /// The token the replica method sees: the caller's (which carries any timeout) together with the replica's abort
+    /// token, cancelled when the replica stops with the call still running after its graceful shutdown timeout. A
+    /// call without a token of its own gets the abort token as it is (no allocation); otherwise the two are linked
+    /// for the call's duration (<paramref name="linked"/>, disposed when the call releases its slot).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static CancellationToken CallToken(IReplica replica, CancellationToken caller, out CancellationTokenSource? linked)
+    {
+        if (!caller.CanBeCanceled)
+        {
+            linked = null;
+            return replica.AbortToken;
+        }
+        linked = CancellationTokenSource.CreateLinkedTokenSource(caller, replica.AbortToken);
+        return linked.Token;
+    }
+
+    /// <summary>True when a call was cancelled by its replica stopping, not by its caller.</summary>
+    private static bool IsStopped(IReplica replica, CancellationToken caller) =>
+        replica.AbortToken.IsCancellationRequested && !caller.IsCancellationRequested;
+
+    private static Exception StoppedOr(Exception e, IReplica replica, CancellationToken caller) =>
+        e is OperationCanceledException && IsStopped(replica, caller) ? replica.StoppedError(e) : e;
+
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<TResult> AwaitAndReleaseAsync<TResult>(ValueTask<TResult> pending, IReplica replica, long started)
+    private async ValueTask<TResult> AwaitAndReleaseAsync<TResult>(ValueTask<TResult> pending, IReplica replica, long started, CancellationTokenSource? linked, CancellationToken caller)
     {
         var failed = true;
         try
@@ -297,14 +334,19 @@ public class DeploymentHandle
             failed = false;
             return result;
         }
+        catch (OperationCanceledException e) when (IsStopped(replica, caller))
+        {
+            throw replica.StoppedError(e);
+        }
         finally
         {
+            linked?.Dispose();
             _router.Release(replica, started, failed);
         }
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask AwaitAndReleaseAsync(ValueTask pending, IReplica replica, long started)
+    private async ValueTask AwaitAndReleaseAsync(ValueTask pending, IReplica replica, long started, CancellationTokenSource? linked, CancellationToken caller)
     {
         var failed = true;
         try
@@ -312,8 +354,13 @@ public class DeploymentHandle
             await pending.ConfigureAwait(false);
             failed = false;
         }
+        catch (OperationCanceledException e) when (IsStopped(replica, caller))
+        {
+            throw replica.StoppedError(e);
+        }
         finally
         {
+            linked?.Dispose();
             _router.Release(replica, started, failed);
         }
     }
@@ -325,15 +372,21 @@ public class DeploymentHandle
         var replica = await AcquireAsync(cancellationToken).ConfigureAwait(false);
         EnterModel();
         var started = _router.CallStarting();
+        var token = CallToken(replica, cancellationToken, out var linked);
         var failed = true;
         try
         {
-            var result = await Run<TArgs, TResult>(arguments, replica, cancellationToken).ConfigureAwait(false);
+            var result = await Run<TArgs, TResult>(arguments, replica, token).ConfigureAwait(false);
             failed = false;
             return result;
         }
+        catch (OperationCanceledException e) when (IsStopped(replica, cancellationToken))
+        {
+            throw replica.StoppedError(e);
+        }
         finally
         {
+            linked?.Dispose();
             _router.Release(replica, started, failed);
         }
     }
@@ -345,14 +398,20 @@ public class DeploymentHandle
         var replica = await AcquireAsync(cancellationToken).ConfigureAwait(false);
         EnterModel();
         var started = _router.CallStarting();
+        var token = CallToken(replica, cancellationToken, out var linked);
         var failed = true;
         try
         {
-            await RunVoid(arguments, replica, cancellationToken).ConfigureAwait(false);
+            await RunVoid(arguments, replica, token).ConfigureAwait(false);
             failed = false;
+        }
+        catch (OperationCanceledException e) when (IsStopped(replica, cancellationToken))
+        {
+            throw replica.StoppedError(e);
         }
         finally
         {
+            linked?.Dispose();
             _router.Release(replica, started, failed);
         }
     }
@@ -396,6 +455,7 @@ public class DeploymentHandle
         }
         HttpRequestScope.OnAcquired(replica);
         var started = _router.CallStarting();
+        var token = CallToken(replica, producer.Token, out var linked);
         var failed = true;
         try
         {
@@ -403,12 +463,16 @@ public class DeploymentHandle
             EnterModel();
             try
             {
-                var items = await stream.StartAsync(this, replica, producer.Token).ConfigureAwait(false);
-                enumerator = items.GetAsyncEnumerator(producer.Token);
+                var items = await stream.StartAsync(this, replica, token).ConfigureAwait(false);
+                enumerator = items.GetAsyncEnumerator(token);
             }
             catch (OperationCanceledException) when (producer.TimedOut)
             {
                 throw producer.TimeoutError();
+            }
+            catch (OperationCanceledException e) when (IsStopped(replica, producer.Token))
+            {
+                throw replica.StoppedError(e);
             }
             var ended = false;
             try
@@ -425,6 +489,10 @@ public class DeploymentHandle
                     catch (OperationCanceledException) when (producer.TimedOut)
                     {
                         throw producer.TimeoutError();
+                    }
+                    catch (OperationCanceledException e) when (IsStopped(replica, producer.Token))
+                    {
+                        throw replica.StoppedError(e);
                     }
                     failed = false;
                     if (!more)
@@ -444,6 +512,7 @@ public class DeploymentHandle
         }
         finally
         {
+            linked?.Dispose();
             _router.Release(replica, started, failed);
         }
     }

@@ -19,7 +19,7 @@ internal static partial class Log
     [LoggerMessage(5, LogLevel.Information, "Replica {ReplicaId} of '{Application}/{Deployment}' stopped.")]
     public static partial void ReplicaStopped(ILogger logger, string replicaId, string application, string deployment);
 
-    [LoggerMessage(6, LogLevel.Warning, "Replica {ReplicaId} stopped with {Count} call(s) still running after its graceful shutdown timeout.")]
+    [LoggerMessage(6, LogLevel.Warning, "Replica {ReplicaId} had {Count} call(s) still running after its graceful shutdown timeout; their cancellation tokens were cancelled.")]
     public static partial void ReplicaStopTimedOut(ILogger logger, string replicaId, int count);
 
     [LoggerMessage(7, LogLevel.Error, "Disposing replica {ReplicaId} threw.")]

@@ -358,6 +358,12 @@ internal sealed class HttpIngress : IAsyncDisposable
             case DeploymentUnavailableException:
                 await TextAsync(context, StatusCodes.Status503ServiceUnavailable, "Service unavailable: the application is not taking requests.").ConfigureAwait(false);
                 return;
+            case ReplicaStoppedException:
+                // The replica stopped (update, scale-down, health) and cancelled this call after its graceful shutdown timeout.
+                Log.HttpRequestFailed(_logger, requestId, route.Application, request.Method, request.Path.Value ?? "/", e);
+                context.Response.Headers.RetryAfter = "1";
+                await TextAsync(context, StatusCodes.Status503ServiceUnavailable, $"Service unavailable: the replica serving this request stopped before it finished; retry if the request is idempotent. Request id {requestId}").ConfigureAwait(false);
+                return;
             case ArgumentException when e.TargetSite?.DeclaringType == typeof(InvokerHelpers):
                 await TextAsync(context, StatusCodes.Status400BadRequest, "Bad request: " + e.Message).ConfigureAwait(false);
                 return;

@@ -27,7 +27,15 @@ public enum ReplicaState
 /// </summary>
 internal sealed class Replica : IReplica
 {
+    /// <summary>How long a stopping replica waits for cancelled calls to return before it disposes its instance anyway.</summary>
+    internal static readonly TimeSpan AbortWait = TimeSpan.FromSeconds(1);
+
     private readonly CancellationTokenSource _stopping = new();
+    // Cancelled when the graceful shutdown timeout runs out with calls still running; every call's token carries it.
+    // Never disposed: calls (and user code) may hold its token after the replica is gone.
+    private readonly CancellationTokenSource _abort = new();
+    private readonly CancellationToken _abortToken;
+    private TimeSpan _gracePeriod;
     private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly DeploymentDefinition _callerDefinition;
     private readonly IsolationPool _pool;
@@ -52,7 +60,15 @@ internal sealed class Replica : IReplica
         _contextKey = contextKey;
         Context = new ReplicaContext(applicationName, deploymentName, replicaId, version, _stopping.Token);
         _metricTags = new StrongBox<TagList>(ServeMetrics.ReplicaTags(applicationName, deploymentName, replicaId));
+        _abortToken = _abort.Token;
     }
+
+    /// <summary>Cancelled when the replica stops with calls still running after its graceful shutdown timeout.</summary>
+    public CancellationToken AbortToken => _abortToken;
+
+    /// <summary>The error a call fails with when the replica cancelled it while stopping.</summary>
+    public ReplicaStoppedException StoppedError(Exception? cause) =>
+        new(Context.ApplicationName, Context.DeploymentName, ReplicaId, _gracePeriod, cause);
 
     public ReplicaContext Context { get; }
     public string ReplicaId => Context.ReplicaId;
@@ -246,10 +262,26 @@ internal sealed class Replica : IReplica
         }
     }
 
-    /// <summary>Closes, waits for in-flight calls up to <paramref name="gracePeriod"/>, then disposes the user object.</summary>
+    private void Abort()
+    {
+        try
+        {
+            _abort.Cancel();
+        }
+        catch (AggregateException)
+        {
+            // A user callback on a call's token threw; stopping goes on.
+        }
+    }
+
+    /// <summary>
+    /// Closes, waits for in-flight calls up to <paramref name="gracePeriod"/>, then cancels the tokens of the calls
+    /// still running, waits up to <see cref="AbortWait"/> for them to return, and disposes the user object.
+    /// </summary>
     /// <returns>The number of calls still running when the grace period ran out.</returns>
     public async Task<int> StopAsync(TimeSpan gracePeriod, ILogger logger)
     {
+        _gracePeriod = gracePeriod;
         Close();
         // No call will join a waiting batch any more: run those batches now instead of after their wait.
         Batching.BatchQueue.StartWaitingNow(_instance);
@@ -263,6 +295,15 @@ internal sealed class Replica : IReplica
             catch (TimeoutException)
             {
                 left = Ongoing;
+                Abort();
+                try
+                {
+                    await _drained.Task.WaitAsync(AbortWait).ConfigureAwait(false);
+                }
+                catch (TimeoutException)
+                {
+                    // A method that ignores its token: the instance is disposed under it; its caller still gets its outcome.
+                }
             }
         }
         try
@@ -324,6 +365,12 @@ internal interface IReplica
 
     /// <summary>Bounds the threads running its calls (<see cref="DeploymentOptions.NumCpus"/>); null when unlimited.</summary>
     Scheduling.CpuLimiter? Cpu { get; }
+
+    /// <summary>Cancelled when the replica stops with calls still running after its graceful shutdown timeout; every call's token carries it.</summary>
+    CancellationToken AbortToken { get; }
+
+    /// <summary>The error a call fails with when the replica cancelled it while stopping.</summary>
+    ReplicaStoppedException StoppedError(Exception? cause);
 
     bool TryAcquire(int maxOngoing);
     void Release();
