@@ -54,6 +54,7 @@ public class HandleBenchmarks
     private ChannelWorkerPool _pool4 = null!;
     private ServeHost? _deployHost;
     private int _argument = Argument;
+    private readonly CancellationTokenSource _callerToken = new();
 
     /// <summary>
     /// A short job (3 warm-up and 8 measured iterations) in two processes. On the shared 2-core VM, benchmarks that
@@ -128,6 +129,10 @@ public class HandleBenchmarks
 
     [Benchmark, BenchmarkCategory(Sync), ExpectedResult(Argument + 1)]
     public ValueTask<int> Handle_CallAsync() => _one.CallAsync(_argument);
+
+    // A caller token that can be cancelled (never is): the method's token links it with the replica's stop token.
+    [Benchmark, BenchmarkCategory(Sync), ExpectedResult(Argument + 1)]
+    public ValueTask<int> Handle_CallAsync_WithToken() => _one.CallAsync(_argument, _callerToken.Token);
 
     [Benchmark, BenchmarkCategory(Sync), ExpectedResult(Argument + 1)]
     public ValueTask<int> Handle_CallAsync_MetricsExported() => _metered.CallAsync(_argument);
