@@ -57,7 +57,16 @@ public class GracefulShutdownTests
     private static Application<LingererHandle> App(Probe probe, string version = "v1") =>
         Lingerer.Bind(probe).WithOptions(o => { o.Version = version; o.GracefulShutdownTimeout = Grace; });
 
-    private static void AssertNamesTheReplica(ReplicaStoppedException e, ServeHost serve, string replicaId)
+    /// <summary>A host (HTTP off) running one <see cref="Lingerer"/> replica with the short grace period; the test shuts it down.</summary>
+    private static async Task<(Probe Probe, ServeHost Serve, LingererHandle Handle, string ReplicaId)> StartAsync()
+    {
+        var probe = new Probe();
+        var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
+        var handle = await serve.RunAsync(App(probe)).WaitAsync(Bound);
+        return (probe, serve, handle, serve.GetDeployment("Lingerer").Replicas.Single().ReplicaId);
+    }
+
+    private static void AssertNamesTheReplica(ReplicaStoppedException e, string replicaId)
     {
         Assert.Equal("Lingerer", e.DeploymentName);
         Assert.Equal(replicaId, e.ReplicaId);
@@ -71,10 +80,7 @@ public class GracefulShutdownTests
     [Fact]
     public async Task Shutdown_cancels_calls_still_running_after_the_grace_period_and_fails_them_with_a_clear_error()
     {
-        var probe = new Probe();
-        var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
-        var handle = await serve.RunAsync(App(probe)).WaitAsync(Bound);
-        var replicaId = serve.GetDeployment("Lingerer").Replicas.Single().ReplicaId;
+        var (probe, serve, handle, replicaId) = await StartAsync();
         using var callerToken = new CancellationTokenSource();
         // One call without a token (it gets the replica's abort token as is) and one with its own token (linked).
         var plain = handle.HoldAsync(1).AsTask();
@@ -86,7 +92,7 @@ public class GracefulShutdownTests
         foreach (var call in new[] { plain, withToken })
         {
             var e = await Assert.ThrowsAsync<ReplicaStoppedException>(() => call.WaitAsync(Bound));
-            AssertNamesTheReplica(e, serve, replicaId);
+            AssertNamesTheReplica(e, replicaId);
         }
         Assert.False(callerToken.IsCancellationRequested);
         // The methods saw their tokens fire and returned before the instance was disposed.
@@ -127,7 +133,7 @@ public class GracefulShutdownTests
         await serve.RunAsync(App(probe, "v2")).WaitAsync(Bound);
 
         var e = await Assert.ThrowsAsync<ReplicaStoppedException>(() => call.WaitAsync(Bound));
-        AssertNamesTheReplica(e, serve, old);
+        AssertNamesTheReplica(e, old);
         Assert.Equal([$"{old}: cancelled, stopping=True"], Lingerer.Seen.Where(s => s.StartsWith(old)));
         await TestUtil.WaitUntilAsync(() => probe.Disposed.Contains(old), "the old replica is disposed");
         var replica = serve.GetDeployment("Lingerer").Replicas.Single();
@@ -139,10 +145,7 @@ public class GracefulShutdownTests
     [Fact]
     public async Task A_method_that_ignores_its_token_does_not_hold_up_disposal_and_its_caller_still_gets_its_result()
     {
-        var probe = new Probe();
-        var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
-        var handle = await serve.RunAsync(App(probe)).WaitAsync(Bound);
-        var replicaId = serve.GetDeployment("Lingerer").Replicas.Single().ReplicaId;
+        var (probe, serve, handle, replicaId) = await StartAsync();
         var call = handle.IgnoreAsync(1).AsTask();
         await probe.WaitEnteredAsync(1);
 
@@ -159,10 +162,7 @@ public class GracefulShutdownTests
     [Fact]
     public async Task A_stream_running_past_the_grace_period_ends_with_the_error_after_the_items_it_already_gave()
     {
-        var probe = new Probe();
-        var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
-        var handle = await serve.RunAsync(App(probe)).WaitAsync(Bound);
-        var replicaId = serve.GetDeployment("Lingerer").Replicas.Single().ReplicaId;
+        var (probe, serve, handle, replicaId) = await StartAsync();
         var items = new List<int>();
         var consume = Task.Run(async () =>
         {
@@ -174,7 +174,7 @@ public class GracefulShutdownTests
         await serve.ShutdownAsync().WaitAsync(Bound);
 
         var e = await Assert.ThrowsAsync<ReplicaStoppedException>(() => consume.WaitAsync(Bound));
-        AssertNamesTheReplica(e, serve, replicaId);
+        AssertNamesTheReplica(e, replicaId);
         Assert.Equal([1], items);
         await serve.DisposeAsync();
     }
@@ -182,10 +182,7 @@ public class GracefulShutdownTests
     [Fact]
     public async Task A_running_batch_is_cancelled_and_each_of_its_calls_fails_with_the_error()
     {
-        var probe = new Probe();
-        var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
-        var handle = await serve.RunAsync(App(probe)).WaitAsync(Bound);
-        var replicaId = serve.GetDeployment("Lingerer").Replicas.Single().ReplicaId;
+        var (probe, serve, handle, replicaId) = await StartAsync();
         var calls = new[] { handle.SlowAsync(1).AsTask(), handle.SlowAsync(2).AsTask() };
         await probe.WaitEnteredAsync(1);
 
@@ -194,7 +191,7 @@ public class GracefulShutdownTests
         foreach (var call in calls)
         {
             var e = await Assert.ThrowsAsync<ReplicaStoppedException>(() => call.WaitAsync(Bound));
-            AssertNamesTheReplica(e, serve, replicaId);
+            AssertNamesTheReplica(e, replicaId);
         }
         Assert.Equal(0, probe.Inside);
         await serve.DisposeAsync();
