@@ -25,6 +25,12 @@ public partial class Lingerer(Probe probe, ReplicaContext context) : IAsyncDispo
 
     public Task<string> Hold(int ticket, CancellationToken cancellationToken) => probe.HoldAsync(context.ReplicaId, ticket, cancellationToken);
 
+    public async Task<int> Sleep(int milliseconds, CancellationToken cancellationToken)
+    {
+        await Task.Delay(milliseconds, cancellationToken);
+        return milliseconds;
+    }
+
     /// <summary>Ignores cancellation: returns only when the probe is released.</summary>
     public Task<string> Ignore(int ticket) => probe.HoldAsync(context.ReplicaId, ticket, CancellationToken.None);
 
@@ -211,6 +217,59 @@ public class GracefulShutdownTests
         var e = await Assert.ThrowsAsync<ReplicaStoppedException>(() => call.WaitAsync(Bound));
         Assert.Equal(TimeSpan.Zero, e.GracefulShutdownTimeout);
         Assert.Contains("GracefulShutdownTimeout (0 s)", e.Message);
+    }
+
+    [Fact]
+    public async Task Under_load_through_repeated_updates_every_call_either_succeeds_or_fails_with_ReplicaStoppedException()
+    {
+        var probe = new Probe();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
+        Application<LingererHandle> Version(int v) => Lingerer.Bind(probe).WithOptions(o =>
+        {
+            o.Version = "v" + v;
+            o.NumReplicas = 2;
+            o.GracefulShutdownTimeout = TimeSpan.FromMilliseconds(50);
+        });
+        var handle = await serve.RunAsync(Version(0)).WaitAsync(Bound);
+        using var stop = new CancellationTokenSource();
+        var outcomes = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var callers = Enumerable.Range(0, 8).Select(c => Task.Run(async () =>
+        {
+            // Half the callers pass a token of their own (linked with the replica's), half none (the replica's as is).
+            using var mine = new CancellationTokenSource();
+            var token = c % 2 == 0 ? mine.Token : CancellationToken.None;
+            for (var i = 0; !stop.IsCancellationRequested; i++)
+            {
+                // Mostly quick calls, and every fourth one longer than the grace period.
+                var ms = i % 4 == 3 ? 2_000 : i % 3;
+                try
+                {
+                    Assert.Equal(ms, await handle.SleepAsync(ms, token));
+                    outcomes.Enqueue("ok");
+                }
+                catch (ReplicaStoppedException e)
+                {
+                    Assert.Equal("Lingerer", e.DeploymentName);
+                    outcomes.Enqueue("stopped");
+                }
+            }
+        })).ToArray();
+
+        for (var v = 1; v <= 4; v++)
+        {
+            await TestUtil.WaitUntilAsync(() => outcomes.Count > 20 * v, "calls are being served");
+            await serve.RunAsync(Version(v)).WaitAsync(Bound);
+        }
+        stop.Cancel();
+        // Any exception but ReplicaStoppedException fails its caller's task, and so this test.
+        await Task.WhenAll(callers).WaitAsync(Bound);
+
+        Assert.Contains("ok", outcomes);
+        Assert.Contains("stopped", outcomes);
+        await TestUtil.WaitUntilAsync(() => probe.Disposed.Count == 8, "the 8 replicas of v0-v3 are disposed");
+        var deployment = serve.GetDeployment("Lingerer");
+        Assert.All(deployment.Replicas, r => Assert.Equal("v4", r.Version));
+        await TestUtil.WaitUntilAsync(() => serve.GetDeployment("Lingerer").Replicas.All(r => r.OngoingRequests == 0), "no replica is busy");
     }
 
     [Fact]
