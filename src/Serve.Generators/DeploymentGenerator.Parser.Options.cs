@@ -150,20 +150,20 @@ namespace Serve.Generators
                                 options = options with { NumGpus = d };
                             break;
                         case ("GracefulShutdownTimeoutSeconds", double d):
-                            if (!(d >= 0) || double.IsInfinity(d) || d > TimeSpan.MaxValue.TotalSeconds)
-                                OutOfRange(where, deploymentName, name, Show(d), "use a finite number of seconds, 0 or more (the default is 20)");
+                            if (!(d >= 0) || double.IsInfinity(d) || d > MaxTimerSeconds)
+                                OutOfRange(where, deploymentName, name, Show(d), "use a number of seconds from 0 to 4294967 (49 days, the longest a .NET timer waits); the default is 20");
                             else
                                 options = options with { GracefulShutdownTimeoutSeconds = d };
                             break;
                         case ("HealthCheckPeriodSeconds", double d):
-                            if (!(d > 0) || double.IsInfinity(d) || d > TimeSpan.MaxValue.TotalSeconds)
-                                OutOfRange(where, deploymentName, name, Show(d), "use a finite number of seconds above 0 (the default is 10)");
+                            if (!(d > 0) || double.IsInfinity(d) || d > MaxTimerSeconds)
+                                OutOfRange(where, deploymentName, name, Show(d), "use a number of seconds above 0, at most 4294967 (49 days, the longest a .NET timer waits); the default is 10");
                             else
                                 options = options with { HealthCheckPeriodSeconds = d };
                             break;
                         case ("HealthCheckTimeoutSeconds", double d):
-                            if (!(d > 0) || double.IsInfinity(d) || d > TimeSpan.MaxValue.TotalSeconds)
-                                OutOfRange(where, deploymentName, name, Show(d), "use a finite number of seconds above 0 (the default is 30)");
+                            if (!(d > 0) || double.IsInfinity(d) || d > MaxTimerSeconds)
+                                OutOfRange(where, deploymentName, name, Show(d), "use a number of seconds above 0, at most 4294967 (49 days, the longest a .NET timer waits); the default is 30");
                             else
                                 options = options with { HealthCheckTimeoutSeconds = d };
                             break;
@@ -171,6 +171,9 @@ namespace Serve.Generators
                 }
                 return options;
             }
+
+            // The longest wait a .NET timer takes (uint.MaxValue - 1 ms), as Serve's runtime validation checks it.
+            private const double MaxTimerSeconds = (uint.MaxValue - 1) / 1000.0;
 
             private void OutOfRange(LocationInfo? where, string deploymentName, string option, string value, string fix)
                 => Report(DiagnosticDescriptors.OptionOutOfRange, where, deploymentName, option, value, fix);

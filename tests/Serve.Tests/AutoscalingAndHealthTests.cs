@@ -143,8 +143,27 @@ public class AutoscalingAndHealthTests
         Assert.StartsWith("Deployment 'Held': option Autoscaling.MaxReplicas = 2 is out of range: it must be at least 1 and at least MinReplicas (3).", e.Message);
         Assert.StartsWith("Deployment 'Held': option Autoscaling.TargetOngoingRequests = 0 is out of range",
             Assert.Throws<ArgumentOutOfRangeException>(() => app.WithOptions(o => o.Autoscaling = new AutoscalingOptions { TargetOngoingRequests = 0 })).Message);
-        Assert.StartsWith("Deployment 'Held': option HealthCheckPeriod = 00:00:00 is out of range: it must be positive (the default is 10 s).",
+        Assert.StartsWith("Deployment 'Held': option HealthCheckPeriod = 00:00:00 is out of range: it must be positive and at most 49 days (the default is 10 s).",
             Assert.Throws<ArgumentOutOfRangeException>(() => app.WithOptions(o => o.HealthCheckPeriod = TimeSpan.Zero)).Message);
+    }
+
+    [Fact]
+    public void Time_options_longer_than_a_timer_can_wait_are_refused_with_the_option_named()
+    {
+        // .NET timers (PeriodicTimer, Task.Delay, WaitAsync) take at most ~49.7 days; longer values used to fail later,
+        // inside the controller's background loops, instead of here.
+        var app = Held.Bind(new Valve());
+        var tooLong = TimeSpan.FromDays(50);
+        Assert.StartsWith("Deployment 'Held': option GracefulShutdownTimeout = 50.00:00:00 is out of range: it must be 0 or more and at most 49 days",
+            Assert.Throws<ArgumentOutOfRangeException>(() => app.WithOptions(o => o.GracefulShutdownTimeout = tooLong)).Message);
+        Assert.StartsWith("Deployment 'Held': option HealthCheckPeriod = 50.00:00:00 is out of range",
+            Assert.Throws<ArgumentOutOfRangeException>(() => app.WithOptions(o => o.HealthCheckPeriod = tooLong)).Message);
+        Assert.StartsWith("Deployment 'Held': option HealthCheckTimeout = 50.00:00:00 is out of range",
+            Assert.Throws<ArgumentOutOfRangeException>(() => app.WithOptions(o => o.HealthCheckTimeout = tooLong)).Message);
+        Assert.StartsWith("Deployment 'Held': option Autoscaling.MetricsInterval = 50.00:00:00 is out of range: it must be positive and at most 49 days",
+            Assert.Throws<ArgumentOutOfRangeException>(() => app.WithOptions(o => o.Autoscaling = new AutoscalingOptions { MetricsInterval = tooLong, LookBackPeriod = tooLong })).Message);
+        // 49 days is still a valid grace period.
+        app.WithOptions(o => o.GracefulShutdownTimeout = TimeSpan.FromDays(49));
     }
 
     [Fact]
@@ -237,10 +256,13 @@ public class AutoscalingConfigTests
                 deployments:
                   - name: Held
                     health_check_period_s: 0
+                    graceful_shutdown_timeout_s: 1e300
                     autoscaling_config: {"{"} min_replicas: 3, max_replicas: 2, smoothing: 1 {"}"}
             """);
         var e = Assert.Throws<Config.ServeConfigException>(() => Config.ServeConfigLoader.Load(path));
-        Assert.Contains(e.Errors, x => x.Path == "applications[0].deployments[0].health_check_period_s" && x.Reason == "expected a number above 0, got 0");
+        Assert.Contains(e.Errors, x => x.Path == "applications[0].deployments[0].health_check_period_s" && x.Reason == "expected a number of seconds above 0, at most 4294967 (49 days), got 0");
+        // Too long for a timer (and for TimeSpan): an error naming the key, not an OverflowException.
+        Assert.Contains(e.Errors, x => x.Path == "applications[0].deployments[0].graceful_shutdown_timeout_s" && x.Reason == "expected a number of seconds of 0 or more, at most 4294967 (49 days), got 1E+300");
         Assert.Contains(e.Errors, x => x.Path == "applications[0].deployments[0].autoscaling_config.smoothing" && x.Reason.StartsWith("unknown key"));
         Directory.Delete(dir, recursive: true);
     }

@@ -141,13 +141,8 @@ public static class ServeConfigLoader
         }
         int? port = obj.TryGetPropertyValue("port", out var p) ? ReadInt(p, $"{at}.port", 0, 65535, "an integer from 0 to 65535", errors) : null;
         TimeSpan? timeout = null;
-        if (obj.TryGetPropertyValue("request_timeout_s", out var t) && ReadDouble(t, $"{at}.request_timeout_s", errors) is { } seconds)
-        {
-            if (seconds > 0 && !double.IsInfinity(seconds))
-                timeout = TimeSpan.FromSeconds(seconds);
-            else
-                errors.Add(new($"{at}.request_timeout_s", $"expected a positive number of seconds, got {Show(t)}"));
-        }
+        if (obj.TryGetPropertyValue("request_timeout_s", out var t))
+            timeout = ReadSeconds(t, $"{at}.request_timeout_s", allowZero: false, errors);
         return new HttpConfig { Host = host, Port = port, RequestTimeout = timeout };
     }
 
@@ -375,16 +370,16 @@ public static class ServeConfigLoader
             o.NumCpus = cpus;
         if (obj.TryGetPropertyValue("num_gpus", out v) && ReadNonNegative(v, $"{at}.num_gpus", errors) is { } gpus)
             o.NumGpus = gpus;
-        if (obj.TryGetPropertyValue("graceful_shutdown_timeout_s", out v) && ReadNonNegative(v, $"{at}.graceful_shutdown_timeout_s", errors) is { } grace)
-            o.GracefulShutdownTimeout = TimeSpan.FromSeconds(grace);
+        if (obj.TryGetPropertyValue("graceful_shutdown_timeout_s", out v) && ReadSeconds(v, $"{at}.graceful_shutdown_timeout_s", allowZero: true, errors) is { } grace)
+            o.GracefulShutdownTimeout = grace;
         if (obj.TryGetPropertyValue("version", out v) && ReadString(v, $"{at}.version", errors) is { } version)
             o.Version = version;
         if (obj.TryGetPropertyValue("runtime_env", out v) && ReadRuntimeEnv(v, $"{at}.runtime_env", baseDirectory, errors) is { } env)
             o.RuntimeEnv = env;
-        if (obj.TryGetPropertyValue("health_check_period_s", out v) && ReadPositive(v, $"{at}.health_check_period_s", errors) is { } period)
-            o.HealthCheckPeriod = TimeSpan.FromSeconds(period);
-        if (obj.TryGetPropertyValue("health_check_timeout_s", out v) && ReadPositive(v, $"{at}.health_check_timeout_s", errors) is { } timeout)
-            o.HealthCheckTimeout = TimeSpan.FromSeconds(timeout);
+        if (obj.TryGetPropertyValue("health_check_period_s", out v) && ReadSeconds(v, $"{at}.health_check_period_s", allowZero: false, errors) is { } period)
+            o.HealthCheckPeriod = period;
+        if (obj.TryGetPropertyValue("health_check_timeout_s", out v) && ReadSeconds(v, $"{at}.health_check_timeout_s", allowZero: false, errors) is { } timeout)
+            o.HealthCheckTimeout = timeout;
         if (obj.TryGetPropertyValue("autoscaling_config", out v))
         {
             if (v is null)
@@ -460,14 +455,14 @@ public static class ServeConfigLoader
             a.InitialReplicas = initial;
         if (obj.TryGetPropertyValue("target_ongoing_requests", out v) && ReadPositive(v, $"{at}.target_ongoing_requests", errors) is { } target)
             a.TargetOngoingRequests = target;
-        if (obj.TryGetPropertyValue("upscale_delay_s", out v) && ReadNonNegative(v, $"{at}.upscale_delay_s", errors) is { } up)
-            a.UpscaleDelay = TimeSpan.FromSeconds(up);
-        if (obj.TryGetPropertyValue("downscale_delay_s", out v) && ReadNonNegative(v, $"{at}.downscale_delay_s", errors) is { } down)
-            a.DownscaleDelay = TimeSpan.FromSeconds(down);
-        if (obj.TryGetPropertyValue("metrics_interval_s", out v) && ReadPositive(v, $"{at}.metrics_interval_s", errors) is { } interval)
-            a.MetricsInterval = TimeSpan.FromSeconds(interval);
-        if (obj.TryGetPropertyValue("look_back_period_s", out v) && ReadPositive(v, $"{at}.look_back_period_s", errors) is { } lookBack)
-            a.LookBackPeriod = TimeSpan.FromSeconds(lookBack);
+        if (obj.TryGetPropertyValue("upscale_delay_s", out v) && ReadSeconds(v, $"{at}.upscale_delay_s", allowZero: true, errors) is { } up)
+            a.UpscaleDelay = up;
+        if (obj.TryGetPropertyValue("downscale_delay_s", out v) && ReadSeconds(v, $"{at}.downscale_delay_s", allowZero: true, errors) is { } down)
+            a.DownscaleDelay = down;
+        if (obj.TryGetPropertyValue("metrics_interval_s", out v) && ReadSeconds(v, $"{at}.metrics_interval_s", allowZero: false, errors) is { } interval)
+            a.MetricsInterval = interval;
+        if (obj.TryGetPropertyValue("look_back_period_s", out v) && ReadSeconds(v, $"{at}.look_back_period_s", allowZero: false, errors) is { } lookBack)
+            a.LookBackPeriod = lookBack;
         if (errors.Count == before && a.FindInvalid() is { } bad)
             errors.Add(new(at, $"{bad.Option} {bad.Rule}"));
         return errors.Count > before ? null : a;
@@ -557,11 +552,14 @@ public static class ServeConfigLoader
         return null;
     }
 
-    private static double? ReadDouble(JsonNode? node, string at, List<ServeConfigError> errors)
+    /// <summary>A duration in seconds: above 0 (or 0 too, with <paramref name="allowZero"/>) and at most 49 days, the longest a .NET timer waits.</summary>
+    private static TimeSpan? ReadSeconds(JsonNode? node, string at, bool allowZero, List<ServeConfigError> errors)
     {
-        if (node is JsonValue value && value.GetValueKind() == JsonValueKind.Number && value.TryGetValue<double>(out var d))
-            return d;
-        errors.Add(new(at, $"expected a number, got {Show(node)}"));
+        var max = DeploymentOptions.MaxTimerDuration.TotalSeconds;
+        if (node is JsonValue value && value.GetValueKind() == JsonValueKind.Number && value.TryGetValue<double>(out var d)
+            && (allowZero ? d >= 0 : d > 0) && d <= max)
+            return TimeSpan.FromSeconds(d);
+        errors.Add(new(at, $"expected a number of seconds {(allowZero ? "of 0 or more" : "above 0")}, at most {Math.Floor(max).ToString(CultureInfo.InvariantCulture)} (49 days), got {Show(node)}"));
         return null;
     }
 

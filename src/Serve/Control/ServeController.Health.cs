@@ -5,6 +5,17 @@ internal sealed partial class ServeController
     /// <summary>The failures in a row after which a replica is replaced.</summary>
     internal const int HealthFailuresBeforeReplace = 3;
 
+    /// <summary>
+    /// <see cref="ServeOptions.ReplicaStartBackoff"/> doubled <paramref name="doublings"/> times, capped at the longest
+    /// wait a timer takes, so many attempts in a row never overflow <see cref="TimeSpan"/> or make <c>Task.Delay</c> throw.
+    /// </summary>
+    private TimeSpan RetryDelay(int doublings)
+    {
+        var max = DeploymentOptions.MaxTimerDuration;
+        var delay = _options.ReplicaStartBackoff.TotalMilliseconds * Math.Pow(2, Math.Clamp(doublings, 0, 64));
+        return delay >= max.TotalMilliseconds ? max : TimeSpan.FromMilliseconds(delay);
+    }
+
     /// <summary>Polls a running replica's health check until the replica starts stopping; each outcome goes to the loop.</summary>
     private void StartHealthChecks(ApplicationState app, DeploymentState d, ReplicaRecord record)
     {
@@ -76,7 +87,7 @@ internal sealed partial class ServeController
         {
             // Replacements that keep failing back off exponentially, like failed starts.
             d.RetryPending = true;
-            var delay = _options.ReplicaStartBackoff * Math.Pow(2, Math.Min(d.ConsecutiveRestarts - 2, 10));
+            var delay = RetryDelay(Math.Min(d.ConsecutiveRestarts - 2, 10));
             _ = Task.Delay(delay).ContinueWith(_ => Post(new RetryStart(app, d)), TaskScheduler.Default);
         }
         Reconcile(d);

@@ -351,7 +351,7 @@ internal sealed partial class ServeController
         else
         {
             deployment.RetryPending = true;
-            var delay = _options.ReplicaStartBackoff * Math.Pow(2, attempt - 1);
+            var delay = RetryDelay(attempt - 1);
             _ = Task.Delay(delay).ContinueWith(_ => Post(new RetryStart(app, deployment)), TaskScheduler.Default);
         }
         Reconcile(deployment);

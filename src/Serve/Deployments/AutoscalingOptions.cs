@@ -58,8 +58,8 @@ public sealed class AutoscalingOptions
             return ("Autoscaling.UpscaleDelay", UpscaleDelay, "must not be negative");
         if (DownscaleDelay < TimeSpan.Zero)
             return ("Autoscaling.DownscaleDelay", DownscaleDelay, "must not be negative");
-        if (MetricsInterval <= TimeSpan.Zero)
-            return ("Autoscaling.MetricsInterval", MetricsInterval, "must be positive");
+        if (MetricsInterval <= TimeSpan.Zero || MetricsInterval > DeploymentOptions.MaxTimerDuration)
+            return ("Autoscaling.MetricsInterval", MetricsInterval, "must be positive and at most 49 days");
         if (LookBackPeriod < MetricsInterval)
             return ("Autoscaling.LookBackPeriod", LookBackPeriod, $"must be at least MetricsInterval ({MetricsInterval})");
         return null;

@@ -151,17 +151,20 @@ public sealed class DeploymentOptions
         }
         if (Autoscaling?.FindInvalid() is { } bad)
             throw Invalid(deploymentName, bad.Option, bad.Value, bad.Rule);
-        if (HealthCheckPeriod <= TimeSpan.Zero)
-            throw Invalid(deploymentName, nameof(HealthCheckPeriod), HealthCheckPeriod, "must be positive (the default is 10 s)");
-        if (HealthCheckTimeout <= TimeSpan.Zero)
-            throw Invalid(deploymentName, nameof(HealthCheckTimeout), HealthCheckTimeout, "must be positive (the default is 30 s)");
+        if (HealthCheckPeriod <= TimeSpan.Zero || HealthCheckPeriod > MaxTimerDuration)
+            throw Invalid(deploymentName, nameof(HealthCheckPeriod), HealthCheckPeriod, "must be positive and at most 49 days (the default is 10 s)");
+        if (HealthCheckTimeout <= TimeSpan.Zero || HealthCheckTimeout > MaxTimerDuration)
+            throw Invalid(deploymentName, nameof(HealthCheckTimeout), HealthCheckTimeout, "must be positive and at most 49 days (the default is 30 s)");
         if (RuntimeEnv is null)
             throw Invalid(deploymentName, nameof(RuntimeEnv), null, "must be set; use RuntimeEnv.Shared (the default), RuntimeEnv.Isolated() or RuntimeEnv.FromDirectory(path)");
-        if (GracefulShutdownTimeout < TimeSpan.Zero)
-            throw Invalid(deploymentName, nameof(GracefulShutdownTimeout), GracefulShutdownTimeout, "must not be negative");
+        if (GracefulShutdownTimeout < TimeSpan.Zero || GracefulShutdownTimeout > MaxTimerDuration)
+            throw Invalid(deploymentName, nameof(GracefulShutdownTimeout), GracefulShutdownTimeout, "must be 0 or more and at most 49 days (the default is 20 s)");
         if (RoutePrefix is { } prefix && (prefix.Length == 0 || prefix[0] != '/'))
             throw Invalid(deploymentName, nameof(RoutePrefix), prefix, "must start with '/', e.g. \"/greeter\"");
     }
+
+    /// <summary>The longest duration a .NET timer takes (<c>uint.MaxValue - 1</c> ms, about 49.7 days); longer time options are refused.</summary>
+    internal static readonly TimeSpan MaxTimerDuration = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
 
     private static ArgumentOutOfRangeException Invalid(string deployment, string option, object? value, string rule)
     {

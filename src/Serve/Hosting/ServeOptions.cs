@@ -47,9 +47,9 @@ public sealed class ServeOptions
         if (MaxReplicaStartAttempts < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxReplicaStartAttempts), MaxReplicaStartAttempts,
                 $"ServeOptions.MaxReplicaStartAttempts = {MaxReplicaStartAttempts} is out of range; use 1 or more.");
-        if (ReplicaStartBackoff < TimeSpan.Zero)
+        if (ReplicaStartBackoff < TimeSpan.Zero || ReplicaStartBackoff > DeploymentOptions.MaxTimerDuration)
             throw new ArgumentOutOfRangeException(nameof(ReplicaStartBackoff), ReplicaStartBackoff,
-                $"ServeOptions.ReplicaStartBackoff = {ReplicaStartBackoff} must not be negative.");
+                $"ServeOptions.ReplicaStartBackoff = {ReplicaStartBackoff} is out of range; use 0 or more, at most 49 days (the default is 100 ms).");
     }
 }
 
@@ -79,8 +79,8 @@ public sealed class HttpOptions
             throw new ArgumentException("ServeOptions.Http.Host is empty; use an IP address such as \"127.0.0.1\".", nameof(Host));
         if (MaxRequestBodySize < 1)
             throw new ArgumentOutOfRangeException(nameof(MaxRequestBodySize), MaxRequestBodySize, $"ServeOptions.Http.MaxRequestBodySize = {MaxRequestBodySize} must be positive.");
-        if (RequestTimeout is { } t && t <= TimeSpan.Zero)
-            throw new ArgumentOutOfRangeException(nameof(RequestTimeout), t, $"ServeOptions.Http.RequestTimeout = {t} must be positive, or null for no limit.");
+        if (RequestTimeout is { } t && (t <= TimeSpan.Zero || t > DeploymentOptions.MaxTimerDuration))
+            throw new ArgumentOutOfRangeException(nameof(RequestTimeout), t, $"ServeOptions.Http.RequestTimeout = {t} must be positive and at most 49 days, or null for no limit.");
     }
 }
 
