@@ -23,7 +23,7 @@ public static class DeploymentHandleExtensions
         ArgumentNullException.ThrowIfNull(handle);
         if (timeout == Timeout.InfiniteTimeSpan)
             return (THandle)handle.WithTimeoutCore(null);
-        if (timeout <= TimeSpan.Zero || timeout.TotalMilliseconds > uint.MaxValue - 1)
+        if (timeout <= TimeSpan.Zero || timeout > DeploymentOptions.MaxTimerDuration)
         {
             throw new ArgumentOutOfRangeException(nameof(timeout), timeout,
                 $"WithTimeout on the handle of deployment '{handle.DeploymentName}': {timeout} is not a valid timeout; " +
