@@ -221,7 +221,7 @@ namespace Serve.Generators
                     m.ResultTypeOf is null ? "null" : "typeof(" + m.ResultTypeOf + ")",
                     names,
                     types,
-                }) + "),");
+                }) + ")" + (m.Batch is { } batch ? " { MaxBatchSize = " + Literal(batch.MaxBatchSize) + " }" : "") + ",");
             }
             w.CloseBlock(",");
         }

@@ -1,3 +1,6 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
 namespace Serve.Tests;
 
 public class BatchingTests
@@ -13,6 +16,24 @@ public class BatchingTests
             options?.Invoke(o);
         });
         return (serve, await serve.RunAsync(app).WaitAsync(Bound));
+    }
+
+    [Fact]
+    public async Task Deploying_a_batch_method_whose_MaxBatchSize_exceeds_MaxOngoingRequests_logs_a_warning_naming_both()
+    {
+        var logs = new CapturingLoggerProvider();
+        var services = new ServiceCollection()
+            .AddLogging(b => b.AddProvider(logs)).BuildServiceProvider();
+        await using var serve = await ServeHost.StartAsync(o => { o.Http.Enabled = false; o.Services = services; });
+
+        // Doubler's batch methods: Double (MaxBatchSize 4), Short and Fail (3), Quick (1000).
+        await serve.RunAsync(Doubler.Bind(new BatchProbe()).WithOptions(o => { o.MaxOngoingRequests = 3; o.UserConfig = new BatchConfig(4); })).WaitAsync(Bound);
+
+        var warnings = logs.Lines.Select(l => l.Message).Where(m => m.Contains("never fill")).ToArray();
+        Assert.Equal(2, warnings.Length);
+        Assert.Contains("Deployment 'Doubler' of application 'default': [Batch] method Double has MaxBatchSize = 4, but a replica takes at most " +
+            "MaxOngoingRequests = 3 calls, so its batches never fill and each waits its whole BatchWaitTimeout. Set MaxOngoingRequests to at least 4.", warnings);
+        Assert.Single(warnings, w => w.Contains("method Quick has MaxBatchSize = 1000"));
     }
 
     [Fact]

@@ -266,25 +266,4 @@ public class ObservabilityTests
         Assert.Equal(2, Sum(text, "serve_autoscaling_target_replicas", $"application=\"{app}\",deployment=\"Held\""));
         Assert.Empty(Samples(text, "serve_autoscaling_target_replicas", $"application=\"{app}fixed\""));
     }
-
-    private sealed class CapturingLoggerProvider : ILoggerProvider
-    {
-        public ConcurrentQueue<(string Category, string Message)> Lines { get; } = new();
-
-        public ILogger CreateLogger(string categoryName) => new Logger(categoryName, Lines);
-
-        public void Dispose()
-        {
-        }
-
-        private sealed class Logger(string category, ConcurrentQueue<(string, string)> lines) : ILogger
-        {
-            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
-
-            public bool IsEnabled(LogLevel logLevel) => true;
-
-            public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-                lines.Enqueue((category, formatter(state, exception)));
-        }
-    }
 }

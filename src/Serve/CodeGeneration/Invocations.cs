@@ -101,4 +101,11 @@ public sealed record DeploymentMethod(
     DeploymentMethodKind Kind,
     Type? ResultType,
     string[] ParameterNames,
-    Type[] ParameterTypes);
+    Type[] ParameterTypes)
+{
+    /// <summary>
+    /// The <see cref="BatchAttribute.MaxBatchSize"/> of a <c>[Batch]</c> method as compiled (the replica may change it at
+    /// run time), or <c>null</c> for a method that is not batched.
+    /// </summary>
+    public int? MaxBatchSize { get; init; }
+}

@@ -173,6 +173,24 @@ internal sealed partial class ServeController
         }
     }
 
+    /// <summary>
+    /// A replica holds at most <see cref="DeploymentOptions.MaxOngoingRequests"/> calls, so a <c>[Batch]</c> method whose
+    /// MaxBatchSize is larger never gets a full batch: every batch waits its whole BatchWaitTimeout. Ray Serve warns
+    /// of the same; this is the commonest batching mistake (the defaults are 5 and 10).
+    /// </summary>
+    private void WarnOfBatchesThatNeverFill(ApplicationSpec spec)
+    {
+        foreach (var d in spec.Deployments)
+        {
+            var ongoing = d.Options.MaxOngoingRequests;
+            foreach (var m in d.Definition.Methods)
+            {
+                if (m.MaxBatchSize is { } size && size > ongoing)
+                    Log.BatchNeverFills(_logger, d.Name, spec.Name, m.Name, size, ongoing);
+            }
+        }
+    }
+
     private void OnDeploy(ApplicationSpec spec, TaskCompletionSource done)
     {
         if (_shuttingDown)
@@ -192,6 +210,7 @@ internal sealed partial class ServeController
             return;
         }
         Log.DeployingApplication(_logger, spec.Name, spec.Deployments.Count);
+        WarnOfBatchesThatNeverFill(spec);
         if (app is null)
         {
             app = new ApplicationState(spec);

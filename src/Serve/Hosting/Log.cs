@@ -40,6 +40,9 @@ internal static partial class Log
     [LoggerMessage(30, LogLevel.Information, "Autoscaling deployment '{Deployment}' of application '{Application}' from {From} to {To} replica(s) (average load {Load:0.##}).")]
     public static partial void Autoscaled(ILogger logger, string application, string deployment, int from, int to, double load);
 
+    [LoggerMessage(33, LogLevel.Warning, "Deployment '{Deployment}' of application '{Application}': [Batch] method {Method} has MaxBatchSize = {MaxBatchSize}, but a replica takes at most MaxOngoingRequests = {MaxOngoingRequests} calls, so its batches never fill and each waits its whole BatchWaitTimeout. Set MaxOngoingRequests to at least {MaxBatchSize}.")]
+    public static partial void BatchNeverFills(ILogger logger, string deployment, string application, string method, int maxBatchSize, int maxOngoingRequests);
+
     [LoggerMessage(31, LogLevel.Warning, "Health check {Failures}/3 of replica {ReplicaId} failed.")]
     public static partial void HealthCheckFailed(ILogger logger, string replicaId, int failures, Exception error);
 

@@ -99,10 +99,10 @@ namespace Demo
             Invoker = new __ServeInvoker(),
             Methods = new global::Serve.CodeGeneration.DeploymentMethod[]
             {
-                new("Predict", "PredictAsync", 1253864863, false, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(float), new[] { "inputs" }, new[] { typeof(float[]) }),
-                new("Label", "LabelAsync", -1159264379, false, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(string), new[] { "ids" }, new[] { typeof(int) }),
-                new("Count", "CountAsync", 1477885718, false, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(int), new[] { "texts" }, new[] { typeof(string) }),
-                new("Generate", "GenerateAsync", -1147005908, false, global::Serve.CodeGeneration.DeploymentMethodKind.Stream, typeof(string), new[] { "prompts" }, new[] { typeof(string) }),
+                new("Predict", "PredictAsync", 1253864863, false, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(float), new[] { "inputs" }, new[] { typeof(float[]) }) { MaxBatchSize = 32 },
+                new("Label", "LabelAsync", -1159264379, false, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(string), new[] { "ids" }, new[] { typeof(int) }) { MaxBatchSize = 10 },
+                new("Count", "CountAsync", 1477885718, false, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(int), new[] { "texts" }, new[] { typeof(string) }) { MaxBatchSize = 4 },
+                new("Generate", "GenerateAsync", -1147005908, false, global::Serve.CodeGeneration.DeploymentMethodKind.Stream, typeof(string), new[] { "prompts" }, new[] { typeof(string) }) { MaxBatchSize = 8 },
                 new("Plain", "PlainAsync", -2095891715, false, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(string), new[] { "x" }, new[] { typeof(int) }),
             },
             UserConfigType = typeof(global::Demo.Config),
