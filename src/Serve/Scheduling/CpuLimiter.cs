@@ -55,8 +55,9 @@ internal sealed class CpuLimiter : TaskScheduler
 
     /// <summary>
     /// Waits briefly for a slot, as <see cref="SemaphoreSlim"/> spins before it blocks: the slot is usually held by
-    /// another call's short synchronous part, and a queued call costs a task (~200 B) and a thread hop. Spins only
-    /// while no work is queued, so a spinning caller never overtakes a queued one, and never yields the thread.
+    /// another call's short synchronous part, and a queued call costs a task (~200 B) and a thread hop. Stops as soon
+    /// as work is queued (a caller racing with that enqueue may still get the slot first, but spinners cannot starve
+    /// queued work), and never yields the thread.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private bool SpinEnter()
