@@ -262,6 +262,22 @@ internal sealed class Replica : IReplica
         }
     }
 
+    /// <summary>True when every in-flight call has finished, waiting at most <paramref name="timeout"/>.</summary>
+    private async ValueTask<bool> DrainedWithinAsync(TimeSpan timeout)
+    {
+        if (_drained.Task.IsCompleted)
+            return true;
+        try
+        {
+            await _drained.Task.WaitAsync(timeout).ConfigureAwait(false);
+            return true;
+        }
+        catch (TimeoutException)
+        {
+            return false;
+        }
+    }
+
     private void Abort()
     {
         try
@@ -286,25 +302,13 @@ internal sealed class Replica : IReplica
         // No call will join a waiting batch any more: run those batches now instead of after their wait.
         Batching.BatchQueue.StartWaitingNow(_instance);
         var left = 0;
-        if (!_drained.Task.IsCompleted)
+        if (!await DrainedWithinAsync(gracePeriod).ConfigureAwait(false))
         {
-            try
-            {
-                await _drained.Task.WaitAsync(gracePeriod).ConfigureAwait(false);
-            }
-            catch (TimeoutException)
-            {
-                left = Ongoing;
-                Abort();
-                try
-                {
-                    await _drained.Task.WaitAsync(AbortWait).ConfigureAwait(false);
-                }
-                catch (TimeoutException)
-                {
-                    // A method that ignores its token: the instance is disposed under it; its caller still gets its outcome.
-                }
-            }
+            left = Ongoing;
+            Abort();
+            // A method that ignores its token is not waited for beyond this: the instance is disposed under it, and
+            // its caller still gets its outcome.
+            await DrainedWithinAsync(AbortWait).ConfigureAwait(false);
         }
         try
         {
