@@ -41,8 +41,7 @@ public static class AutoscaleStep
         var failures = 0;
         for (var run = 1; run <= runs; run++)
         {
-            // Room for 4 replicas whatever the core count: each reserves NumCpus = 1 from a pool of the processor count by default.
-            await using var host = await ServeHost.StartAsync(o => { o.Http.Enabled = false; o.Resources.Cpus = 64; });
+            await using var host = await ServeHost.StartAsync(o => o.Http.Enabled = false);
             var handle = await host.RunAsync(Sleeper.Bind().WithOptions(o => o.Autoscaling = options));
             var served = new ConcurrentDictionary<string, long>();
             using var stop = new CancellationTokenSource();

@@ -50,8 +50,7 @@ internal static class BatchingLoad
             output.WriteLine($"reference (not the model): one input through 16-row packed panels = {packed:F3} ms; against that, a batch of 32 could gain at most {32 * packed / full:F1}x");
         }
 
-        // Not about resources: room for every application whatever the core count (docs/resources.md).
-        await using var serve = await ServeHost.StartAsync(o => { o.Http.Enabled = false; o.Resources.Cpus = 64; });
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
         var handles = new Dictionary<int, MatMulModelHandle>();
         foreach (var batch in new[] { 1, 32 })
         {

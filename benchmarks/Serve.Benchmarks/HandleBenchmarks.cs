@@ -48,8 +48,8 @@ public class HandleBenchmarks
     private AdderHandle _four = null!;
     private ServeHost _metricsHost = null!;
     private AdderHandle _metered = null!;
-    private AdderHandle _oneUnlimited = null!;
-    private AdderHandle _fourUnlimited = null!;
+    private AdderHandle _oneCpuLimited = null!;
+    private AdderHandle _fourCpuLimited = null!;
     private ChannelWorkerPool _pool1 = null!;
     private ChannelWorkerPool _pool4 = null!;
     private ServeHost? _deployHost;
@@ -77,7 +77,7 @@ public class HandleBenchmarks
     private async Task GlobalSetupAsync()
     {
         _adder = new Adder();
-        _host = await ServeHost.StartAsync(o => { o.Http.Enabled = false; o.Resources.Cpus = 64; });
+        _host = await ServeHost.StartAsync(o => o.Http.Enabled = false);
         _one = await _host.RunAsync(Adder.Bind(), new RunOptions { Name = "one", RoutePrefix = "/one" });
         _four = await _host.RunAsync(Adder.Bind().WithOptions(o => o.NumReplicas = 4), new RunOptions { Name = "four", RoutePrefix = "/four" });
         // A second host with the admin API on: its /metrics exporter listens to the host's meter, so every call
@@ -89,9 +89,10 @@ public class HandleBenchmarks
             o.Admin.Port = 0;
         });
         _metered = await _metricsHost.RunAsync(Adder.Bind(), new RunOptions { Name = "metered" });
-        // NumCpus = 0: no CPU limiter, the call path before resource scheduling existed (side by side with the default NumCpus = 1).
-        _oneUnlimited = await _host.RunAsync(Adder.Bind().WithOptions(o => { o.Name = "AdderNoCpuLimit"; o.NumCpus = 0; }), new RunOptions { Name = "one-unlimited", RoutePrefix = "/one-unlimited" });
-        _fourUnlimited = await _host.RunAsync(Adder.Bind().WithOptions(o => { o.Name = "AdderNoCpuLimit"; o.NumCpus = 0; o.NumReplicas = 4; }), new RunOptions { Name = "four-unlimited", RoutePrefix = "/four-unlimited" });
+        // NumCpus = 0.2: a CPU limiter of one thread per replica (the cost of asking for CPUs), side by side with the
+        // default NumCpus = 0 (no limiter). 0.2 CPU each, so all five replicas fit on a one-core machine.
+        _oneCpuLimited = await _host.RunAsync(Adder.Bind().WithOptions(o => { o.Name = "AdderCpuLimit"; o.NumCpus = 0.2; }), new RunOptions { Name = "one-limited", RoutePrefix = "/one-limited" });
+        _fourCpuLimited = await _host.RunAsync(Adder.Bind().WithOptions(o => { o.Name = "AdderCpuLimit"; o.NumCpus = 0.2; o.NumReplicas = 4; }), new RunOptions { Name = "four-limited", RoutePrefix = "/four-limited" });
         _pool1 = new ChannelWorkerPool(workers: 1, capacity: 64);
         _pool4 = new ChannelWorkerPool(workers: 4, capacity: 4 * 64);
 
@@ -103,8 +104,8 @@ public class HandleBenchmarks
         Check("handle(1).AddAsync", await _one.AddAsync(Argument), Argument + 1);
         Check("handle(4).CallAsync", await _four.CallAsync(Argument), Argument + 1);
         Check("handle(4).AddAsync", await _four.AddAsync(Argument), Argument + 1);
-        Check("handle(1, NumCpus = 0).CallAsync", await _oneUnlimited.CallAsync(Argument), Argument + 1);
-        Check("handle(4, NumCpus = 0).CallAsync", await _fourUnlimited.CallAsync(Argument), Argument + 1);
+        Check("handle(1, NumCpus = 0.2).CallAsync", await _oneCpuLimited.CallAsync(Argument), Argument + 1);
+        Check("handle(4, NumCpus = 0.2).CallAsync", await _fourCpuLimited.CallAsync(Argument), Argument + 1);
         Check("pool(1).CallAsync", await _pool1.CallAsync(Argument), Argument + 1);
         Check("pool(1).AddAsync", await _pool1.AddAsync(Argument), Argument + 1);
         Check("pool(4).CallAsync", await _pool4.CallAsync(Argument), Argument + 1);
@@ -138,7 +139,7 @@ public class HandleBenchmarks
     public ValueTask<int> Handle_CallAsync_MetricsExported() => _metered.CallAsync(_argument);
 
     [Benchmark, BenchmarkCategory(Sync), ExpectedResult(Argument + 1)]
-    public ValueTask<int> Handle_NoCpuLimit_CallAsync() => _oneUnlimited.CallAsync(_argument);
+    public ValueTask<int> Handle_CpuLimit_CallAsync() => _oneCpuLimited.CallAsync(_argument);
 
     [Benchmark, BenchmarkCategory(Sync), ExpectedResult(Argument + 1)]
     public Task<int> ChannelPool_Call() => _pool1.CallAsync(_argument);
@@ -166,7 +167,7 @@ public class HandleBenchmarks
     public Task<long> Handle_64Callers_4Replicas_CallAsync() => RunCallers(new HandleCall(_four));
 
     [Benchmark(OperationsPerInvoke = ConcurrentCalls), BenchmarkCategory(ConcurrentSync), ExpectedResult(ConcurrentSum)]
-    public Task<long> Handle_64Callers_4Replicas_NoCpuLimit_CallAsync() => RunCallers(new HandleCall(_fourUnlimited));
+    public Task<long> Handle_64Callers_4Replicas_CpuLimit_CallAsync() => RunCallers(new HandleCall(_fourCpuLimited));
 
     [Benchmark(OperationsPerInvoke = ConcurrentCalls), BenchmarkCategory(ConcurrentSync), ExpectedResult(ConcurrentSum)]
     public Task<long> ChannelPool_64Callers_4Workers_Call() => RunCallers(new PoolCall(_pool4));
@@ -185,7 +186,7 @@ public class HandleBenchmarks
     // ---- 5. RunAsync of a 10-replica deployment on a fresh host --------------------------------------------
 
     [IterationSetup(Target = nameof(RunAsync_10Replicas))]
-    public void StartDeployHost() => _deployHost = ServeHost.StartAsync(o => { o.Http.Enabled = false; o.Resources.Cpus = 64; }).GetAwaiter().GetResult();
+    public void StartDeployHost() => _deployHost = ServeHost.StartAsync(o => o.Http.Enabled = false).GetAwaiter().GetResult();
 
     [IterationCleanup(Target = nameof(RunAsync_10Replicas))]
     public void StopDeployHost()

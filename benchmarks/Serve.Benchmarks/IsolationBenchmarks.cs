@@ -62,7 +62,7 @@ public class IsolationBenchmarks
     private async Task GlobalSetupAsync()
     {
         // Not about resources: room for every replica whatever the core count (docs/resources.md).
-        _host = await ServeHost.StartAsync(o => { o.Http.Enabled = false; o.Resources.Cpus = 64; });
+        _host = await ServeHost.StartAsync(o => o.Http.Enabled = false);
         _shared = await _host.RunAsync(Measurer.Bind().WithOptions(o => o.Name = "Shared"), new RunOptions { Name = "shared", RoutePrefix = "/s" });
         _isolated = await _host.RunAsync(Measurer.Bind().WithOptions(o => { o.Name = "Isolated"; o.RuntimeEnv = RuntimeEnv.Isolated(); }),
             new RunOptions { Name = "isolated", RoutePrefix = "/i" });

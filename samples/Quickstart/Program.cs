@@ -2,10 +2,9 @@ using Quickstart;
 using Serve;
 
 // An embedded Serve host: everything runs in this process. Its HTTP ingress listens on http://127.0.0.1:8000
-// (o.Http.Port = 0 picks a free port; o.Http.Enabled = false runs without HTTP). Every replica reserves its
-// NumCpus (default 1) from the host's pool, which defaults to the processor count; these replicas are light, so give
-// a small machine room for all of them (docs/resources.md).
-await using var serve = await ServeHost.StartAsync(o => o.Resources.Cpus = Math.Max(o.Resources.Cpus, 16));
+// (o.Http.Port = 0 picks a free port; o.Http.Enabled = false runs without HTTP). Replicas reserve no CPUs unless a
+// deployment sets NumCpus (docs/resources.md), so the defaults run on any machine.
+await using var serve = await ServeHost.StartAsync();
 Console.WriteLine($"HTTP ingress on {serve.HttpAddress}");
 
 // 1. Hello world

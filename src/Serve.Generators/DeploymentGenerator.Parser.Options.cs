@@ -137,7 +137,7 @@ namespace Serve.Generators
                             break;
                         case ("NumCpus", double d):
                             if (!(d >= 0) || double.IsInfinity(d))
-                                OutOfRange(where, deploymentName, name, Show(d), "use a finite number of 0 or more CPUs (the default is 1)");
+                                OutOfRange(where, deploymentName, name, Show(d), "use a finite number of 0 or more CPUs (the default, 0, reserves none)");
                             else
                                 options = options with { NumCpus = d };
                             break;

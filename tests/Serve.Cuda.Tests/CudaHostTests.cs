@@ -13,7 +13,7 @@ public class CudaHostTests
         Assert.Empty(CudaGpuRuntime.Shared.DiscoverDevices());
         Assert.Throws<InvalidOperationException>(CudaDevices.EnsureAvailable);
 
-        await using var serve = await ServeHost.StartAsync(o => { o.Http.Enabled = false; o.Resources.Cpus = 8; o.UseCuda(); }).WaitAsync(Bound);
+        await using var serve = await ServeHost.StartAsync(o => { o.Http.Enabled = false; o.UseCuda(); }).WaitAsync(Bound);
         var e = await Assert.ThrowsAsync<UnschedulableException>(() => serve.RunAsync(GpuProbe.Bind(new GpuSightings())).WaitAsync(Bound));
         Assert.Contains("needs 0.5 GPU, but the host has no GPU", e.Message);
         Assert.Equal("cpu", await (await serve.RunAsync(CpuOnly.Bind(), new RunOptions { Name = "cpu" }).WaitAsync(Bound)).CallAsync());
@@ -22,7 +22,7 @@ public class CudaHostTests
     [Fact]
     public async Task A_logical_GPU_has_no_CUDA_share_and_context_Cuda_says_what_to_do()
     {
-        await using var serve = await ServeHost.StartAsync(o => { o.Http.Enabled = false; o.Resources.Cpus = 8; o.Resources.UseLogicalGpus(1, 1L << 30); }).WaitAsync(Bound);
+        await using var serve = await ServeHost.StartAsync(o => { o.Http.Enabled = false; o.Resources.UseLogicalGpus(1, 1L << 30); }).WaitAsync(Bound);
         var probe = await serve.RunAsync(GpuProbe.Bind(new GpuSightings())).WaitAsync(Bound);
         var message = await probe.LogicalCudaAsync();
         Assert.Contains("holds gpu0 × 0.5 (logical GPU 0, budget 536870912 bytes), a logical GPU without CUDA: start the host with AddCuda() / o.UseCuda() so that GPU replicas get a CUDA stream and allocator.", message);
@@ -45,7 +45,7 @@ public class CudaHostTests
     {
         var sightings = new GpuSightings();
         var device = CudaDevices.GetDevice(0);
-        await using var serve = await ServeHost.StartAsync(o => { o.Http.Enabled = false; o.Resources.Cpus = 8; o.UseCuda(); }).WaitAsync(Bound);
+        await using var serve = await ServeHost.StartAsync(o => { o.Http.Enabled = false; o.UseCuda(); }).WaitAsync(Bound);
         var probe = await serve.RunAsync(GpuProbe.Bind(sightings).WithOptions(o => { o.NumReplicas = 2; o.MaxOngoingRequests = 1; })).WaitAsync(Bound);
 
         var gpus = sightings.Gpus.Cast<CudaReplicaGpu>().ToArray();

@@ -39,7 +39,7 @@ public class ResourceTests
         Assert.All(serve.GetDeployment("GpuWorker").Replicas, r =>
         {
             Assert.Equal($"gpu0 × 0.5 (logical GPU 0, budget {8 * GiB} bytes)", r.Gpu);
-            Assert.Equal(1, r.CpuThreads);
+            Assert.Equal(Environment.ProcessorCount, r.CpuThreads); // it asks for no CPUs: no thread limit
         });
     }
 
@@ -86,7 +86,7 @@ public class ResourceTests
         Assert.Contains("call AddCuda()", e.Message);
         Assert.Empty(serve.GetStatus().Applications);
 
-        var tooMany = await Assert.ThrowsAsync<UnschedulableException>(() => serve.RunAsync(GpuWorker.Bind().WithOptions(o => o.NumReplicas = 9)).WaitAsync(Bound));
+        var tooMany = await Assert.ThrowsAsync<UnschedulableException>(() => serve.RunAsync(GpuWorker.Bind().WithOptions(o => { o.NumReplicas = 9; o.NumCpus = 1; })).WaitAsync(Bound));
         Assert.Contains("needs 1 CPU, 0 of 8 free (placing replica 9 of 9)", tooMany.Message);
     }
 
@@ -110,7 +110,7 @@ public class ResourceTests
     {
         var counter = new LiveCounter();
         await using var serve = await StartAsync(cpus: 2);
-        var app = Counted.Bind(counter).WithOptions(o => { o.NumReplicas = 2; o.Version = "v1"; });
+        var app = Counted.Bind(counter).WithOptions(o => { o.NumReplicas = 2; o.Version = "v1"; o.NumCpus = 1; });
         var handle = await serve.RunAsync(app).WaitAsync(Bound);
         Assert.Equal(2, counter.Live);
 
@@ -145,7 +145,7 @@ public class ResourceTests
         var counter = new LiveCounter();
         await using var serve = await StartAsync(cpus: 3);
         await serve.RunAsync(GpuWorker.Bind().WithOptions(o => o.NumCpus = 2), new RunOptions { Name = "other" }).WaitAsync(Bound);
-        var app = Counted.Bind(counter).WithOptions(o => o.Version = "v1");
+        var app = Counted.Bind(counter).WithOptions(o => { o.Version = "v1"; o.NumCpus = 1; });
         await serve.RunAsync(app).WaitAsync(Bound);
 
         var scaleUp = serve.RunAsync(app.WithOptions(o => o.NumReplicas = 3));
@@ -163,11 +163,11 @@ public class ResourceTests
     public async Task An_autoscaled_deployment_is_checked_against_its_first_target_not_its_maximum()
     {
         await using var serve = await StartAsync(cpus: 2);
-        var handle = await serve.RunAsync(GpuWorker.Bind().WithOptions(o => o.Autoscaling = new AutoscalingOptions { MinReplicas = 1, MaxReplicas = 5 })).WaitAsync(Bound);
+        var handle = await serve.RunAsync(GpuWorker.Bind().WithOptions(o => { o.NumCpus = 1; o.Autoscaling = new AutoscalingOptions { MinReplicas = 1, MaxReplicas = 5 }; })).WaitAsync(Bound);
         Assert.EndsWith("no gpu", await handle.CallAsync());
 
         var e = await Assert.ThrowsAsync<UnschedulableException>(() => serve.RunAsync(
-            GpuWorker.Bind().WithOptions(o => { o.Name = "Wide"; o.Autoscaling = new AutoscalingOptions { MinReplicas = 1, InitialReplicas = 3, MaxReplicas = 5 }; }),
+            GpuWorker.Bind().WithOptions(o => { o.Name = "Wide"; o.NumCpus = 1; o.Autoscaling = new AutoscalingOptions { MinReplicas = 1, InitialReplicas = 3, MaxReplicas = 5 }; }),
             new RunOptions { Name = "wide", RoutePrefix = "/wide" }).WaitAsync(Bound));
         Assert.Contains("needs 1 CPU, 0 of 2 free (placing replica 3 of 3)", e.Message);
     }
@@ -176,7 +176,7 @@ public class ResourceTests
     public async Task A_GPU_runtime_supplies_the_devices_and_each_replicas_share_which_is_disposed_when_the_replica_stops()
     {
         var runtime = new FakeGpuRuntime(new GpuDevice(0, "fake A", 8 * GiB), new GpuDevice(1, "fake B", 4 * GiB));
-        await using var serve = await ServeHost.StartAsync(o => { o.Http.Enabled = false; o.Resources.Cpus = 8; o.Resources.GpuRuntime = runtime; }).WaitAsync(Bound);
+        await using var serve = await ServeHost.StartAsync(o => { o.Http.Enabled = false; o.Resources.GpuRuntime = runtime; }).WaitAsync(Bound);
         var handle = await serve.RunAsync(GpuWorker.Bind().WithOptions(o => { o.NumReplicas = 3; o.NumGpus = 0.5; })).WaitAsync(Bound);
         Assert.Contains("physical=True", await handle.CallAsync());
 
@@ -193,7 +193,7 @@ public class ResourceTests
     [Fact]
     public async Task A_GPU_runtime_whose_discovery_throws_leaves_the_host_running_with_no_GPU()
     {
-        await using var serve = await ServeHost.StartAsync(o => { o.Http.Enabled = false; o.Resources.Cpus = 8; o.Resources.GpuRuntime = new FakeGpuRuntime { ThrowOnDiscover = true }; }).WaitAsync(Bound);
+        await using var serve = await ServeHost.StartAsync(o => { o.Http.Enabled = false; o.Resources.GpuRuntime = new FakeGpuRuntime { ThrowOnDiscover = true }; }).WaitAsync(Bound);
         Assert.EndsWith("no gpu", await (await serve.RunAsync(GpuWorker.Bind()).WaitAsync(Bound)).CallAsync());
         var e = await Assert.ThrowsAsync<UnschedulableException>(() => serve.RunAsync(GpuWorker.Bind().WithOptions(o => { o.Name = "G"; o.NumGpus = 1; }), new RunOptions { Name = "g", RoutePrefix = "/g" }).WaitAsync(Bound));
         Assert.Contains("needs 1 GPU, but the host has no GPU", e.Message);
@@ -300,7 +300,7 @@ public class ResourceTests
     {
         await using var serve = await StartAsync(cpus: 1, configure: o => { o.Admin.Enabled = true; o.Admin.Port = 0; });
         var import = $"{typeof(TestApps).Assembly.Location.Replace('\\', '/')}:Serve.Tests.TestApps.Hello";
-        var yaml = $"applications:\n  - name: big\n    import: {import}\n    args:\n      message: hi\n    deployments:\n      - name: Greeter\n        num_replicas: 2\n";
+        var yaml = $"applications:\n  - name: big\n    import: {import}\n    args:\n      message: hi\n    deployments:\n      - name: Greeter\n        num_replicas: 2\n        num_cpus: 1\n";
         using var http = new HttpClient { BaseAddress = serve.AdminAddress, Timeout = Bound };
 
         using var response = await http.PutAsync("/api/serve/applications", new StringContent(yaml, System.Text.Encoding.UTF8, "application/yaml")).WaitAsync(Bound);

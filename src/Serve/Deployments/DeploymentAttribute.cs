@@ -29,7 +29,7 @@ public sealed class DeploymentAttribute : Attribute
     /// <summary>The code version. Redeploying with another version rolls the replicas over.</summary>
     public string? Version { get; set; }
 
-    /// <summary>CPUs reserved per replica; default 1.</summary>
+    /// <summary>CPUs reserved per replica (and the bound on its concurrently running calls); default 0: nothing reserved, no limit.</summary>
     public double NumCpus { get; set; } = DeploymentOptions.DefaultNumCpus;
 
     /// <summary>GPUs reserved per replica, fractional allowed; default 0.</summary>

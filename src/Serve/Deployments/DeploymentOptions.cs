@@ -16,8 +16,11 @@ public sealed class DeploymentOptions
     public const int DefaultNumReplicas = 1;
     /// <summary>Default <see cref="MaxOngoingRequests"/>.</summary>
     public const int DefaultMaxOngoingRequests = 5;
-    /// <summary>Default <see cref="NumCpus"/>.</summary>
-    public const double DefaultNumCpus = 1;
+    /// <summary>
+    /// Default <see cref="NumCpus"/>: 0, so a deployment that does not ask for CPUs reserves none and fits on any
+    /// machine (a Kubernetes pod without requests).
+    /// </summary>
+    public const double DefaultNumCpus = 0;
     /// <summary>Default <see cref="HealthCheckPeriod"/> in seconds.</summary>
     public const double DefaultHealthCheckPeriodSeconds = 10;
     /// <summary>Default <see cref="HealthCheckTimeout"/> in seconds.</summary>
@@ -76,7 +79,9 @@ public sealed class DeploymentOptions
     /// <summary>
     /// CPUs each replica reserves from the host's pool (<see cref="ServeOptions.Resources"/>); a replica that does not
     /// fit waits. Also bounds the replica's concurrently running calls to ⌈NumCpus⌉ threads
-    /// (<see cref="ReplicaContext.CpuThreads"/>); 0 reserves nothing and sets no limit. Default 1. See docs/resources.md.
+    /// (<see cref="ReplicaContext.CpuThreads"/>). Default 0: the replica reserves nothing and its calls are not limited,
+    /// so deployments that do not ask for CPUs are schedulable on any machine; set it for replicas whose CPU work must
+    /// not oversubscribe the host. See docs/resources.md.
     /// </summary>
     public double NumCpus { get; set; } = DefaultNumCpus;
 
@@ -137,7 +142,7 @@ public sealed class DeploymentOptions
         if (MaxQueuedRequests < Unbounded)
             throw Invalid(deploymentName, nameof(MaxQueuedRequests), MaxQueuedRequests, "must be -1 (unbounded), 0 (never queue) or a positive limit");
         if (!(NumCpus >= 0) || double.IsInfinity(NumCpus))
-            throw Invalid(deploymentName, nameof(NumCpus), NumCpus, "must be a finite number of 0 or more (the default is 1)");
+            throw Invalid(deploymentName, nameof(NumCpus), NumCpus, "must be a finite number of 0 or more (the default, 0, reserves no CPU and sets no thread limit)");
         if (!(NumGpus >= 0) || double.IsInfinity(NumGpus))
             throw Invalid(deploymentName, nameof(NumGpus), NumGpus, "must be a finite number of 0 or more, e.g. 0.5 to share a GPU between two replicas");
         if (NumGpus > 1 && NumGpus != Math.Floor(NumGpus))

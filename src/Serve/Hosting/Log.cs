@@ -52,6 +52,7 @@ internal static partial class Log
     [LoggerMessage(12, LogLevel.Error, "GPU discovery by {Runtime} failed; the host runs with no GPU.")]
     public static partial void GpuDiscoveryFailed(ILogger logger, string runtime, Exception exception);
 
-    [LoggerMessage(13, LogLevel.Warning, "Deployment '{Application}/{Deployment}' waits for resources: {Reason}")]
+    [LoggerMessage(13, LogLevel.Warning, "Deployment '{Application}/{Deployment}' waits for resources: {Reason}. Its replicas start as soon as " +
+        "resources free up; to start them now, lower its NumCpus, NumGpus or Resources, delete another application, or give the host more (ServeOptions.Resources).")]
     public static partial void ReplicaPendingResources(ILogger logger, string application, string deployment, string reason);
 }

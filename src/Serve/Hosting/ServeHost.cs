@@ -23,18 +23,19 @@ public sealed class ServeHost : IServeClient, IAsyncDisposable
     private AdminApi? _admin;
     private readonly CancellationTokenSource _shutdownStarted = new();
     private Task? _shutdownTask;
+    private ILoggerFactory? _ownedLoggerFactory;
 
     /// <summary>Creates a host; prefer <see cref="StartAsync(Action{ServeOptions}?, CancellationToken)"/> or <c>AddServe</c>.</summary>
     /// <param name="options">The host options.</param>
     /// <param name="services">Services for <see cref="FromServicesAttribute"/> parameters; defaults to <see cref="ServeOptions.Services"/> or an empty provider.</param>
-    /// <param name="loggerFactory">Where the host logs; defaults to the services' <see cref="ILoggerFactory"/> or none.</param>
+    /// <param name="loggerFactory">Where the host logs; defaults to <see cref="ServeOptions.LoggerFactory"/>, else the services' <see cref="ILoggerFactory"/>, else none.</param>
     public ServeHost(ServeOptions options, IServiceProvider? services = null, ILoggerFactory? loggerFactory = null)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         Options = options;
         services ??= options.Services ?? new ServiceCollection().BuildServiceProvider();
-        loggerFactory ??= services.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance;
+        loggerFactory ??= options.LoggerFactory ?? services.GetService<ILoggerFactory>() ?? NullLoggerFactory.Instance;
         _logger = loggerFactory.CreateLogger("Serve");
         AccessLogger = loggerFactory.CreateLogger(AccessLog.Category);
         Metrics = new Observability.ServeMetrics(() => _controller!.Endpoints, () => _controller!.Status);
@@ -78,7 +79,21 @@ public sealed class ServeHost : IServeClient, IAsyncDisposable
         var options = new ServeOptions();
         configure?.Invoke(options);
         cancellationToken.ThrowIfCancellationRequested();
-        var host = new ServeHost(options);
+        // Embedded without a logger of the user's: warnings and errors go to the console, so nothing fails in silence.
+        ILoggerFactory? console = null;
+        if (options.LoggerFactory is null && options.Services?.GetService<ILoggerFactory>() is null)
+            console = Microsoft.Extensions.Logging.LoggerFactory.Create(b => b.AddSimpleConsole(c => c.SingleLine = true).SetMinimumLevel(LogLevel.Warning));
+        ServeHost host;
+        try
+        {
+            host = new ServeHost(options, loggerFactory: console);
+        }
+        catch
+        {
+            console?.Dispose();
+            throw;
+        }
+        host._ownedLoggerFactory = console;
         try
         {
             await host.StartHttpAsync(cancellationToken).ConfigureAwait(false);
@@ -206,6 +221,8 @@ public sealed class ServeHost : IServeClient, IAsyncDisposable
             {
                 _httpLock.Release();
             }
+            // Last, so the shutdown's own warnings are written (the console logger flushes on dispose).
+            _ownedLoggerFactory?.Dispose();
         }
     }
 

@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Logging;
+
 namespace Serve;
 
 /// <summary>Options of a Serve host (<see cref="ServeHost.StartAsync(Action{ServeOptions}?, CancellationToken)"/> or <c>AddServe</c>).</summary>
@@ -17,6 +19,17 @@ public sealed class ServeOptions
     /// <c>AddServe</c> uses the application's service provider instead.
     /// </summary>
     public IServiceProvider? Services { get; set; }
+
+    /// <summary>
+    /// Where the host logs (replicas waiting for resources, failed starts, health replacements, the access log).
+    /// <c>null</c> (the default) means: the <see cref="ILoggerFactory"/> of <see cref="Services"/> if it has one, else,
+    /// for a host started with <see cref="ServeHost.StartAsync(Action{ServeOptions}?, CancellationToken)"/>, the console
+    /// at level <see cref="LogLevel.Warning"/> (warnings and errors only, so an embedded host never fails in silence).
+    /// Set your own factory to log elsewhere, or <see cref="Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance"/>
+    /// to log nothing. A host made by <c>AddServe</c> uses the application's logging.
+    /// </summary>
+    /// <example><code>await ServeHost.StartAsync(o => o.LoggerFactory = LoggerFactory.Create(b => b.AddConsole().SetMinimumLevel(LogLevel.Information)));</code></example>
+    public ILoggerFactory? LoggerFactory { get; set; }
 
     /// <summary>
     /// Creates the serializer for values that cross an isolation boundary (arguments and results whose types an

@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 
 namespace Serve.Http;
 
@@ -45,6 +46,10 @@ internal sealed class KestrelListener : IAsyncDisposable
         var host = address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{address}]" : address.ToString();
         var display = $"http://{host}:{port}";
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
+        // The builder installs the console lifetime, which takes over SIGINT/SIGTERM (it cancels them and stops only
+        // this internal app): a program embedding Serve could then no longer be stopped with Ctrl-C or by a process
+        // manager. The process's signals belong to the application (its Generic Host, or its own handler).
+        builder.Services.AddSingleton<IHostLifetime, PassiveLifetime>();
         builder.WebHost.UseKestrelCore().ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;
@@ -84,4 +89,12 @@ internal sealed class KestrelListener : IAsyncDisposable
         }
         await app.DisposeAsync().ConfigureAwait(false);
     }
+}
+
+/// <summary>A lifetime that leaves the process's signals alone: the internal Kestrel app starts and stops only when Serve says.</summary>
+internal sealed class PassiveLifetime : IHostLifetime
+{
+    public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }
