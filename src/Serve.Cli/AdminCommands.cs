@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
@@ -33,12 +34,22 @@ public static class AdminCommands
             await error.WriteLineAsync($"error: {configPath}: file not found (looked for {Path.GetFullPath(configPath)})").ConfigureAwait(false);
             return InvalidConfig;
         }
+        if (new FileInfo(configPath).Length is var length && length > Config.ServeConfigLoader.MaxDocumentBytes)
+        {
+            await error.WriteLineAsync($"error: invalid config; nothing was changed{Environment.NewLine}{configPath}: $: the file is {length.ToString("N0", CultureInfo.InvariantCulture)} bytes; a config may be at most {Config.ServeConfigLoader.MaxDocumentBytes.ToString("N0", CultureInfo.InvariantCulture)} bytes (4 MiB)").ConfigureAwait(false);
+            return InvalidConfig;
+        }
         var text = await File.ReadAllTextAsync(configPath, cancellationToken).ConfigureAwait(false);
         var yaml = Path.GetExtension(configPath).ToLowerInvariant() is ".yaml" or ".yml";
         var content = new StringContent(text, Encoding.UTF8, yaml ? "application/yaml" : "application/json");
         var (code, body) = await SendAsync(HttpMethod.Put, "api/serve/applications", content, address, token, error, cancellationToken).ConfigureAwait(false);
         if (code is null)
             return Failed;
+        if (code == HttpStatusCode.RequestEntityTooLarge)
+        {
+            await error.WriteLineAsync($"error: invalid config; nothing was changed{Environment.NewLine}{configPath}: {body?["message"]?.GetValue<string>()}").ConfigureAwait(false);
+            return InvalidConfig;
+        }
         if (code == HttpStatusCode.BadRequest)
         {
             var message = body?["message"]?.GetValue<string>() ?? "invalid config";

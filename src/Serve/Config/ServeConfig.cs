@@ -89,8 +89,11 @@ public sealed class ApplicationConfig
     /// <summary><c>name</c>: the application name (default <c>"default"</c>).</summary>
     public string Name { get; }
 
-    /// <summary><c>route_prefix</c>, or null for the ingress deployment's own (else <c>"/"</c>).</summary>
+    /// <summary><c>route_prefix</c> without a trailing <c>/</c>, or null for the ingress deployment's own (else <c>"/"</c>).</summary>
     public string? RoutePrefix { get; }
+
+    /// <summary>The prefix the application is served under: <see cref="RoutePrefix"/>, else its ingress's, else <c>"/"</c>.</summary>
+    internal string ServedRoutePrefix => Routing.RoutePrefixes.Normalize(RoutePrefix ?? Application.OptionsNoCopy.RoutePrefix ?? "/");
 
     /// <summary><c>import</c>: <c>path/to/Assembly.dll:Namespace.Type.Method</c>.</summary>
     public string Import { get; }

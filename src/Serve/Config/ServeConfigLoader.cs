@@ -3,8 +3,6 @@ using System.Reflection;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using YamlDotNet.Core;
-using YamlDotNet.RepresentationModel;
 
 namespace Serve.Config;
 
@@ -29,6 +27,19 @@ public static class ServeConfigLoader
 
     private static readonly JsonSerializerOptions ArgsJson = new(JsonSerializerDefaults.Web);
 
+    /// <summary>
+    /// The largest config document read, in bytes (4 MiB): a bigger file is refused before it is read, and the admin
+    /// API answers a bigger <c>PUT</c> body with 413. Within it a document may nest at most 64 levels of mappings and
+    /// lists and hold at most 100,000 values, counting every value a YAML alias repeats.
+    /// </summary>
+    public const int MaxDocumentBytes = 4 * 1024 * 1024;
+
+    /// <summary>The deepest nesting of mappings and lists a config document may have.</summary>
+    public const int MaxDepth = ConfigDocument.MaxDepth;
+
+    /// <summary>The most values (scalars, mappings, lists) a config document may hold, counting each YAML alias expansion.</summary>
+    public const int MaxValues = ConfigDocument.MaxNodes;
+
     /// <summary>Loads and validates a config file; relative <c>import</c> paths are relative to the file's folder.</summary>
     /// <exception cref="ServeConfigException">The file is missing or invalid; the message names the file, key path and reason.</exception>
     public static ServeConfig Load(string path)
@@ -36,6 +47,9 @@ public static class ServeConfigLoader
         ArgumentException.ThrowIfNullOrEmpty(path);
         if (!File.Exists(path))
             throw new ServeConfigException(path, [new ServeConfigError("$", $"file not found (looked for {Path.GetFullPath(path)})")]);
+        var length = new FileInfo(path).Length;
+        if (length > MaxDocumentBytes)
+            throw new ServeConfigException(path, [new ServeConfigError("$", TooLarge(length))]);
         var text = File.ReadAllText(path);
         var extension = Path.GetExtension(path).ToLowerInvariant();
         var baseDirectory = Path.GetDirectoryName(Path.GetFullPath(path))!;
@@ -74,17 +88,22 @@ public static class ServeConfigLoader
 
     internal static ServeConfig Parse(string text, string file, bool yaml, string baseDirectory)
     {
+        if (text.Length > MaxDocumentBytes)
+            throw new ServeConfigException(file, [new ServeConfigError("$", TooLarge(System.Text.Encoding.UTF8.GetByteCount(text)))]);
         JsonNode? root;
         try
         {
-            root = yaml ? YamlToJson(text) : JsonNode.Parse(text, documentOptions: new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true });
+            root = yaml ? ConfigDocument.ParseYaml(text) : ConfigDocument.ParseJson(text);
         }
-        catch (Exception e) when (e is YamlException or JsonException or ArgumentException or InvalidOperationException)
+        catch (ConfigDocumentException e)
         {
-            throw new ServeConfigException(file, [new ServeConfigError("$", $"not valid {(yaml ? "YAML" : "JSON")}: {e.Message}")]);
+            throw new ServeConfigException(file, [new ServeConfigError(e.Path, e.Message)]);
         }
         return Build(root, file, baseDirectory);
     }
+
+    internal static string TooLarge(long size) =>
+        $"the document is {size.ToString("N0", CultureInfo.InvariantCulture)} bytes; a config may be at most {MaxDocumentBytes.ToString("N0", CultureInfo.InvariantCulture)} bytes (4 MiB)";
 
     private static ServeConfig Build(JsonNode? root, string file, string baseDirectory)
     {
@@ -106,7 +125,7 @@ public static class ServeConfigLoader
         else
         {
             var names = new HashSet<string>(StringComparer.Ordinal);
-            var prefixes = new HashSet<string>(StringComparer.Ordinal);
+            var prefixes = new Dictionary<string, (string Name, string At)>(StringComparer.Ordinal);
             for (var i = 0; i < appArray.Count; i++)
             {
                 var at = $"applications[{i}]";
@@ -114,8 +133,15 @@ public static class ServeConfigLoader
                     continue;
                 if (!names.Add(app.Name))
                     errors.Add(new($"{at}.name", $"application name \"{app.Name}\" is used twice; give each application its own name"));
-                if (app.RoutePrefix is { } prefix && !prefixes.Add(prefix))
-                    errors.Add(new($"{at}.route_prefix", $"route prefix \"{prefix}\" is used twice; give each application its own prefix"));
+                // Compared as served: "/a" and "/a/" are one prefix, and an application without route_prefix is
+                // served under its ingress deployment's RoutePrefix, else "/".
+                var served = app.ServedRoutePrefix;
+                if (prefixes.TryGetValue(served, out var first))
+                    errors.Add(new(app.RoutePrefix is null ? at : $"{at}.route_prefix",
+                        $"application \"{app.Name}\" would be served under route prefix \"{served}\"{(app.RoutePrefix is null ? " (no route_prefix given)" : "")}, " +
+                        $"which application \"{first.Name}\" ({first.At}) already uses; give each application its own route_prefix"));
+                else
+                    prefixes.Add(served, (app.Name, at));
                 apps.Add(app);
             }
         }
@@ -136,8 +162,12 @@ public static class ServeConfigLoader
         if (obj.TryGetPropertyValue("host", out var h))
         {
             host = ReadString(h, $"{at}.host", errors);
-            if (host is { } s && string.IsNullOrWhiteSpace(s))
-                errors.Add(new($"{at}.host", "must not be empty; use an IP address such as \"127.0.0.1\" or \"0.0.0.0\""));
+            if (host is { } s && !Http.KestrelListener.TryParseHost(s, out _))
+            {
+                errors.Add(new($"{at}.host", $"expected an IP address such as \"127.0.0.1\", \"0.0.0.0\" or \"::\", or \"localhost\", got {Show(h)}; " +
+                                             "the host listens on an address, so other host names are not accepted"));
+                host = null;
+            }
         }
         int? port = obj.TryGetPropertyValue("port", out var p) ? ReadInt(p, $"{at}.port", 0, 65535, "an integer from 0 to 65535", errors) : null;
         TimeSpan? timeout = null;
@@ -165,9 +195,9 @@ public static class ServeConfigLoader
         string? prefix = null;
         if (obj.TryGetPropertyValue("route_prefix", out var r) && ReadString(r, $"{at}.route_prefix", errors) is { } givenPrefix)
         {
-            if (givenPrefix.Length == 0 || givenPrefix[0] != '/')
-                errors.Add(new($"{at}.route_prefix", $"must start with '/', e.g. \"/greeter\", got {Show(r)}"));
-            prefix = givenPrefix;
+            if (Routing.RoutePrefixes.Problem(givenPrefix) is { } problem)
+                errors.Add(new($"{at}.route_prefix", $"application \"{name}\": \"{givenPrefix}\" is not a route prefix: it {problem}"));
+            prefix = Routing.RoutePrefixes.Normalize(givenPrefix);
         }
         obj.TryGetPropertyValue("args", out var args);
         if (args is not null and not JsonObject and not JsonArray)
@@ -189,6 +219,12 @@ public static class ServeConfigLoader
                 errors.Add(new($"{at}.deployments", $"expected a list of deployment overrides, got {Show(d)}"));
             else if (application is not null)
                 application = ApplyOverrides(application, list, $"{at}.deployments", baseDirectory, errors);
+        }
+        if (prefix is null && application is not null && application.OptionsNoCopy.RoutePrefix is { } own)
+        {
+            // The ingress's own RoutePrefix (attribute or override) was validated with its options.
+            if (Routing.RoutePrefixes.Problem(own) is { } problem)
+                errors.Add(new(at, $"application \"{name}\": the RoutePrefix of its ingress deployment '{application.DeploymentName}', \"{own}\", is not a route prefix: it {problem}; set route_prefix"));
         }
         return errors.Count == before && application is not null
             ? new ApplicationConfig(name, prefix, import!, args, application)
@@ -360,15 +396,15 @@ public static class ServeConfigLoader
     {
         var before = errors.Count;
         var o = node.GetOptions();
-        if (obj.TryGetPropertyValue("num_replicas", out var v) && ReadInt(v, $"{at}.num_replicas", 0, int.MaxValue, "an integer of 0 or more", errors) is { } replicas)
+        if (obj.TryGetPropertyValue("num_replicas", out var v) && ReadInt(v, $"{at}.num_replicas", 0, DeploymentOptions.MaxNumReplicas, "an integer of 0 or more", errors) is { } replicas)
             o.NumReplicas = replicas;
         if (obj.TryGetPropertyValue("max_ongoing_requests", out v) && ReadInt(v, $"{at}.max_ongoing_requests", 1, int.MaxValue, "an integer of 1 or more", errors) is { } ongoing)
             o.MaxOngoingRequests = ongoing;
         if (obj.TryGetPropertyValue("max_queued_requests", out v) && ReadInt(v, $"{at}.max_queued_requests", -1, int.MaxValue, "an integer of -1 (unbounded) or more", errors) is { } queued)
             o.MaxQueuedRequests = queued;
-        if (obj.TryGetPropertyValue("num_cpus", out v) && ReadNonNegative(v, $"{at}.num_cpus", errors) is { } cpus)
+        if (obj.TryGetPropertyValue("num_cpus", out v) && ReadNonNegative(v, $"{at}.num_cpus", DeploymentOptions.MaxNumCpus, errors) is { } cpus)
             o.NumCpus = cpus;
-        if (obj.TryGetPropertyValue("num_gpus", out v) && ReadNonNegative(v, $"{at}.num_gpus", errors) is { } gpus)
+        if (obj.TryGetPropertyValue("num_gpus", out v) && ReadNonNegative(v, $"{at}.num_gpus", DeploymentOptions.MaxNumGpus, errors) is { } gpus)
             o.NumGpus = gpus;
         if (obj.TryGetPropertyValue("graceful_shutdown_timeout_s", out v) && ReadSeconds(v, $"{at}.graceful_shutdown_timeout_s", allowZero: true, errors) is { } grace)
             o.GracefulShutdownTimeout = grace;
@@ -397,7 +433,7 @@ public static class ServeConfigLoader
             {
                 var map = new Dictionary<string, double>(StringComparer.Ordinal);
                 foreach (var (key, amount) in resources)
-                    if (ReadNonNegative(amount, $"{at}.resources.{key}", errors) is { } a)
+                    if (ReadNonNegative(amount, $"{at}.resources.{key}", DeploymentOptions.MaxResourceAmount, errors) is { } a)
                         map[key] = a;
                 o.Resources = map;
             }
@@ -429,10 +465,45 @@ public static class ServeConfigLoader
         }
         catch (ArgumentOutOfRangeException e)
         {
-            errors.Add(new(at, e.Message.Split(Environment.NewLine)[0].Split(" (Parameter")[0]));
+            errors.Add(new(KeyPathOf(obj, at, e.ParamName), e.Message.Split(Environment.NewLine)[0].Split(" (Parameter")[0]));
             return null;
         }
         return o;
+    }
+
+    /// <summary>The config key of a <see cref="DeploymentOptions"/> option named by its validation (NumGpus → num_gpus, Autoscaling.MaxReplicas → autoscaling_config.max_replicas), when the entry sets it.</summary>
+    private static string KeyPathOf(JsonObject obj, string at, string? option)
+    {
+        if (option is null)
+            return at;
+        if (option.StartsWith("Resources[\"", StringComparison.Ordinal) && option.EndsWith("\"]", StringComparison.Ordinal))
+            return $"{at}.resources.{option[11..^2]}";
+        var parts = option.Split('.');
+        var key = Snake(parts[0]) is var first && first == "autoscaling" ? "autoscaling_config" : first;
+        if (!obj.ContainsKey(key))
+            return at;
+        var path = $"{at}.{key}";
+        if (parts.Length > 1 && obj[key] is JsonObject inner)
+        {
+            var sub = Snake(parts[1]);
+            sub = inner.ContainsKey(sub) ? sub : inner.ContainsKey(sub + "_s") ? sub + "_s" : null!;
+            if (sub is not null)
+                path += "." + sub;
+        }
+        return path;
+
+        static string Snake(string name)
+        {
+            var b = new System.Text.StringBuilder(name.Length + 4);
+            foreach (var c in name)
+            {
+                if (char.IsUpper(c) && b.Length > 0)
+                    b.Append('_');
+                b.Append(char.ToLowerInvariant(c));
+            }
+            var snake = b.ToString();
+            return snake.EndsWith("_timeout", StringComparison.Ordinal) || snake.EndsWith("_period", StringComparison.Ordinal) ? snake + "_s" : snake;
+        }
     }
 
     private static void CheckKeys(JsonObject obj, string at, string[] allowed, List<ServeConfigError> errors)
@@ -447,11 +518,11 @@ public static class ServeConfigLoader
         var before = errors.Count;
         CheckKeys(obj, at, AutoscalingKeys, errors);
         var a = new AutoscalingOptions();
-        if (obj.TryGetPropertyValue("min_replicas", out var v) && ReadInt(v, $"{at}.min_replicas", 0, int.MaxValue, "an integer of 0 or more", errors) is { } min)
+        if (obj.TryGetPropertyValue("min_replicas", out var v) && ReadInt(v, $"{at}.min_replicas", 0, DeploymentOptions.MaxNumReplicas, "an integer of 0 or more", errors) is { } min)
             a.MinReplicas = min;
-        if (obj.TryGetPropertyValue("max_replicas", out v) && ReadInt(v, $"{at}.max_replicas", 1, int.MaxValue, "an integer of 1 or more", errors) is { } max)
+        if (obj.TryGetPropertyValue("max_replicas", out v) && ReadInt(v, $"{at}.max_replicas", 1, DeploymentOptions.MaxNumReplicas, "an integer of 1 or more", errors) is { } max)
             a.MaxReplicas = max;
-        if (obj.TryGetPropertyValue("initial_replicas", out v) && v is not null && ReadInt(v, $"{at}.initial_replicas", 0, int.MaxValue, "an integer of 0 or more", errors) is { } initial)
+        if (obj.TryGetPropertyValue("initial_replicas", out v) && v is not null && ReadInt(v, $"{at}.initial_replicas", 0, DeploymentOptions.MaxNumReplicas, "an integer of 0 or more", errors) is { } initial)
             a.InitialReplicas = initial;
         if (obj.TryGetPropertyValue("target_ongoing_requests", out v) && ReadPositive(v, $"{at}.target_ongoing_requests", errors) is { } target)
             a.TargetOngoingRequests = target;
@@ -548,7 +619,8 @@ public static class ServeConfigLoader
             return i;
         if (node is JsonValue v2 && v2.GetValueKind() == JsonValueKind.Number && v2.TryGetValue<double>(out var d) && d == Math.Floor(d) && d >= min && d <= max)
             return (int)d;
-        errors.Add(new(at, $"expected {expected}, got {Show(node)}"));
+        var atMost = expected.Contains(max.ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal) ? "" : AtMost(node, max);
+        errors.Add(new(at, $"expected {expected}{atMost}, got {Show(node)}"));
         return null;
     }
 
@@ -563,13 +635,19 @@ public static class ServeConfigLoader
         return null;
     }
 
-    private static double? ReadNonNegative(JsonNode? node, string at, List<ServeConfigError> errors)
+    private static double? ReadNonNegative(JsonNode? node, string at, double max, List<ServeConfigError> errors)
     {
-        if (node is JsonValue value && value.GetValueKind() == JsonValueKind.Number && value.TryGetValue<double>(out var d) && d >= 0 && !double.IsInfinity(d))
+        if (node is JsonValue value && value.GetValueKind() == JsonValueKind.Number && value.TryGetValue<double>(out var d) && d >= 0 && d <= max)
             return d;
-        errors.Add(new(at, $"expected a number of 0 or more, got {Show(node)}"));
+        errors.Add(new(at, $"expected a number of 0 or more{AtMost(node, max)}, got {Show(node)}"));
         return null;
     }
+
+    /// <summary>", at most N" when <paramref name="node"/> is a number above <paramref name="max"/> (the shared DeploymentOptions limits).</summary>
+    private static string AtMost(JsonNode? node, double max) =>
+        node is JsonValue value && value.GetValueKind() == JsonValueKind.Number && !(value.TryGetValue<double>(out var d) && d <= max)
+            ? $", at most {max.ToString(max >= 1e6 ? "0.#####e0" : "0.#####", CultureInfo.InvariantCulture)}"
+            : "";
 
     private static string List(string[] keys) => string.Join(", ", keys);
 
@@ -580,67 +658,4 @@ public static class ServeConfigLoader
         JsonArray => "a list",
         _ => node.ToJsonString(),
     };
-
-    // ---- YAML to JSON ----
-
-    internal static JsonNode? YamlToJson(string text)
-    {
-        var stream = new YamlStream();
-        stream.Load(new StringReader(text));
-        if (stream.Documents.Count == 0)
-            return null;
-        if (stream.Documents.Count > 1)
-            throw new InvalidOperationException("the file holds more than one YAML document; use one");
-        return Convert(stream.Documents[0].RootNode, 0);
-    }
-
-    private static JsonNode? Convert(YamlNode node, int depth)
-    {
-        if (depth > 64)
-            throw new InvalidOperationException("nested too deeply");
-        switch (node)
-        {
-            case YamlMappingNode map:
-                var obj = new JsonObject();
-                foreach (var (k, v) in map.Children)
-                {
-                    if (k is not YamlScalarNode { Value: { } key })
-                        throw new InvalidOperationException($"line {k.Start.Line}: mapping keys must be plain strings");
-                    if (obj.ContainsKey(key))
-                        throw new InvalidOperationException($"line {k.Start.Line}: key '{key}' appears twice");
-                    obj[key] = Convert(v, depth + 1);
-                }
-                return obj;
-            case YamlSequenceNode seq:
-                var array = new JsonArray();
-                foreach (var item in seq.Children)
-                    array.Add(Convert(item, depth + 1));
-                return array;
-            case YamlScalarNode scalar:
-                return Scalar(scalar);
-            default:
-                throw new InvalidOperationException($"line {node.Start.Line}: unsupported YAML node");
-        }
-    }
-
-    private static JsonNode? Scalar(YamlScalarNode scalar)
-    {
-        var s = scalar.Value ?? "";
-        if (scalar.Style is not ScalarStyle.Plain)
-            return JsonValue.Create(s);
-        switch (s)
-        {
-            case "" or "~" or "null" or "Null" or "NULL":
-                return null;
-            case "true" or "True" or "TRUE":
-                return JsonValue.Create(true);
-            case "false" or "False" or "FALSE":
-                return JsonValue.Create(false);
-        }
-        if (long.TryParse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var l))
-            return JsonNode.Parse(l.ToString(CultureInfo.InvariantCulture));
-        if (double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out var d) && !double.IsNaN(d) && !double.IsInfinity(d))
-            return JsonNode.Parse(d.ToString("R", CultureInfo.InvariantCulture));
-        return JsonValue.Create(s);
-    }
 }

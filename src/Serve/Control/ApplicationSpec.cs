@@ -14,8 +14,12 @@ internal sealed record ApplicationSpec(string Name, string RoutePrefix, string I
         if (string.IsNullOrWhiteSpace(options.Name))
             throw new ArgumentException("RunOptions.Name must not be empty; use a name such as \"default\".", nameof(options));
         var prefix = options.RoutePrefix ?? root.OptionsNoCopy.RoutePrefix ?? "/";
-        if (prefix.Length == 0 || prefix[0] != '/')
-            throw new ArgumentOutOfRangeException(nameof(options), prefix, $"Application '{options.Name}': RunOptions.RoutePrefix = \"{prefix}\" must start with '/', e.g. \"/{prefix}\".");
+        if (Routing.RoutePrefixes.Problem(prefix) is { } problem)
+        {
+            var source = options.RoutePrefix is not null ? "RunOptions.RoutePrefix" : $"the RoutePrefix of its ingress deployment '{root.DeploymentName}'";
+            throw new ArgumentOutOfRangeException(nameof(options), prefix, $"Application '{options.Name}': {source} = \"{prefix}\" is not a route prefix: it {problem}.");
+        }
+        prefix = Routing.RoutePrefixes.Normalize(prefix);
         var byName = new Dictionary<string, (Application App, DeploymentSpec Spec)>(StringComparer.Ordinal);
         var ordered = new List<DeploymentSpec>();
         Visit(root, options.Name, byName, ordered, new HashSet<Application>(ReferenceEqualityComparer.Instance));

@@ -203,6 +203,11 @@ internal sealed partial class ServeController
             done.TrySetException(new InvalidOperationException($"Application '{spec.Name}' is being deleted; wait for DeleteAsync to finish, then deploy it again."));
             return;
         }
+        if (RouteConflict(spec) is { } conflict)
+        {
+            done.TrySetException(conflict);
+            return;
+        }
         if (NeverFits(spec) is { } unschedulable)
         {
             // Refused before anything changes: a running version of the application keeps serving.
@@ -255,6 +260,22 @@ internal sealed partial class ServeController
         foreach (var d in app.AllDeployments.ToList())
             Reconcile(d);
         CheckApplication(app);
+    }
+
+    /// <summary>
+    /// Two applications under one prefix would shadow each other silently (the router picks one), so the second is
+    /// refused. Without HTTP ingress no request is routed by prefix, and applications may share the default "/".
+    /// </summary>
+    private RoutePrefixConflictException? RouteConflict(ApplicationSpec spec)
+    {
+        if (!_options.Http.Enabled)
+            return null;
+        foreach (var other in _apps.Values)
+        {
+            if (other.Name != spec.Name && string.Equals(other.Spec.RoutePrefix, spec.RoutePrefix, StringComparison.Ordinal))
+                return new RoutePrefixConflictException(spec.Name, spec.RoutePrefix, other.Name, other.Deleting);
+        }
+        return null;
     }
 
     private void Retire(ApplicationState app, DeploymentState deployment, string reason)

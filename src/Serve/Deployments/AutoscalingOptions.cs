@@ -46,8 +46,10 @@ public sealed class AutoscalingOptions
     /// <summary>The first out-of-range setting as (option, value, rule), or <c>null</c>.</summary>
     internal (string Option, object Value, string Rule)? FindInvalid()
     {
-        if (MinReplicas < 0)
-            return ("Autoscaling.MinReplicas", MinReplicas, "must be 0 or more (0 allows scaling to zero)");
+        if (MinReplicas < 0 || MinReplicas > DeploymentOptions.MaxNumReplicas)
+            return ("Autoscaling.MinReplicas", MinReplicas, "must be 0 or more (0 allows scaling to zero) and at most 10000");
+        if (MaxReplicas > DeploymentOptions.MaxNumReplicas)
+            return ("Autoscaling.MaxReplicas", MaxReplicas, "must be at most 10000");
         if (MaxReplicas < 1 || MaxReplicas < MinReplicas)
             return ("Autoscaling.MaxReplicas", MaxReplicas, $"must be at least 1 and at least MinReplicas ({MinReplicas.ToString(CultureInfo.InvariantCulture)})");
         if (InitialReplicas is { } initial && (initial < MinReplicas || initial > MaxReplicas))

@@ -27,6 +27,17 @@ public sealed class DeploymentOptions
     public const double DefaultHealthCheckTimeoutSeconds = 30;
     /// <summary>Default <see cref="GracefulShutdownTimeout"/> in seconds.</summary>
     public const double DefaultGracefulShutdownTimeoutSeconds = 20;
+    /// <summary>
+    /// The most replicas one deployment may run: the upper bound of <see cref="NumReplicas"/> and of the
+    /// <see cref="AutoscalingOptions"/> replica counts. A larger number is a typo, not a plan.
+    /// </summary>
+    public const int MaxNumReplicas = 10_000;
+    /// <summary>The most CPUs one replica may reserve (<see cref="NumCpus"/>).</summary>
+    public const double MaxNumCpus = 10_000;
+    /// <summary>The most GPUs one replica may reserve (<see cref="NumGpus"/>).</summary>
+    public const double MaxNumGpus = 1_000;
+    /// <summary>The largest amount of one custom resource a replica may reserve (<see cref="Resources"/>): 10^12, room for a byte count.</summary>
+    public const double MaxResourceAmount = 1e12;
 
     /// <summary>The deployment name, unique within its application. Defaults to the class or function name.</summary>
     public string Name { get; set; } = "";
@@ -60,7 +71,11 @@ public sealed class DeploymentOptions
     /// </summary>
     public int MaxQueuedRequests { get; set; } = Unbounded;
 
-    /// <summary>The HTTP route prefix when this deployment is an application's ingress.</summary>
+    /// <summary>
+    /// The HTTP route prefix when this deployment is an application's ingress: a URL path such as <c>"/greeter"</c>
+    /// (ASCII letters, digits, <c>/</c> and <c>- . _ ~ ! $ &amp; ' ( ) * + , ; = : @</c>); a trailing <c>/</c> is
+    /// ignored. See docs/http.md.
+    /// </summary>
     public string? RoutePrefix { get; set; }
 
     /// <summary>
@@ -135,24 +150,24 @@ public sealed class DeploymentOptions
     {
         if (string.IsNullOrWhiteSpace(Name))
             throw Invalid(deploymentName, nameof(Name), Name, "must not be empty; set Name to a non-empty string or leave it unset to use the class name");
-        if (NumReplicas < 0)
-            throw Invalid(deploymentName, nameof(NumReplicas), NumReplicas, "must be 0 or more; use 1 or more replicas to serve calls");
+        if (NumReplicas < 0 || NumReplicas > MaxNumReplicas)
+            throw Invalid(deploymentName, nameof(NumReplicas), NumReplicas, "must be 0 or more and at most 10000; use 1 or more replicas to serve calls");
         if (MaxOngoingRequests < 1)
             throw Invalid(deploymentName, nameof(MaxOngoingRequests), MaxOngoingRequests, "must be at least 1 (the default is 5)");
         if (MaxQueuedRequests < Unbounded)
             throw Invalid(deploymentName, nameof(MaxQueuedRequests), MaxQueuedRequests, "must be -1 (unbounded), 0 (never queue) or a positive limit");
-        if (!(NumCpus >= 0) || double.IsInfinity(NumCpus))
-            throw Invalid(deploymentName, nameof(NumCpus), NumCpus, "must be a finite number of 0 or more (the default, 0, reserves no CPU and sets no thread limit)");
-        if (!(NumGpus >= 0) || double.IsInfinity(NumGpus))
-            throw Invalid(deploymentName, nameof(NumGpus), NumGpus, "must be a finite number of 0 or more, e.g. 0.5 to share a GPU between two replicas");
+        if (!(NumCpus >= 0 && NumCpus <= MaxNumCpus))
+            throw Invalid(deploymentName, nameof(NumCpus), NumCpus, "must be a finite number of 0 or more and at most 10000 (the default, 0, reserves no CPU and sets no thread limit)");
+        if (!(NumGpus >= 0 && NumGpus <= MaxNumGpus))
+            throw Invalid(deploymentName, nameof(NumGpus), NumGpus, "must be a finite number of 0 or more and at most 1000, e.g. 0.5 to share a GPU between two replicas");
         if (NumGpus > 1 && NumGpus != Math.Floor(NumGpus))
             throw Invalid(deploymentName, nameof(NumGpus), NumGpus, "above 1 must be a whole number of GPUs; a replica never spans part of a second device");
         foreach (var (name, amount) in Resources)
         {
             if (string.IsNullOrWhiteSpace(name))
                 throw Invalid(deploymentName, nameof(Resources), name, "has an empty resource name; name every custom resource");
-            if (!(amount >= 0) || double.IsInfinity(amount))
-                throw Invalid(deploymentName, $"{nameof(Resources)}[\"{name}\"]", amount, "must be a finite amount of 0 or more");
+            if (!(amount >= 0 && amount <= MaxResourceAmount))
+                throw Invalid(deploymentName, $"{nameof(Resources)}[\"{name}\"]", amount, "must be a finite amount of 0 or more and at most 1e12");
         }
         if (Autoscaling?.FindInvalid() is { } bad)
             throw Invalid(deploymentName, bad.Option, bad.Value, bad.Rule);
@@ -164,8 +179,8 @@ public sealed class DeploymentOptions
             throw Invalid(deploymentName, nameof(RuntimeEnv), null, "must be set; use RuntimeEnv.Shared (the default), RuntimeEnv.Isolated() or RuntimeEnv.FromDirectory(path)");
         if (GracefulShutdownTimeout < TimeSpan.Zero || GracefulShutdownTimeout > MaxTimerDuration)
             throw Invalid(deploymentName, nameof(GracefulShutdownTimeout), GracefulShutdownTimeout, "must be 0 or more and at most 49 days (the default is 20 s)");
-        if (RoutePrefix is { } prefix && (prefix.Length == 0 || prefix[0] != '/'))
-            throw Invalid(deploymentName, nameof(RoutePrefix), prefix, "must start with '/', e.g. \"/greeter\"");
+        if (RoutePrefix is { } prefix && Routing.RoutePrefixes.Problem(prefix) is { } problem)
+            throw Invalid(deploymentName, nameof(RoutePrefix), prefix, problem);
     }
 
     /// <summary>The longest duration a .NET timer takes (<c>uint.MaxValue - 1</c> ms, about 49.7 days); longer time options are refused.</summary>

@@ -100,3 +100,29 @@ public sealed class ReplicaStoppedException : ServeException
     /// <summary>The grace period the call was given once the replica began stopping.</summary>
     public TimeSpan GracefulShutdownTimeout { get; }
 }
+
+/// <summary>
+/// An application was deployed under a route prefix another application of the host already serves over HTTP
+/// (<c>/a</c> and <c>/a/</c> are the same prefix). Nothing changed: the other application keeps its prefix. Give
+/// each application its own <see cref="RunOptions.RoutePrefix"/>, or delete the other application first.
+/// </summary>
+public sealed class RoutePrefixConflictException : ServeException
+{
+    /// <summary>Creates the exception.</summary>
+    public RoutePrefixConflictException(string applicationName, string routePrefix, string otherApplicationName, bool otherIsDeleting)
+        : base($"Application '{applicationName}' cannot be served under route prefix \"{routePrefix}\": application '{otherApplicationName}' already is" +
+               (otherIsDeleting ? " (it is being deleted; wait for its DeleteAsync to finish)" : "") +
+               $". Give each application its own route prefix (RunOptions.RoutePrefix, or route_prefix in a config file), or delete '{otherApplicationName}' first.")
+    {
+        ApplicationName = applicationName;
+        RoutePrefix = routePrefix;
+        OtherApplicationName = otherApplicationName;
+    }
+
+    /// <summary>The application that was refused.</summary>
+    public string ApplicationName { get; }
+    /// <summary>The route prefix both asked for, normalised (no trailing <c>/</c>).</summary>
+    public string RoutePrefix { get; }
+    /// <summary>The application already served under that prefix.</summary>
+    public string OtherApplicationName { get; }
+}

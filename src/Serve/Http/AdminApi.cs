@@ -64,7 +64,8 @@ internal sealed class AdminApi : IAsyncDisposable
 
     private async Task StartCoreAsync(IPAddress address, CancellationToken cancellationToken)
     {
-        _listener = await KestrelListener.StartAsync(address, _options.Port, null, HandleAsync, "admin API",
+        // Only PUT has a body, a config document: refuse anything larger than the loader reads (413).
+        _listener = await KestrelListener.StartAsync(address, _options.Port, ServeConfigLoader.MaxDocumentBytes, HandleAsync, "admin API",
             "set o.Admin.Port to a free port (or 0 to pick one), or o.Admin.Enabled = false.", cancellationToken).ConfigureAwait(false);
         Log.AdminListening(_logger, _listener.Address.ToString());
     }
@@ -158,8 +159,17 @@ internal sealed class AdminApi : IAsyncDisposable
     {
         var request = context.Request;
         string text;
-        using (var reader = new StreamReader(request.Body, Encoding.UTF8))
+        try
+        {
+            using var reader = new StreamReader(request.Body, Encoding.UTF8);
             text = await reader.ReadToEndAsync(context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            await ErrorAsync(context, StatusCodes.Status413PayloadTooLarge,
+                $"Payload too large: a config document may be at most {ServeConfigLoader.MaxDocumentBytes} bytes (4 MiB); nothing was changed.").ConfigureAwait(false);
+            return;
+        }
         var contentType = request.ContentType ?? "";
         var yaml = contentType.Contains("yaml", StringComparison.OrdinalIgnoreCase);
         ServeConfig config;
@@ -179,11 +189,21 @@ internal sealed class AdminApi : IAsyncDisposable
         await _applyLock.WaitAsync(context.RequestAborted).ConfigureAwait(false);
         try
         {
+            var listed = config.Applications.Select(a => a.Name).ToHashSet(StringComparer.Ordinal);
+            // An application the document drops goes first when a listed one takes over its route prefix (a rename
+            // keeping the prefix); the others keep serving until the listed ones are deployed.
+            var claimed = config.Applications.Select(a => a.ServedRoutePrefix).ToHashSet(StringComparer.Ordinal);
+            foreach (var stale in _host.GetStatus().Applications.Where(a => !listed.Contains(a.Name) && claimed.Contains(a.RoutePrefix)).Select(a => a.Name).ToArray())
+                await _host.DeleteAsync(stale, context.RequestAborted).ConfigureAwait(false);
             foreach (var app in config.Applications)
                 await config.ApplyOneAsync(_host, app, context.RequestAborted).ConfigureAwait(false);
-            var listed = config.Applications.Select(a => a.Name).ToHashSet(StringComparer.Ordinal);
             foreach (var stale in _host.GetStatus().Applications.Where(a => !listed.Contains(a.Name)).Select(a => a.Name).ToArray())
                 await _host.DeleteAsync(stale, context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (RoutePrefixConflictException e)
+        {
+            await ErrorAsync(context, StatusCodes.Status409Conflict, e.Message).ConfigureAwait(false);
+            return;
         }
         catch (Exception e) when (e is DeploymentFailedException or UnschedulableException)
         {

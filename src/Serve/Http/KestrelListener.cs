@@ -27,14 +27,35 @@ internal sealed class KestrelListener : IAsyncDisposable
     /// <summary>The bound address (the real port when 0 was asked for).</summary>
     public Uri Address { get; }
 
+    /// <summary>
+    /// What a listen address may be: an IPv6 address, a dotted-quad IPv4 address, or <c>localhost</c> (the IPv4
+    /// loopback). The legacy short IPv4 forms <see cref="IPAddress.TryParse(string, out IPAddress)"/> also takes
+    /// (<c>"8000"</c> is 0.0.31.64) are refused: they are typos far more often than addresses.
+    /// </summary>
+    public static bool TryParseHost(string host, out IPAddress address)
+    {
+        if (string.Equals(host, "localhost", StringComparison.OrdinalIgnoreCase))
+        {
+            address = IPAddress.Loopback;
+            return true;
+        }
+        if (IPAddress.TryParse(host, out var parsed)
+            && (parsed.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
+                || (host.Count(c => c == '.') == 3 && host.All(c => c == '.' || char.IsAsciiDigit(c)))))
+        {
+            address = parsed;
+            return true;
+        }
+        address = IPAddress.None;
+        return false;
+    }
+
     /// <summary>Parses a host option: an IP address or "localhost".</summary>
     /// <param name="host">The configured host.</param>
     /// <param name="option">The option's name for the error, e.g. <c>ServeOptions.Http.Host</c>.</param>
     public static IPAddress ParseHost(string host, string option)
     {
-        if (string.Equals(host, "localhost", StringComparison.OrdinalIgnoreCase))
-            return IPAddress.Loopback;
-        if (IPAddress.TryParse(host, out var address))
+        if (TryParseHost(host, out var address))
             return address;
         throw new ArgumentException($"{option} = '{host}' is not an IP address; use e.g. \"127.0.0.1\", \"0.0.0.0\" or \"localhost\".");
     }
