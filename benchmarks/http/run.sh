@@ -3,7 +3,9 @@
 # ingress, both measured with wrk on loopback (127.0.0.1 only) in one run. Prints a markdown table row per server.
 #   benchmarks/http/run.sh                      warm-up 5 s, measure 15 s, 64 connections, 2 wrk threads
 #   benchmarks/http/run.sh --append FILE        also append the table to FILE
-#   WARMUP=5 DURATION=15 CONNECTIONS=64 THREADS=2 RAW_PORT=18080 SERVE_PORT=18081 benchmarks/http/run.sh
+#   WARMUP=5 DURATION=15 CONNECTIONS=64 THREADS=2 ROUNDS=1 RAW_PORT=18080 SERVE_PORT=18081 benchmarks/http/run.sh
+# ROUNDS=N alternates raw, serve, raw, serve ... (a fresh server each time) and reports each side's median round, so
+# that load from other processes that comes and goes hits both sides alike; each round is printed too.
 # wrk and the servers share the machine's cores: on a small machine the client's own CPU use is part of the numbers.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -13,6 +15,7 @@ warmup="${WARMUP:-5}"
 duration="${DURATION:-15}"
 connections="${CONNECTIONS:-64}"
 threads="${THREADS:-2}"
+rounds="${ROUNDS:-1}"
 raw_port="${RAW_PORT:-18080}"
 serve_port="${SERVE_PORT:-18081}"
 expected='{"message":"hello","value":42}'
@@ -21,9 +24,13 @@ append=""
 while [ "$#" -gt 0 ]; do
   case "$1" in
     --append) append="${2:?--append needs a file}"; shift 2 ;;
-    -h|--help) sed -n '2,7p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) sed -n '2,9p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
+done
+
+for v in warmup duration connections threads rounds raw_port serve_port; do
+  [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || { echo "[http-bench] ERROR: ${v^^}='${!v}' must be a positive whole number" >&2; exit 2; }
 done
 
 log() { echo "[http-bench] $*" >&2; }
@@ -112,10 +119,20 @@ run_one() {
   rm -f "$server_log"; server_log=""
 }
 
-run_one "raw" raw "$raw_port"
-raw_rps="$rps" raw_p50="$p50" raw_p99="$p99"
-run_one "serve" serve "$serve_port"
-serve_rps="$rps" serve_p50="$p50" serve_p99="$p99"
+# median VALUES... (by the first field of "rps p50 p99" lines: the round with the median requests/s)
+median_round() { sort -n | awk '{ a[NR] = $0 } END { print a[int((NR + 1) / 2)] }'; }
+
+raw_rounds="" serve_rounds="" round_rows=""
+for r in $(seq "$rounds"); do
+  run_one "raw" raw "$raw_port"
+  raw_rounds+="$rps $p50 $p99"$'\n'
+  round_rows+="| $r | raw | $rps | $p50 | $p99 |"$'\n'
+  run_one "serve" serve "$serve_port"
+  serve_rounds+="$rps $p50 $p99"$'\n'
+  round_rows+="| $r | serve | $rps | $p50 | $p99 |"$'\n'
+done
+read -r raw_rps raw_p50 raw_p99 <<<"$(printf '%s' "$raw_rounds" | median_round)"
+read -r serve_rps serve_p50 serve_p99 <<<"$(printf '%s' "$serve_rounds" | median_round)"
 ratio="$(awk -v s="$serve_rps" -v r="$raw_rps" 'BEGIN { printf "%.2f", s / r }')"
 
 table="$(cat <<EOF
@@ -126,10 +143,16 @@ table="$(cat <<EOF
 EOF
 )"
 echo
-echo "wrk -t$threads -c$connections -d${duration}s --latency (after ${warmup}s warm-up), GET /hello on 127.0.0.1, $(nproc) cores shared by wrk and the server, $(date -u +%Y-%m-%dT%H:%MZ)"
+if [ "$rounds" -gt 1 ]; then
+  table="$(printf '%s\n\n%s\n\n%s' "$table" "Each round (the table above shows each side's median round by requests/s):" \
+    "| round | server | requests/s | p50 (ms) | p99 (ms) |"$'\n'"|---:|---|---:|---:|---:|"$'\n'"${round_rows%$'\n'}")"
+fi
+heading="wrk -t$threads -c$connections -d${duration}s --latency (after ${warmup}s warm-up), GET /hello on 127.0.0.1, $rounds round(s), $(nproc) cores shared by wrk and the server, $(date -u +%Y-%m-%dT%H:%MZ)"
+echo
+echo "$heading"
 echo
 echo "$table"
 if [ -n "$append" ]; then
-  { echo; echo "$table"; } >>"$append"
+  { echo; echo "$heading"; echo; echo "$table"; } >>"$append"
   log "table appended to $append"
 fi
