@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # HTTP benchmark: a raw ASP.NET Core minimal API next to the same reply from a Serve deployment behind Serve's HTTP
 # ingress, both measured with wrk on loopback (127.0.0.1 only) in one run. Prints a markdown table row per server.
-#   benchmarks/http/run.sh                      warm-up 5 s, measure 15 s, 64 connections, 2 wrk threads
+#   benchmarks/http/run.sh                      3 rounds of: warm-up 5 s, measure 15 s; 64 connections, 2 wrk threads
 #   benchmarks/http/run.sh --append FILE        also append the table to FILE
-#   WARMUP=5 DURATION=15 CONNECTIONS=64 THREADS=2 ROUNDS=1 RAW_PORT=18080 SERVE_PORT=18081 benchmarks/http/run.sh
+#   WARMUP=5 DURATION=15 CONNECTIONS=64 THREADS=2 ROUNDS=3 RAW_PORT=18080 SERVE_PORT=18081 benchmarks/http/run.sh
 # ROUNDS=N alternates raw, serve, raw, serve ... (a fresh server each time) and reports each side's median round, so
 # that load from other processes that comes and goes hits both sides alike; each round is printed too.
 # wrk and the servers share the machine's cores: on a small machine the client's own CPU use is part of the numbers.
@@ -15,7 +15,7 @@ warmup="${WARMUP:-5}"
 duration="${DURATION:-15}"
 connections="${CONNECTIONS:-64}"
 threads="${THREADS:-2}"
-rounds="${ROUNDS:-1}"
+rounds="${ROUNDS:-3}"
 raw_port="${RAW_PORT:-18080}"
 serve_port="${SERVE_PORT:-18081}"
 expected='{"message":"hello","value":42}'
