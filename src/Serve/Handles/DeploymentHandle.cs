@@ -4,6 +4,7 @@ using Serve.CodeGeneration;
 using Serve.Observability;
 using Serve.Replicas;
 using Serve.Routing;
+using Serve.Scheduling;
 
 namespace Serve;
 
@@ -95,7 +96,7 @@ public class DeploymentHandle
         if (_timeout is not null || _modelId is not null)
             return InvokeWithDeadlineAsync<TArgs, TResult>(arguments, cancellationToken);
         if (!_router.TryAcquire(out var replica))
-            return InvokeQueuedAsync<TArgs, TResult>(arguments, cancellationToken);
+            return InvokeQueuedAsync<TArgs, TResult>(arguments, cancellationToken, offCaller: false);
         var started = _router.CallStarting();
         var token = CallToken(replica, cancellationToken, out var linked);
         ValueTask<TResult> pending;
@@ -127,7 +128,7 @@ public class DeploymentHandle
         if (_timeout is not null || _modelId is not null)
             return InvokeVoidWithDeadlineAsync(arguments, cancellationToken);
         if (!_router.TryAcquire(out var replica))
-            return InvokeVoidQueuedAsync(arguments, cancellationToken);
+            return InvokeVoidQueuedAsync(arguments, cancellationToken, offCaller: false);
         var started = _router.CallStarting();
         var token = CallToken(replica, cancellationToken, out var linked);
         ValueTask pending;
@@ -235,12 +236,14 @@ public class DeploymentHandle
     private ValueTask<object?> InvokeBoxedAsync(int methodId, object?[] arguments, CancellationToken cancellationToken)
     {
         if (_timeout is null)
-            return InvokeBoxedCoreAsync(methodId, arguments, cancellationToken);
+            return InvokeBoxedCoreAsync(methodId, arguments, cancellationToken, offCaller: false);
         var deadline = new CallDeadline(this, methodId, _timeout, cancellationToken);
-        return deadline.WaitAsync(InvokeBoxedCoreAsync(methodId, arguments, deadline.Token));
+        return deadline.WaitAsync(InvokeBoxedCoreAsync(methodId, arguments, deadline.Token, offCaller: true));
     }
 
-    private async ValueTask<object?> InvokeBoxedCoreAsync(int methodId, object?[] arguments, CancellationToken cancellationToken)
+    // offCaller: never run the method on the caller's thread (a deadline call), so the caller can stop waiting at the
+    // deadline even when the method blocks its thread.
+    private async ValueTask<object?> InvokeBoxedCoreAsync(int methodId, object?[] arguments, CancellationToken cancellationToken, bool offCaller)
     {
         var replica = await AcquireAsync(cancellationToken).ConfigureAwait(false);
         EnterModel();
@@ -250,8 +253,10 @@ public class DeploymentHandle
         var failed = true;
         try
         {
-            var pending = replica.Cpu is { } cpu
-                ? cpu.Run((Handle: this, Replica: replica, MethodId: methodId, Arguments: arguments, Token: token), static s => s.Handle.InvokeBoxedCore(s.Replica, s.MethodId, s.Arguments, s.Token))
+            var pending = offCaller
+                ? (replica.Cpu ?? CpuLimiter.Unlimited).Queue((Handle: this, Replica: replica, MethodId: methodId, Arguments: arguments, Token: token), static s => s.Handle.InvokeBoxedCore(s.Replica, s.MethodId, s.Arguments, s.Token), token)
+                : replica.Cpu is { } cpu
+                ? cpu.Run((Handle: this, Replica: replica, MethodId: methodId, Arguments: arguments, Token: token), static s => s.Handle.InvokeBoxedCore(s.Replica, s.MethodId, s.Arguments, s.Token), token)
                 : InvokeBoxedCore(replica, methodId, arguments, token);
             var result = await pending.ConfigureAwait(false);
             failed = false;
@@ -278,7 +283,7 @@ public class DeploymentHandle
             return replica.Cpu is { } cpu ? cpu.Invoke<TArgs, TResult>(arguments, replica.Instance, cancellationToken) : arguments.InvokeAsync(replica.Instance, cancellationToken);
         var boundary = replica.GetBoundary(_definition);
         return replica.Cpu is { } limited
-            ? limited.Run((Boundary: boundary, Arguments: arguments, Instance: replica.Instance, Token: cancellationToken), static s => s.Boundary.InvokeAsync<TArgs, TResult>(s.Arguments, s.Instance, s.Token))
+            ? limited.Run((Boundary: boundary, Arguments: arguments, Instance: replica.Instance, Token: cancellationToken), static s => s.Boundary.InvokeAsync<TArgs, TResult>(s.Arguments, s.Instance, s.Token), cancellationToken)
             : boundary.InvokeAsync<TArgs, TResult>(arguments, replica.Instance, cancellationToken);
     }
 
@@ -290,8 +295,30 @@ public class DeploymentHandle
             return replica.Cpu is { } cpu ? cpu.InvokeVoid(arguments, replica.Instance, cancellationToken) : arguments.InvokeAsync(replica.Instance, cancellationToken);
         var boundary = replica.GetBoundary(_definition);
         return replica.Cpu is { } limited
-            ? limited.RunVoid((Boundary: boundary, Arguments: arguments, Instance: replica.Instance, Token: cancellationToken), static s => s.Boundary.InvokeVoidAsync(s.Arguments, s.Instance, s.Token))
+            ? limited.RunVoid((Boundary: boundary, Arguments: arguments, Instance: replica.Instance, Token: cancellationToken), static s => s.Boundary.InvokeVoidAsync(s.Arguments, s.Instance, s.Token), cancellationToken)
             : boundary.InvokeVoidAsync(arguments, replica.Instance, cancellationToken);
+    }
+
+    // A deadline call's synchronous part: like Run, but never on the caller's thread (the limiter's queue, or one hop to
+    // the thread pool when the replica has no CPU limit).
+    private ValueTask<TResult> RunOffCaller<TArgs, TResult>(TArgs arguments, IReplica replica, CancellationToken cancellationToken)
+        where TArgs : struct, IInvocation<TResult>
+    {
+        var limiter = replica.Cpu ?? CpuLimiter.Unlimited;
+        if (ReferenceEquals(replica.Definition, _definition))
+            return limiter.Queue((Arguments: arguments, Instance: replica.Instance, Token: cancellationToken), static s => s.Arguments.InvokeAsync(s.Instance, s.Token), cancellationToken);
+        var boundary = replica.GetBoundary(_definition);
+        return limiter.Queue((Boundary: boundary, Arguments: arguments, Instance: replica.Instance, Token: cancellationToken), static s => s.Boundary.InvokeAsync<TArgs, TResult>(s.Arguments, s.Instance, s.Token), cancellationToken);
+    }
+
+    private ValueTask RunVoidOffCaller<TArgs>(TArgs arguments, IReplica replica, CancellationToken cancellationToken)
+        where TArgs : struct, IVoidInvocation
+    {
+        var limiter = replica.Cpu ?? CpuLimiter.Unlimited;
+        if (ReferenceEquals(replica.Definition, _definition))
+            return limiter.QueueVoid((Arguments: arguments, Instance: replica.Instance, Token: cancellationToken), static s => s.Arguments.InvokeAsync(s.Instance, s.Token), cancellationToken);
+        var boundary = replica.GetBoundary(_definition);
+        return limiter.QueueVoid((Boundary: boundary, Arguments: arguments, Instance: replica.Instance, Token: cancellationToken), static s => s.Boundary.InvokeVoidAsync(s.Arguments, s.Instance, s.Token), cancellationToken);
     }
 
     private ValueTask<object?> InvokeBoxedCore(IReplica replica, int methodId, object?[] arguments, CancellationToken cancellationToken) =>
@@ -366,7 +393,7 @@ public class DeploymentHandle
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<TResult> InvokeQueuedAsync<TArgs, TResult>(TArgs arguments, CancellationToken cancellationToken)
+    private async ValueTask<TResult> InvokeQueuedAsync<TArgs, TResult>(TArgs arguments, CancellationToken cancellationToken, bool offCaller)
         where TArgs : struct, IInvocation<TResult>
     {
         var replica = await AcquireAsync(cancellationToken).ConfigureAwait(false);
@@ -376,7 +403,7 @@ public class DeploymentHandle
         var failed = true;
         try
         {
-            var result = await Run<TArgs, TResult>(arguments, replica, token).ConfigureAwait(false);
+            var result = await (offCaller ? RunOffCaller<TArgs, TResult>(arguments, replica, token) : Run<TArgs, TResult>(arguments, replica, token)).ConfigureAwait(false);
             failed = false;
             return result;
         }
@@ -392,7 +419,7 @@ public class DeploymentHandle
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask InvokeVoidQueuedAsync<TArgs>(TArgs arguments, CancellationToken cancellationToken)
+    private async ValueTask InvokeVoidQueuedAsync<TArgs>(TArgs arguments, CancellationToken cancellationToken, bool offCaller)
         where TArgs : struct, IVoidInvocation
     {
         var replica = await AcquireAsync(cancellationToken).ConfigureAwait(false);
@@ -402,7 +429,7 @@ public class DeploymentHandle
         var failed = true;
         try
         {
-            await RunVoid(arguments, replica, token).ConfigureAwait(false);
+            await (offCaller ? RunVoidOffCaller(arguments, replica, token) : RunVoid(arguments, replica, token)).ConfigureAwait(false);
             failed = false;
         }
         catch (OperationCanceledException e) when (IsStopped(replica, cancellationToken))
@@ -416,23 +443,24 @@ public class DeploymentHandle
         }
     }
 
-    // The deadline paths reuse the queued path (acquire, call, release) under a token that also carries the timeout.
+    // The deadline paths reuse the queued path (acquire, call, release) under a token that also carries the timeout, and
+    // run the method off the caller's thread, so the caller can be released at the deadline even if the method blocks.
     private ValueTask<TResult> InvokeWithDeadlineAsync<TArgs, TResult>(TArgs arguments, CancellationToken cancellationToken)
         where TArgs : struct, IInvocation<TResult>
     {
         if (_timeout is null)
-            return InvokeQueuedAsync<TArgs, TResult>(arguments, cancellationToken);
+            return InvokeQueuedAsync<TArgs, TResult>(arguments, cancellationToken, offCaller: false);
         var deadline = new CallDeadline(this, arguments.MethodId, _timeout, cancellationToken);
-        return deadline.WaitAsync(InvokeQueuedAsync<TArgs, TResult>(arguments, deadline.Token));
+        return deadline.WaitAsync(InvokeQueuedAsync<TArgs, TResult>(arguments, deadline.Token, offCaller: true));
     }
 
     private ValueTask InvokeVoidWithDeadlineAsync<TArgs>(TArgs arguments, CancellationToken cancellationToken)
         where TArgs : struct, IVoidInvocation
     {
         if (_timeout is null)
-            return InvokeVoidQueuedAsync(arguments, cancellationToken);
+            return InvokeVoidQueuedAsync(arguments, cancellationToken, offCaller: false);
         var deadline = new CallDeadline(this, arguments.MethodId, _timeout, cancellationToken);
-        return deadline.WaitAsync(InvokeVoidQueuedAsync(arguments, deadline.Token));
+        return deadline.WaitAsync(InvokeVoidQueuedAsync(arguments, deadline.Token, offCaller: true));
     }
 
     /// <summary>
