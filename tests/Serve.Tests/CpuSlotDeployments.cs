@@ -65,6 +65,16 @@ public partial class SlotHog(SlotHogState state, ReplicaContext context) : IDisp
         return ticket;
     }
 
+    /// <summary>Gives one item, then blocks its thread (ignoring its token) before the next.</summary>
+    public async IAsyncEnumerable<int> Drip([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        Check(nameof(Drip));
+        yield return 1;
+        await Task.Yield();
+        state.Block();
+        yield return 2;
+    }
+
     public void Dispose()
     {
         _disposed = true;

@@ -174,7 +174,7 @@ public class GracefulShutdownTests
         var replicaId = serve.GetDeployment("SlotHog").Replicas.Single().ReplicaId;
 
         // The only CPU slot is held by a call that blocks its thread and ignores its token, past the replica's disposal.
-        var blocker = Task.Run(() => hog.BlockAsync(1).AsTask());
+        var blocker = Task.Factory.StartNew(() => hog.BlockAsync(1).AsTask(), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
         await TestUtil.WaitUntilAsync(() => state.Blocked == 1, "the first call holds the only CPU slot");
         using var callerToken = new CancellationTokenSource();
         var waiting = new Task[]

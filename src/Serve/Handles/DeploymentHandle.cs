@@ -17,8 +17,9 @@ namespace Serve;
 /// </summary>
 /// <remarks>
 /// A call takes a slot on a replica chosen by the router and runs the user method on the calling thread (no thread
-/// hop) while the replica has a free CPU slot (<see cref="DeploymentOptions.NumCpus"/>), else on the replica's
-/// CPU-limited scheduler; when every replica is full it waits in the deployment's queue.
+/// hop) while the replica has a free CPU slot (<see cref="DeploymentOptions.NumCpus"/>), else on a thread-pool thread
+/// once it gets one from the replica's CPU queue; when every replica is full it waits in the deployment's queue. A
+/// handle with a <see cref="Timeout"/> never runs the method on the calling thread.
 /// </remarks>
 public class DeploymentHandle
 {
@@ -273,7 +274,7 @@ public class DeploymentHandle
         }
     }
 
-    // The replica's CPU limit (NumCpus): inline when a CPU slot is free, else on the replica's limited scheduler. A
+    // The replica's CPU limit (NumCpus): inline when a CPU slot is free, else from the replica's CPU queue. A
     // replica built from another copy of the code (an isolated context) is called across a boundary, under the same limit.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ValueTask<TResult> Run<TArgs, TResult>(TArgs arguments, IReplica replica, CancellationToken cancellationToken)
@@ -485,14 +486,37 @@ public class DeploymentHandle
         var started = _router.CallStarting();
         var token = CallToken(replica, producer.Token, out var linked);
         var failed = true;
+        // With a timeout, the producer never runs on the consumer's thread and each item is raced against the
+        // deadline, so a producer that blocks or ignores its token cannot hold its consumer past it. A move the consumer
+        // stopped waiting for (abandoned) is awaited in the background before the enumerator is disposed and the slot freed.
+        var raced = _timeout is not null;
+        Task? abandoned = null;
+        Task<IAsyncEnumerator<TItem>>? abandonedEnumerator = null;
         try
         {
             IAsyncEnumerator<TItem> enumerator;
             EnterModel();
             try
             {
-                var items = await stream.StartAsync(this, replica, token).ConfigureAwait(false);
-                enumerator = items.GetAsyncEnumerator(token);
+                if (raced)
+                {
+                    var starting = StartStreamElsewhere<TStream, TItem>(stream, this, replica, token);
+                    try
+                    {
+                        await producer.WaitForEitherAsync(starting).ConfigureAwait(false);
+                    }
+                    catch
+                    {
+                        (abandoned, abandonedEnumerator) = (starting, starting);
+                        throw;
+                    }
+                    enumerator = await starting.ConfigureAwait(false);
+                }
+                else
+                {
+                    var items = await stream.StartAsync(this, replica, token).ConfigureAwait(false);
+                    enumerator = items.GetAsyncEnumerator(token);
+                }
             }
             catch (OperationCanceledException) when (producer.TimedOut)
             {
@@ -512,7 +536,24 @@ public class DeploymentHandle
                     bool more;
                     try
                     {
-                        more = await enumerator.MoveNextAsync().ConfigureAwait(false);
+                        if (raced)
+                        {
+                            var next = MoveNextElsewhere(enumerator);
+                            try
+                            {
+                                await producer.WaitForEitherAsync(next).ConfigureAwait(false);
+                            }
+                            catch
+                            {
+                                (abandoned, abandonedEnumerator) = (next, Task.FromResult(enumerator));
+                                throw;
+                            }
+                            more = await next.ConfigureAwait(false);
+                        }
+                        else
+                        {
+                            more = await enumerator.MoveNextAsync().ConfigureAwait(false);
+                        }
                     }
                     catch (OperationCanceledException) when (producer.TimedOut)
                     {
@@ -535,8 +576,61 @@ public class DeploymentHandle
             {
                 if (!ended)
                     producer.Cancel();
-                await enumerator.DisposeAsync().ConfigureAwait(false);
+                if (abandoned is null)
+                    await enumerator.DisposeAsync().ConfigureAwait(false);
             }
+        }
+        finally
+        {
+            if (abandoned is null)
+            {
+                linked?.Dispose();
+                _router.Release(replica, started, failed);
+            }
+            else
+            {
+                _ = FinishAbandonedAsync(abandoned, abandonedEnumerator!, replica, started, linked);
+            }
+        }
+    }
+
+    // A timed-out stream's start and moves run on the thread pool, so the consumer can stop waiting at the deadline.
+    // Separate methods: lambdas in StreamAsync would allocate their closure for every stream, raced or not.
+    private static Task<IAsyncEnumerator<TItem>> StartStreamElsewhere<TStream, TItem>(TStream stream, DeploymentHandle handle, IReplica replica, CancellationToken token)
+        where TStream : struct, IReplicaStream<TItem> =>
+        Task.Run(async () =>
+        {
+            var items = await stream.StartAsync(handle, replica, token).ConfigureAwait(false);
+            return items.GetAsyncEnumerator(token);
+        });
+
+    private static Task<bool> MoveNextElsewhere<TItem>(IAsyncEnumerator<TItem> enumerator) =>
+        Task.Run(() => enumerator.MoveNextAsync().AsTask());
+
+    /// <summary>
+    /// Disposes a timed-out stream's enumerator and frees its replica slot once the start or move its consumer stopped
+    /// waiting for has returned: the replica is busy until then, and an enumerator must not be disposed mid-move.
+    /// </summary>
+    private async Task FinishAbandonedAsync<TItem>(Task pending, Task<IAsyncEnumerator<TItem>> enumerator, IReplica replica, long started, CancellationTokenSource? linked)
+    {
+        var failed = true;
+        try
+        {
+            try
+            {
+                await pending.ConfigureAwait(false);
+                failed = false;
+            }
+            catch (Exception)
+            {
+                // The consumer already got its TimeoutException or OperationCanceledException; nobody reads this one.
+            }
+            if (enumerator.IsCompletedSuccessfully)
+                await enumerator.Result.DisposeAsync().ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // A producer's finally block threw while being disposed, after its consumer left.
         }
         finally
         {
