@@ -117,7 +117,8 @@ public class CancellationTests
         await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
         var stubborn = await serve.RunAsync(Stubborn.Bind(probe)).WaitAsync(Bound);
 
-        await Assert.ThrowsAsync<TimeoutException>(() => stubborn.WithTimeout(Short).WaitAsync(1).AsTask().WaitAsync(Bound));
+        // Reach, not Short: a call with a timeout starts on a thread-pool thread, and must get there before its deadline.
+        await Assert.ThrowsAsync<TimeoutException>(() => stubborn.WithTimeout(Reach).WaitAsync(1).AsTask().WaitAsync(Bound));
 
         // The replica really is busy until the method returns.
         Assert.Equal(1, probe.Inside);
@@ -283,5 +284,101 @@ public class CancellationTests
 
         Assert.Contains("Nap on deployment 'Stubborn'", error.Message);
         await NoSlotTakenAsync(serve, "Stubborn");
+    }
+
+    public enum BlockingCall { Typed, Void, Untyped }
+
+    [Theory]
+    [InlineData(1, BlockingCall.Typed)]
+    [InlineData(1, BlockingCall.Void)]
+    [InlineData(1, BlockingCall.Untyped)]
+    [InlineData(0, BlockingCall.Typed)]
+    [InlineData(0, BlockingCall.Void)]
+    [InlineData(0, BlockingCall.Untyped)]
+    public async Task A_method_blocking_its_thread_past_the_timeout_fails_its_caller_at_the_deadline_and_keeps_its_slot(int numCpus, BlockingCall kind)
+    {
+        var state = new SlotHogState();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
+        var hog = await serve.RunAsync(SlotHog.Bind(state).WithOptions(o => o.NumCpus = numCpus)).WaitAsync(Bound);
+
+        // The method ignores its token and blocks its thread until the gate opens, long after the deadline (Reach: the
+        // call must start before its deadline to be blocking when it passes).
+        var call = kind switch
+        {
+            BlockingCall.Typed => hog.WithTimeout(Reach).BlockAsync(1).AsTask(),
+            BlockingCall.Void => hog.WithTimeout(Reach).BlockVoidAsync().AsTask(),
+            _ => serve.GetHandle("SlotHog").WithTimeout(Reach).InvokeAsync("Block", [1]).AsTask(),
+        };
+        var error = await Assert.ThrowsAsync<TimeoutException>(() => call.WaitAsync(Bound));
+
+        Assert.Contains($"{(kind == BlockingCall.Void ? "BlockVoid" : "Block")} on deployment 'SlotHog'", error.Message);
+        Assert.Contains("WithTimeout", error.Message);
+        // The caller got its TimeoutException while the method still blocks, and the replica is busy until it returns.
+        Assert.Equal(1, state.Blocked);
+        Assert.Equal(1, Assert.Single(serve.GetDeployment("SlotHog").Replicas).OngoingRequests);
+        state.Open();
+        await NoSlotTakenAsync(serve, "SlotHog");
+        Assert.Equal(2, await hog.RecordAsync(2).AsTask().WaitAsync(Bound));
+    }
+
+    [Fact]
+    public async Task A_stream_whose_producer_blocks_its_thread_past_the_timeout_fails_its_consumer_at_the_deadline_and_keeps_its_slot()
+    {
+        var state = new SlotHogState();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
+        var hog = await serve.RunAsync(SlotHog.Bind(state).WithOptions(o => o.NumCpus = 1)).WaitAsync(Bound);
+
+        var items = new List<int>();
+        var consume = Task.Run(async () =>
+        {
+            await foreach (var item in hog.WithTimeout(Reach).DripAsync())
+                items.Add(item);
+        });
+        var error = await Assert.ThrowsAsync<TimeoutException>(() => consume.WaitAsync(Bound));
+
+        Assert.Contains("Drip on deployment 'SlotHog'", error.Message);
+        Assert.Equal([1], items);
+        // The consumer got its TimeoutException while the producer still blocks; the replica is busy until it returns.
+        Assert.Equal(1, state.Blocked);
+        Assert.Equal(1, Assert.Single(serve.GetDeployment("SlotHog").Replicas).OngoingRequests);
+        state.Open();
+        await NoSlotTakenAsync(serve, "SlotHog");
+        Assert.Empty(state.AfterDispose);
+    }
+
+    [Fact]
+    public async Task A_call_waiting_for_a_CPU_slot_leaves_on_cancellation_or_timeout_and_never_runs()
+    {
+        var state = new SlotHogState();
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
+        var hog = await serve.RunAsync(SlotHog.Bind(state).WithOptions(o => o.NumCpus = 1)).WaitAsync(Bound);
+        var untyped = serve.GetHandle("SlotHog");
+        var replica = () => Assert.Single(serve.GetDeployment("SlotHog").Replicas);
+
+        // Holds the only CPU slot, blocking its own thread (not a thread-pool one, which queued calls need).
+        var blocker = Task.Factory.StartNew(() => hog.BlockAsync(1).AsTask(), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+        await TestUtil.WaitUntilAsync(() => state.Blocked == 1, "the first call holds the only CPU slot");
+
+        // Admitted by the router (the replica has room for 8), each waits for the CPU slot.
+        using var cancel = new CancellationTokenSource();
+        var typed = hog.RecordAsync(2, cancel.Token).AsTask();
+        var boxed = untyped.InvokeAsync("Record", [3], cancel.Token).AsTask();
+        await TestUtil.WaitUntilAsync(() => replica().OngoingRequests == 3, "both calls were admitted to the replica");
+        Assert.False(typed.IsCompleted || boxed.IsCompleted);
+
+        cancel.Cancel();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => typed.WaitAsync(Bound));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => boxed.WaitAsync(Bound));
+        var timedOut = await Assert.ThrowsAsync<TimeoutException>(() => hog.WithTimeout(Short).RecordAsync(4).AsTask().WaitAsync(Bound));
+        Assert.Contains("Record on deployment 'SlotHog'", timedOut.Message);
+        // They left the replica at once: only the blocked call holds a slot.
+        await TestUtil.WaitUntilAsync(() => replica().OngoingRequests == 1, "the cancelled calls released their replica slots");
+
+        state.Open();
+        Assert.Equal(1, await blocker.WaitAsync(Bound));
+        await NoSlotTakenAsync(serve, "SlotHog");
+        Assert.Equal(5, await hog.RecordAsync(5).AsTask().WaitAsync(Bound));
+        // None of the calls that gave up while waiting for the slot ran, then or after the slot freed.
+        Assert.Equal([5], state.Ran);
     }
 }

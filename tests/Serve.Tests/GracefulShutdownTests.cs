@@ -166,6 +166,47 @@ public class GracefulShutdownTests
     }
 
     [Fact]
+    public async Task Calls_waiting_for_a_CPU_slot_when_the_replica_stops_fail_with_ReplicaStoppedException_and_never_run_on_the_disposed_instance()
+    {
+        var state = new SlotHogState();
+        var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
+        var hog = await serve.RunAsync(SlotHog.Bind(state).WithOptions(o => { o.NumCpus = 1; o.GracefulShutdownTimeout = Grace; })).WaitAsync(Bound);
+        var replicaId = serve.GetDeployment("SlotHog").Replicas.Single().ReplicaId;
+
+        // The only CPU slot is held by a call that blocks its thread and ignores its token, past the replica's disposal.
+        var blocker = Task.Factory.StartNew(() => hog.BlockAsync(1).AsTask(), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+        await TestUtil.WaitUntilAsync(() => state.Blocked == 1, "the first call holds the only CPU slot");
+        using var callerToken = new CancellationTokenSource();
+        var waiting = new Task[]
+        {
+            hog.RecordAsync(2).AsTask(),                                   // no token: the replica's own
+            hog.RecordAsync(3, callerToken.Token).AsTask(),                // a caller's token, linked with the replica's
+            serve.GetHandle("SlotHog").InvokeAsync("Record", [4]).AsTask(), // untyped
+            hog.WithTimeout(Bound).RecordAsync(5).AsTask(),                // a deadline call
+        };
+        await TestUtil.WaitUntilAsync(() => serve.GetDeployment("SlotHog").Replicas[0].OngoingRequests == 5, "the four calls were admitted to the replica");
+
+        await serve.ShutdownAsync().WaitAsync(Bound);
+
+        Assert.Equal([replicaId], state.Disposed);
+        foreach (var call in waiting)
+        {
+            var e = await Assert.ThrowsAsync<ReplicaStoppedException>(() => call.WaitAsync(Bound));
+            Assert.Equal("SlotHog", e.DeploymentName);
+            Assert.Equal(replicaId, e.ReplicaId);
+            Assert.IsAssignableFrom<OperationCanceledException>(e.InnerException);
+        }
+        Assert.False(callerToken.IsCancellationRequested);
+
+        // The blocked call returns to its caller after the disposal; nothing waiting behind it runs on the disposed instance.
+        state.Open();
+        Assert.Equal(1, await blocker.WaitAsync(Bound));
+        await serve.DisposeAsync();
+        Assert.Empty(state.Ran);
+        Assert.Empty(state.AfterDispose);
+    }
+
+    [Fact]
     public async Task A_stream_running_past_the_grace_period_ends_with_the_error_after_the_items_it_already_gave()
     {
         var (probe, serve, handle, replicaId) = await StartAsync();

@@ -131,8 +131,11 @@ internal sealed class CallDeadline : IDisposable
         }
     }
 
-    /// <summary>Returns when <paramref name="task"/> completes, or throws when the caller gave up first.</summary>
-    private async Task WaitForEitherAsync(Task task)
+    /// <summary>
+    /// Returns when <paramref name="task"/> completes, or throws the caller's <see cref="TimeoutException"/> or
+    /// <see cref="OperationCanceledException"/> when the caller gave up first (the task is left running, its outcome observed).
+    /// </summary>
+    public async Task WaitForEitherAsync(Task task)
     {
         var gaveUp = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         // Dekker pairing with GiveUp: both sides write with a full fence (this exchange, its compare-exchange) before

@@ -4,6 +4,7 @@ using Serve.CodeGeneration;
 using Serve.Observability;
 using Serve.Replicas;
 using Serve.Routing;
+using Serve.Scheduling;
 
 namespace Serve;
 
@@ -16,8 +17,9 @@ namespace Serve;
 /// </summary>
 /// <remarks>
 /// A call takes a slot on a replica chosen by the router and runs the user method on the calling thread (no thread
-/// hop) while the replica has a free CPU slot (<see cref="DeploymentOptions.NumCpus"/>), else on the replica's
-/// CPU-limited scheduler; when every replica is full it waits in the deployment's queue.
+/// hop) while the replica has a free CPU slot (<see cref="DeploymentOptions.NumCpus"/>), else on a thread-pool thread
+/// once it gets one from the replica's CPU queue; when every replica is full it waits in the deployment's queue. A
+/// handle with a <see cref="Timeout"/> never runs the method on the calling thread.
 /// </remarks>
 public class DeploymentHandle
 {
@@ -95,7 +97,7 @@ public class DeploymentHandle
         if (_timeout is not null || _modelId is not null)
             return InvokeWithDeadlineAsync<TArgs, TResult>(arguments, cancellationToken);
         if (!_router.TryAcquire(out var replica))
-            return InvokeQueuedAsync<TArgs, TResult>(arguments, cancellationToken);
+            return InvokeQueuedAsync<TArgs, TResult>(arguments, cancellationToken, offCaller: false);
         var started = _router.CallStarting();
         var token = CallToken(replica, cancellationToken, out var linked);
         ValueTask<TResult> pending;
@@ -127,7 +129,7 @@ public class DeploymentHandle
         if (_timeout is not null || _modelId is not null)
             return InvokeVoidWithDeadlineAsync(arguments, cancellationToken);
         if (!_router.TryAcquire(out var replica))
-            return InvokeVoidQueuedAsync(arguments, cancellationToken);
+            return InvokeVoidQueuedAsync(arguments, cancellationToken, offCaller: false);
         var started = _router.CallStarting();
         var token = CallToken(replica, cancellationToken, out var linked);
         ValueTask pending;
@@ -235,12 +237,14 @@ public class DeploymentHandle
     private ValueTask<object?> InvokeBoxedAsync(int methodId, object?[] arguments, CancellationToken cancellationToken)
     {
         if (_timeout is null)
-            return InvokeBoxedCoreAsync(methodId, arguments, cancellationToken);
+            return InvokeBoxedCoreAsync(methodId, arguments, cancellationToken, offCaller: false);
         var deadline = new CallDeadline(this, methodId, _timeout, cancellationToken);
-        return deadline.WaitAsync(InvokeBoxedCoreAsync(methodId, arguments, deadline.Token));
+        return deadline.WaitAsync(InvokeBoxedCoreAsync(methodId, arguments, deadline.Token, offCaller: true));
     }
 
-    private async ValueTask<object?> InvokeBoxedCoreAsync(int methodId, object?[] arguments, CancellationToken cancellationToken)
+    // offCaller: never run the method on the caller's thread (a deadline call), so the caller can stop waiting at the
+    // deadline even when the method blocks its thread.
+    private async ValueTask<object?> InvokeBoxedCoreAsync(int methodId, object?[] arguments, CancellationToken cancellationToken, bool offCaller)
     {
         var replica = await AcquireAsync(cancellationToken).ConfigureAwait(false);
         EnterModel();
@@ -250,8 +254,10 @@ public class DeploymentHandle
         var failed = true;
         try
         {
-            var pending = replica.Cpu is { } cpu
-                ? cpu.Run((Handle: this, Replica: replica, MethodId: methodId, Arguments: arguments, Token: token), static s => s.Handle.InvokeBoxedCore(s.Replica, s.MethodId, s.Arguments, s.Token))
+            var pending = offCaller
+                ? (replica.Cpu ?? CpuLimiter.Unlimited).Queue((Handle: this, Replica: replica, MethodId: methodId, Arguments: arguments, Token: token), static s => s.Handle.InvokeBoxedCore(s.Replica, s.MethodId, s.Arguments, s.Token), token)
+                : replica.Cpu is { } cpu
+                ? cpu.Run((Handle: this, Replica: replica, MethodId: methodId, Arguments: arguments, Token: token), static s => s.Handle.InvokeBoxedCore(s.Replica, s.MethodId, s.Arguments, s.Token), token)
                 : InvokeBoxedCore(replica, methodId, arguments, token);
             var result = await pending.ConfigureAwait(false);
             failed = false;
@@ -268,7 +274,7 @@ public class DeploymentHandle
         }
     }
 
-    // The replica's CPU limit (NumCpus): inline when a CPU slot is free, else on the replica's limited scheduler. A
+    // The replica's CPU limit (NumCpus): inline when a CPU slot is free, else from the replica's CPU queue. A
     // replica built from another copy of the code (an isolated context) is called across a boundary, under the same limit.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ValueTask<TResult> Run<TArgs, TResult>(TArgs arguments, IReplica replica, CancellationToken cancellationToken)
@@ -278,7 +284,7 @@ public class DeploymentHandle
             return replica.Cpu is { } cpu ? cpu.Invoke<TArgs, TResult>(arguments, replica.Instance, cancellationToken) : arguments.InvokeAsync(replica.Instance, cancellationToken);
         var boundary = replica.GetBoundary(_definition);
         return replica.Cpu is { } limited
-            ? limited.Run((Boundary: boundary, Arguments: arguments, Instance: replica.Instance, Token: cancellationToken), static s => s.Boundary.InvokeAsync<TArgs, TResult>(s.Arguments, s.Instance, s.Token))
+            ? limited.Run((Boundary: boundary, Arguments: arguments, Instance: replica.Instance, Token: cancellationToken), static s => s.Boundary.InvokeAsync<TArgs, TResult>(s.Arguments, s.Instance, s.Token), cancellationToken)
             : boundary.InvokeAsync<TArgs, TResult>(arguments, replica.Instance, cancellationToken);
     }
 
@@ -290,8 +296,30 @@ public class DeploymentHandle
             return replica.Cpu is { } cpu ? cpu.InvokeVoid(arguments, replica.Instance, cancellationToken) : arguments.InvokeAsync(replica.Instance, cancellationToken);
         var boundary = replica.GetBoundary(_definition);
         return replica.Cpu is { } limited
-            ? limited.RunVoid((Boundary: boundary, Arguments: arguments, Instance: replica.Instance, Token: cancellationToken), static s => s.Boundary.InvokeVoidAsync(s.Arguments, s.Instance, s.Token))
+            ? limited.RunVoid((Boundary: boundary, Arguments: arguments, Instance: replica.Instance, Token: cancellationToken), static s => s.Boundary.InvokeVoidAsync(s.Arguments, s.Instance, s.Token), cancellationToken)
             : boundary.InvokeVoidAsync(arguments, replica.Instance, cancellationToken);
+    }
+
+    // A deadline call's synchronous part: like Run, but never on the caller's thread (the limiter's queue, or one hop to
+    // the thread pool when the replica has no CPU limit).
+    private ValueTask<TResult> RunOffCaller<TArgs, TResult>(TArgs arguments, IReplica replica, CancellationToken cancellationToken)
+        where TArgs : struct, IInvocation<TResult>
+    {
+        var limiter = replica.Cpu ?? CpuLimiter.Unlimited;
+        if (ReferenceEquals(replica.Definition, _definition))
+            return limiter.Queue((Arguments: arguments, Instance: replica.Instance, Token: cancellationToken), static s => s.Arguments.InvokeAsync(s.Instance, s.Token), cancellationToken);
+        var boundary = replica.GetBoundary(_definition);
+        return limiter.Queue((Boundary: boundary, Arguments: arguments, Instance: replica.Instance, Token: cancellationToken), static s => s.Boundary.InvokeAsync<TArgs, TResult>(s.Arguments, s.Instance, s.Token), cancellationToken);
+    }
+
+    private ValueTask RunVoidOffCaller<TArgs>(TArgs arguments, IReplica replica, CancellationToken cancellationToken)
+        where TArgs : struct, IVoidInvocation
+    {
+        var limiter = replica.Cpu ?? CpuLimiter.Unlimited;
+        if (ReferenceEquals(replica.Definition, _definition))
+            return limiter.QueueVoid((Arguments: arguments, Instance: replica.Instance, Token: cancellationToken), static s => s.Arguments.InvokeAsync(s.Instance, s.Token), cancellationToken);
+        var boundary = replica.GetBoundary(_definition);
+        return limiter.QueueVoid((Boundary: boundary, Arguments: arguments, Instance: replica.Instance, Token: cancellationToken), static s => s.Boundary.InvokeVoidAsync(s.Arguments, s.Instance, s.Token), cancellationToken);
     }
 
     private ValueTask<object?> InvokeBoxedCore(IReplica replica, int methodId, object?[] arguments, CancellationToken cancellationToken) =>
@@ -366,7 +394,7 @@ public class DeploymentHandle
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<TResult> InvokeQueuedAsync<TArgs, TResult>(TArgs arguments, CancellationToken cancellationToken)
+    private async ValueTask<TResult> InvokeQueuedAsync<TArgs, TResult>(TArgs arguments, CancellationToken cancellationToken, bool offCaller)
         where TArgs : struct, IInvocation<TResult>
     {
         var replica = await AcquireAsync(cancellationToken).ConfigureAwait(false);
@@ -376,7 +404,7 @@ public class DeploymentHandle
         var failed = true;
         try
         {
-            var result = await Run<TArgs, TResult>(arguments, replica, token).ConfigureAwait(false);
+            var result = await (offCaller ? RunOffCaller<TArgs, TResult>(arguments, replica, token) : Run<TArgs, TResult>(arguments, replica, token)).ConfigureAwait(false);
             failed = false;
             return result;
         }
@@ -392,7 +420,7 @@ public class DeploymentHandle
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask InvokeVoidQueuedAsync<TArgs>(TArgs arguments, CancellationToken cancellationToken)
+    private async ValueTask InvokeVoidQueuedAsync<TArgs>(TArgs arguments, CancellationToken cancellationToken, bool offCaller)
         where TArgs : struct, IVoidInvocation
     {
         var replica = await AcquireAsync(cancellationToken).ConfigureAwait(false);
@@ -402,7 +430,7 @@ public class DeploymentHandle
         var failed = true;
         try
         {
-            await RunVoid(arguments, replica, token).ConfigureAwait(false);
+            await (offCaller ? RunVoidOffCaller(arguments, replica, token) : RunVoid(arguments, replica, token)).ConfigureAwait(false);
             failed = false;
         }
         catch (OperationCanceledException e) when (IsStopped(replica, cancellationToken))
@@ -416,23 +444,24 @@ public class DeploymentHandle
         }
     }
 
-    // The deadline paths reuse the queued path (acquire, call, release) under a token that also carries the timeout.
+    // The deadline paths reuse the queued path (acquire, call, release) under a token that also carries the timeout, and
+    // run the method off the caller's thread, so the caller can be released at the deadline even if the method blocks.
     private ValueTask<TResult> InvokeWithDeadlineAsync<TArgs, TResult>(TArgs arguments, CancellationToken cancellationToken)
         where TArgs : struct, IInvocation<TResult>
     {
         if (_timeout is null)
-            return InvokeQueuedAsync<TArgs, TResult>(arguments, cancellationToken);
+            return InvokeQueuedAsync<TArgs, TResult>(arguments, cancellationToken, offCaller: false);
         var deadline = new CallDeadline(this, arguments.MethodId, _timeout, cancellationToken);
-        return deadline.WaitAsync(InvokeQueuedAsync<TArgs, TResult>(arguments, deadline.Token));
+        return deadline.WaitAsync(InvokeQueuedAsync<TArgs, TResult>(arguments, deadline.Token, offCaller: true));
     }
 
     private ValueTask InvokeVoidWithDeadlineAsync<TArgs>(TArgs arguments, CancellationToken cancellationToken)
         where TArgs : struct, IVoidInvocation
     {
         if (_timeout is null)
-            return InvokeVoidQueuedAsync(arguments, cancellationToken);
+            return InvokeVoidQueuedAsync(arguments, cancellationToken, offCaller: false);
         var deadline = new CallDeadline(this, arguments.MethodId, _timeout, cancellationToken);
-        return deadline.WaitAsync(InvokeVoidQueuedAsync(arguments, deadline.Token));
+        return deadline.WaitAsync(InvokeVoidQueuedAsync(arguments, deadline.Token, offCaller: true));
     }
 
     /// <summary>
@@ -457,14 +486,37 @@ public class DeploymentHandle
         var started = _router.CallStarting();
         var token = CallToken(replica, producer.Token, out var linked);
         var failed = true;
+        // With a timeout, the producer never runs on the consumer's thread and each item is raced against the
+        // deadline, so a producer that blocks or ignores its token cannot hold its consumer past it. A move the consumer
+        // stopped waiting for (abandoned) is awaited in the background before the enumerator is disposed and the slot freed.
+        var raced = _timeout is not null;
+        Task? abandoned = null;
+        Task<IAsyncEnumerator<TItem>>? abandonedEnumerator = null;
         try
         {
             IAsyncEnumerator<TItem> enumerator;
             EnterModel();
             try
             {
-                var items = await stream.StartAsync(this, replica, token).ConfigureAwait(false);
-                enumerator = items.GetAsyncEnumerator(token);
+                if (raced)
+                {
+                    var starting = StartStreamElsewhere<TStream, TItem>(stream, this, replica, token);
+                    try
+                    {
+                        await producer.WaitForEitherAsync(starting).ConfigureAwait(false);
+                    }
+                    catch
+                    {
+                        (abandoned, abandonedEnumerator) = (starting, starting);
+                        throw;
+                    }
+                    enumerator = await starting.ConfigureAwait(false);
+                }
+                else
+                {
+                    var items = await stream.StartAsync(this, replica, token).ConfigureAwait(false);
+                    enumerator = items.GetAsyncEnumerator(token);
+                }
             }
             catch (OperationCanceledException) when (producer.TimedOut)
             {
@@ -484,7 +536,24 @@ public class DeploymentHandle
                     bool more;
                     try
                     {
-                        more = await enumerator.MoveNextAsync().ConfigureAwait(false);
+                        if (raced)
+                        {
+                            var next = MoveNextElsewhere(enumerator);
+                            try
+                            {
+                                await producer.WaitForEitherAsync(next).ConfigureAwait(false);
+                            }
+                            catch
+                            {
+                                (abandoned, abandonedEnumerator) = (next, Task.FromResult(enumerator));
+                                throw;
+                            }
+                            more = await next.ConfigureAwait(false);
+                        }
+                        else
+                        {
+                            more = await enumerator.MoveNextAsync().ConfigureAwait(false);
+                        }
                     }
                     catch (OperationCanceledException) when (producer.TimedOut)
                     {
@@ -507,8 +576,61 @@ public class DeploymentHandle
             {
                 if (!ended)
                     producer.Cancel();
-                await enumerator.DisposeAsync().ConfigureAwait(false);
+                if (abandoned is null)
+                    await enumerator.DisposeAsync().ConfigureAwait(false);
             }
+        }
+        finally
+        {
+            if (abandoned is null)
+            {
+                linked?.Dispose();
+                _router.Release(replica, started, failed);
+            }
+            else
+            {
+                _ = FinishAbandonedAsync(abandoned, abandonedEnumerator!, replica, started, linked);
+            }
+        }
+    }
+
+    // A timed-out stream's start and moves run on the thread pool, so the consumer can stop waiting at the deadline.
+    // Separate methods: lambdas in StreamAsync would allocate their closure for every stream, raced or not.
+    private static Task<IAsyncEnumerator<TItem>> StartStreamElsewhere<TStream, TItem>(TStream stream, DeploymentHandle handle, IReplica replica, CancellationToken token)
+        where TStream : struct, IReplicaStream<TItem> =>
+        Task.Run(async () =>
+        {
+            var items = await stream.StartAsync(handle, replica, token).ConfigureAwait(false);
+            return items.GetAsyncEnumerator(token);
+        });
+
+    private static Task<bool> MoveNextElsewhere<TItem>(IAsyncEnumerator<TItem> enumerator) =>
+        Task.Run(() => enumerator.MoveNextAsync().AsTask());
+
+    /// <summary>
+    /// Disposes a timed-out stream's enumerator and frees its replica slot once the start or move its consumer stopped
+    /// waiting for has returned: the replica is busy until then, and an enumerator must not be disposed mid-move.
+    /// </summary>
+    private async Task FinishAbandonedAsync<TItem>(Task pending, Task<IAsyncEnumerator<TItem>> enumerator, IReplica replica, long started, CancellationTokenSource? linked)
+    {
+        var failed = true;
+        try
+        {
+            try
+            {
+                await pending.ConfigureAwait(false);
+                failed = false;
+            }
+            catch (Exception)
+            {
+                // The consumer already got its TimeoutException or OperationCanceledException; nobody reads this one.
+            }
+            if (enumerator.IsCompletedSuccessfully)
+                await enumerator.Result.DisposeAsync().ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // A producer's finally block threw while being disposed, after its consumer left.
         }
         finally
         {

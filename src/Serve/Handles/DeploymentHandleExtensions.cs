@@ -11,8 +11,10 @@ public static class DeploymentHandleExtensions
     /// </summary>
     /// <remarks>
     /// The original handle is not changed. The caller gets the <see cref="TimeoutException"/> when the time is up even
-    /// if the method ignores its token; the replica's slot stays taken until the method returns, since the replica
-    /// really is busy until then. <c>Timeout.InfiniteTimeSpan</c> removes the timeout.
+    /// if the method ignores its token or blocks its thread: calls through this handle never run the method on the
+    /// caller's thread (one hop to the thread pool, or the replica's CPU queue when its slots are taken). The replica's
+    /// slot stays taken until the method returns, since the replica really is busy until then.
+    /// <c>Timeout.InfiniteTimeSpan</c> removes the timeout.
     /// </remarks>
     /// <typeparam name="THandle">The handle's type, e.g. a generated <c>XHandle</c>.</typeparam>
     /// <param name="handle">The handle to copy.</param>

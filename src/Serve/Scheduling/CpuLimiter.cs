@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Runtime.CompilerServices;
 using Serve.CodeGeneration;
 
@@ -7,24 +6,30 @@ namespace Serve.Scheduling;
 /// <summary>
 /// Bounds how many threads run one replica's calls at once (its <see cref="DeploymentOptions.NumCpus"/>, rounded up).
 /// A call whose replica has a free CPU slot runs inline on the caller's thread, as without a limit (two interlocked
-/// operations, no allocation); otherwise, after a brief spin for a slot (<see cref="SpinEnter"/>), it is queued to
-/// this scheduler, which runs at most <see cref="Threads"/>
-/// work items at a time, inline callers included. A slot is held for the synchronous part of a call (until the user
-/// method returns its task). Queued calls run with <see cref="TaskCreationOptions.HideScheduler"/>, so inside them
-/// <see cref="TaskScheduler.Current"/> is the default scheduler, as for inline calls: their continuations, and tasks
-/// or <c>Parallel</c> loops they start, are not limited (and cannot deadlock waiting for a slot their own call holds).
+/// operations, no allocation); otherwise, after a brief spin for a slot (<see cref="SpinEnter"/>), it waits in this
+/// limiter's FIFO queue and runs on a thread-pool thread when a slot frees up. A slot is held for the synchronous part
+/// of a call (until the user method returns its task). Queued calls run outside any task scheduler, so inside them
+/// <see cref="TaskScheduler.Current"/> is the default one, as for inline calls: their continuations, and tasks or
+/// <c>Parallel</c> loops they start, are not limited (and cannot deadlock waiting for a slot their own call holds).
 /// </summary>
-internal sealed class CpuLimiter : TaskScheduler
+/// <remarks>
+/// A queued call leaves the queue as soon as its token is cancelled (the caller's token, the handle's timeout, or the
+/// replica's abort token when it stops) and fails with <see cref="OperationCanceledException"/> without ever running;
+/// a call taken from the queue checks its token once more before it starts.
+/// </remarks>
+internal sealed class CpuLimiter
 {
-    private readonly ConcurrentQueue<Task> _queue = new();
+    /// <summary>No limit: <see cref="Queue{TState, TResult}"/> on it only moves a call off its caller's thread.</summary>
+    public static CpuLimiter Unlimited { get; } = new(0);
+
+    // Guards the queue links; never held while user code or a caller's continuation runs.
+    private readonly Lock _lock = new();
+    private WorkItem? _head;
+    private WorkItem? _tail;
     private readonly int _threads;
     private int _free;
-    // Queued work items not yet taken by a worker; read on every Exit instead of ConcurrentQueue.IsEmpty, which is
-    // several times dearer than one field read.
+    // Queued work items not yet taken from the queue; read on every Exit instead of taking the lock.
     private int _waiting;
-
-    [ThreadStatic]
-    private static CpuLimiter? t_current;
 
     public CpuLimiter(int threads)
     {
@@ -33,8 +38,6 @@ internal sealed class CpuLimiter : TaskScheduler
     }
 
     public int Threads => _threads;
-
-    public override int MaximumConcurrencyLevel => _threads;
 
     /// <summary>The threads a replica with <paramref name="numCpus"/> CPUs may use; 0 means unlimited (no limiter).</summary>
     public static int ThreadsFor(double numCpus) => numCpus > 0 ? Math.Max(1, (int)Math.Ceiling(numCpus - 1e-9)) : 0;
@@ -81,7 +84,7 @@ internal sealed class CpuLimiter : TaskScheduler
             Dispatch();
     }
 
-    /// <summary>Runs the synchronous part of a call inline when a slot is free, else on this scheduler.</summary>
+    /// <summary>Runs the synchronous part of a call inline when a slot is free, else queued (see <see cref="CpuLimiter"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ValueTask<TResult> Invoke<TArgs, TResult>(TArgs arguments, object instance, CancellationToken cancellationToken)
         where TArgs : struct, IInvocation<TResult>
@@ -115,11 +118,15 @@ internal sealed class CpuLimiter : TaskScheduler
         }
     }
 
-    /// <summary>Runs <paramref name="start"/> (the synchronous part of a call) under the limit; a static lambda and a state tuple keep the inline path allocation-free.</summary>
-    public ValueTask<TResult> Run<TState, TResult>(TState state, Func<TState, ValueTask<TResult>> start)
+    /// <summary>
+    /// Runs <paramref name="start"/> (the synchronous part of a call) under the limit; a static lambda and a state tuple
+    /// keep the inline path allocation-free. <paramref name="cancellationToken"/> is the call's token: it takes a queued
+    /// call out of the queue.
+    /// </summary>
+    public ValueTask<TResult> Run<TState, TResult>(TState state, Func<TState, ValueTask<TResult>> start, CancellationToken cancellationToken)
     {
         if (!TryEnter() && !SpinEnter())
-            return ScheduleRun(state, start);
+            return Enqueue(new ValueItem<TState, TResult>(this, state, start, cancellationToken));
         try
         {
             return start(state);
@@ -131,10 +138,10 @@ internal sealed class CpuLimiter : TaskScheduler
     }
 
     /// <summary>The void counterpart of <see cref="Run{TState, TResult}"/>.</summary>
-    public ValueTask RunVoid<TState>(TState state, Func<TState, ValueTask> start)
+    public ValueTask RunVoid<TState>(TState state, Func<TState, ValueTask> start, CancellationToken cancellationToken)
     {
         if (!TryEnter() && !SpinEnter())
-            return ScheduleRunVoid(state, start);
+            return Enqueue(new VoidItem<TState>(this, state, start, cancellationToken));
         try
         {
             return start(state);
@@ -145,57 +152,274 @@ internal sealed class CpuLimiter : TaskScheduler
         }
     }
 
-    // The queued paths live in their own methods: a lambda capturing a parameter makes C# allocate its closure when the
-    // enclosing method starts, so inside Run it would cost every inline call ~56 B.
-    private ValueTask<TResult> ScheduleRun<TState, TResult>(TState state, Func<TState, ValueTask<TResult>> start) =>
-        new(Task.Factory.StartNew(() => start(state).AsTask(), CancellationToken.None, TaskCreationOptions.DenyChildAttach | TaskCreationOptions.HideScheduler, this).Unwrap());
+    /// <summary>
+    /// Runs <paramref name="start"/> under the limit like <see cref="Run{TState, TResult}"/>, but never on the caller's
+    /// thread (one hop to the thread pool, or the queue when no slot is free): the caller gets a pending task at once
+    /// even when the method blocks its thread, so it can stop waiting at a deadline.
+    /// </summary>
+    public ValueTask<TResult> Queue<TState, TResult>(TState state, Func<TState, ValueTask<TResult>> start, CancellationToken cancellationToken) =>
+        Send(new ValueItem<TState, TResult>(this, state, start, cancellationToken));
 
-    private ValueTask ScheduleRunVoid<TState>(TState state, Func<TState, ValueTask> start) =>
-        new(Task.Factory.StartNew(() => start(state).AsTask(), CancellationToken.None, TaskCreationOptions.DenyChildAttach | TaskCreationOptions.HideScheduler, this).Unwrap());
+    /// <summary>The void counterpart of <see cref="Queue{TState, TResult}"/>.</summary>
+    public ValueTask QueueVoid<TState>(TState state, Func<TState, ValueTask> start, CancellationToken cancellationToken) =>
+        Send(new VoidItem<TState>(this, state, start, cancellationToken));
 
+    // The queued paths live in their own methods: a lambda (or a tuple of a generic struct) built only there costs the
+    // inline path nothing.
     private ValueTask<TResult> Schedule<TArgs, TResult>(TArgs arguments, object instance, CancellationToken cancellationToken)
         where TArgs : struct, IInvocation<TResult> =>
-        new(Task.Factory.StartNew(() => arguments.InvokeAsync(instance, cancellationToken).AsTask(), CancellationToken.None, TaskCreationOptions.DenyChildAttach | TaskCreationOptions.HideScheduler, this).Unwrap());
+        Enqueue(new ValueItem<(TArgs Arguments, object Instance, CancellationToken Token), TResult>(
+            this, (arguments, instance, cancellationToken), static s => s.Arguments.InvokeAsync(s.Instance, s.Token), cancellationToken));
 
     private ValueTask ScheduleVoid<TArgs>(TArgs arguments, object instance, CancellationToken cancellationToken)
         where TArgs : struct, IVoidInvocation =>
-        new(Task.Factory.StartNew(() => arguments.InvokeAsync(instance, cancellationToken).AsTask(), CancellationToken.None, TaskCreationOptions.DenyChildAttach | TaskCreationOptions.HideScheduler, this).Unwrap());
+        Enqueue(new VoidItem<(TArgs Arguments, object Instance, CancellationToken Token)>(
+            this, (arguments, instance, cancellationToken), static s => s.Arguments.InvokeAsync(s.Instance, s.Token), cancellationToken));
 
-    protected override void QueueTask(Task task)
+    /// <summary>Hands <paramref name="item"/> to the thread pool with a slot when one is free, else queues it.</summary>
+    private ValueTask<TResult> Send<TState, TResult>(ValueItem<TState, TResult> item)
     {
-        _queue.Enqueue(task);
-        // A full fence after the enqueue pairs with the one in Exit: either Exit sees this item, or we see its slot.
-        Interlocked.Increment(ref _waiting);
+        if (item.Token.IsCancellationRequested)
+            return ValueTask.FromCanceled<TResult>(item.Token);
+        if (_threads == 0 || TryEnter())
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(item, preferLocal: false);
+            return item.ResultAsync();
+        }
+        return Enqueue(item);
+    }
+
+    private ValueTask Send<TState>(VoidItem<TState> item)
+    {
+        if (item.Token.IsCancellationRequested)
+            return ValueTask.FromCanceled(item.Token);
+        if (_threads == 0 || TryEnter())
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(item, preferLocal: false);
+            return item.ResultAsync();
+        }
+        return Enqueue(item);
+    }
+
+    private ValueTask<TResult> Enqueue<TState, TResult>(ValueItem<TState, TResult> item)
+    {
+        Enqueue((WorkItem)item);
+        return item.ResultAsync();
+    }
+
+    private ValueTask Enqueue<TState>(VoidItem<TState> item)
+    {
+        Enqueue((WorkItem)item);
+        return item.ResultAsync();
+    }
+
+    private void Enqueue(WorkItem item)
+    {
+        // Registered before the item is linked, so a worker that takes it always finds the registration to undo.
+        if (item.Token.CanBeCanceled)
+            item.Registration = item.Token.UnsafeRegister(static s => ((WorkItem)s!).Limiter.Cancel((WorkItem)s!), item);
+        bool queued;
+        lock (_lock)
+        {
+            queued = !item.Cancelled;
+            if (queued)
+            {
+                item.Previous = _tail;
+                if (_tail is null)
+                    _head = item;
+                else
+                    _tail.Next = item;
+                _tail = item;
+                item.Queued = true;
+                // A full fence after linking pairs with the one in Exit: either Exit sees this item, or we see its slot.
+                Interlocked.Increment(ref _waiting);
+            }
+        }
+        if (!queued)
+        {
+            // The token was cancelled before the item was linked (the registration ran inline): it never queued.
+            item.Registration.Dispose();
+            item.CompleteCancelled();
+            return;
+        }
         Dispatch();
     }
 
+    /// <summary>Takes a cancelled call out of the queue and fails it; one already taken runs, and sees its token.</summary>
+    private void Cancel(WorkItem item)
+    {
+        lock (_lock)
+        {
+            item.Cancelled = true;
+            if (!item.Queued)
+                return;
+            Unlink(item);
+        }
+        // Not inline: this runs inside CancellationTokenSource.Cancel (a caller's, a timer's, a stopping replica's),
+        // which should not run callers' continuations.
+        ThreadPool.UnsafeQueueUserWorkItem(static i => i.CompleteCancelled(), item, preferLocal: false);
+    }
+
+    private void Unlink(WorkItem item)
+    {
+        if (item.Previous is null)
+            _head = item.Next;
+        else
+            item.Previous.Next = item.Next;
+        if (item.Next is null)
+            _tail = item.Previous;
+        else
+            item.Next.Previous = item.Previous;
+        item.Next = item.Previous = null;
+        item.Queued = false;
+        Interlocked.Decrement(ref _waiting);
+    }
+
+    private WorkItem? TryDequeue()
+    {
+        lock (_lock)
+        {
+            var item = _head;
+            if (item is not null)
+                Unlink(item);
+            return item;
+        }
+    }
+
+    /// <summary>Starts queued calls while slots are free: each one taken from the queue goes to the thread pool holding its slot.</summary>
     private void Dispatch()
     {
         while (Volatile.Read(ref _waiting) != 0 && TryEnter())
-            ThreadPool.UnsafeQueueUserWorkItem(static s => s.Work(), this, preferLocal: false);
+        {
+            if (TryDequeue() is { } item)
+            {
+                ThreadPool.UnsafeQueueUserWorkItem(item, preferLocal: false);
+                continue;
+            }
+            // Cancelled or taken meanwhile: give the slot back; the loop looks at the queue again (the increment is a
+            // full fence, so an item queued meanwhile is seen here or sees the slot).
+            Interlocked.Increment(ref _free);
+        }
     }
 
-    private void Work()
+    /// <summary>One call run off its caller's thread: queued for a slot, or sent to the thread pool holding one.</summary>
+    private abstract class WorkItem(CpuLimiter limiter, CancellationToken token) : IThreadPoolWorkItem
     {
-        t_current = this;
-        try
+        // The caller's ambient state (activity, model id, request scope), as Task.Run would flow it.
+        private readonly ExecutionContext? _context = ExecutionContext.Capture();
+
+        public CpuLimiter Limiter { get; } = limiter;
+        public CancellationToken Token { get; } = token;
+        public CancellationTokenRegistration Registration;
+
+        // Guarded by the limiter's lock.
+        public WorkItem? Next;
+        public WorkItem? Previous;
+        public bool Queued;
+        public bool Cancelled;
+
+        /// <summary>Runs on a thread-pool thread holding a slot (none for <see cref="Unlimited"/>).</summary>
+        public void Execute()
         {
-            while (_queue.TryDequeue(out var task))
+            Registration.Unregister();
+            // Checked once more here: a call cancelled after it left the queue (or sent straight here) never starts.
+            var cancelled = Token.IsCancellationRequested;
+            try
             {
-                Interlocked.Decrement(ref _waiting);
-                TryExecuteTask(task);
+                if (!cancelled && _context is null)
+                    Start();
+                else if (!cancelled)
+                    ExecutionContext.Run(_context!, static s => ((WorkItem)s!).Start(), this);
+            }
+            finally
+            {
+                if (Limiter._threads != 0)
+                    Limiter.Exit();
+            }
+            // After the slot is free: the caller's continuation may run on this thread, and must not hold it.
+            if (cancelled)
+                CompleteCancelled();
+            else
+                Complete();
+        }
+
+        /// <summary>Calls the user method; keeps its outcome for <see cref="Complete"/>.</summary>
+        protected abstract void Start();
+
+        protected abstract void Complete();
+
+        public abstract void CompleteCancelled();
+    }
+
+    private sealed class ValueItem<TState, TResult>(CpuLimiter limiter, TState state, Func<TState, ValueTask<TResult>> start, CancellationToken token)
+        : WorkItem(limiter, token)
+    {
+        private readonly TaskCompletionSource<ValueTask<TResult>> _started = new();
+        private ValueTask<TResult> _pending;
+        private Exception? _error;
+
+        protected override void Start()
+        {
+            try
+            {
+                _pending = start(state);
+            }
+            catch (Exception e)
+            {
+                _error = e;
             }
         }
-        finally
+
+        protected override void Complete()
         {
-            t_current = null;
-            Exit();
+            if (_error is null)
+                _started.TrySetResult(_pending);
+            else
+                _started.TrySetException(_error);
+        }
+
+        public override void CompleteCancelled() => _started.TrySetCanceled(Token);
+
+        public async ValueTask<TResult> ResultAsync()
+        {
+            var pending = await _started.Task.ConfigureAwait(false);
+            return await pending.ConfigureAwait(false);
         }
     }
 
-    // A task this scheduler owns may run inline only on one of its own workers, which already hold a slot.
-    protected override bool TryExecuteTaskInline(Task task, bool taskWasPreviouslyQueued) =>
-        t_current == this && TryExecuteTask(task);
+    private sealed class VoidItem<TState>(CpuLimiter limiter, TState state, Func<TState, ValueTask> start, CancellationToken token)
+        : WorkItem(limiter, token)
+    {
+        private readonly TaskCompletionSource<ValueTask> _started = new();
+        private ValueTask _pending;
+        private Exception? _error;
 
-    protected override IEnumerable<Task> GetScheduledTasks() => [.. _queue];
+        protected override void Start()
+        {
+            try
+            {
+                _pending = start(state);
+            }
+            catch (Exception e)
+            {
+                _error = e;
+            }
+        }
+
+        protected override void Complete()
+        {
+            if (_error is null)
+                _started.TrySetResult(_pending);
+            else
+                _started.TrySetException(_error);
+        }
+
+        public override void CompleteCancelled() => _started.TrySetCanceled(Token);
+
+        public async ValueTask ResultAsync()
+        {
+            var pending = await _started.Task.ConfigureAwait(false);
+            await pending.ConfigureAwait(false);
+        }
+    }
 }
