@@ -84,6 +84,11 @@ public partial class HttpFailedModel
         "Deployment 'Model' of application 'shop' failed: its constructor threw FileNotFoundException: weights.bin was not found. Fix it and redeploy.", null);
 }
 
+public static class BindingApps
+{
+    public static Application<HttpPersonEchoHandle> Person() => HttpPersonEcho.Bind();
+}
+
 public class HttpBindingTests
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
@@ -215,6 +220,33 @@ public class HttpBindingTests
         var missing = await PostAsync(http, "/lenient", """{"name":"Ann","email":"a@b.c"}""");
         Assert.Equal(HttpStatusCode.BadRequest, missing.Status);
         Assert.Contains("'age'", missing.Body);
+    }
+
+    [Fact]
+    public void A_config_file_sets_allow_unknown_json_properties()
+    {
+        var dir = Directory.CreateTempSubdirectory("serve-json-config-").FullName;
+        var import = typeof(BindingApps).Assembly.Location.Replace('\\', '/') + ":Serve.Tests.BindingApps.Person";
+        var path = Path.Combine(dir, "serve.yaml");
+        File.WriteAllText(path, $"""
+            applications:
+              - import: {import}
+                deployments:
+                  - name: HttpPersonEcho
+                    allow_unknown_json_properties: true
+            """);
+        Assert.True(Config.ServeConfigLoader.Load(path).Applications[0].Application.GetOptions().AllowUnknownJsonProperties);
+
+        File.WriteAllText(path, $"""
+            applications:
+              - import: {import}
+                deployments:
+                  - name: HttpPersonEcho
+                    allow_unknown_json_properties: yes please
+            """);
+        var e = Assert.Throws<Config.ServeConfigException>(() => Config.ServeConfigLoader.Load(path));
+        Assert.Contains(e.Errors, x => x.Path == "applications[0].deployments[0].allow_unknown_json_properties" && x.Reason.StartsWith("expected true or false"));
+        Directory.Delete(dir, recursive: true);
     }
 
     [Fact]

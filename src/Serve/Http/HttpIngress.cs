@@ -208,7 +208,7 @@ internal sealed class HttpIngress : IAsyncDisposable
         {
             // A method holding the live request is awaited to the end: the request must outlive it.
             var pending = handle.InvokeCallAsync(arguments, cancellationToken);
-            result = await (takesRequest ? pending : WithinTimeoutAsync(pending, timeout, cancellationToken, context, route)).ConfigureAwait(false);
+            result = await (takesRequest ? pending : WithinTimeoutAsync(pending, timeout, cancellationToken, context, route, requestId)).ConfigureAwait(false);
         }
         catch (Exception e)
         {
@@ -237,20 +237,21 @@ internal sealed class HttpIngress : IAsyncDisposable
     /// background holding its slot until it returns; its late result is dropped and a late error logged.
     /// </summary>
     private ValueTask<object?> WithinTimeoutAsync(ValueTask<object?> pending, CancellationTokenSource? timeout, CancellationToken cancellationToken,
-        HttpContext context, ServeController.RouteEntry route) =>
-        timeout is null || pending.IsCompleted ? pending : RaceAsync(pending.AsTask(), cancellationToken, context, route);
+        HttpContext context, ServeController.RouteEntry route, string requestId) =>
+        timeout is null || pending.IsCompleted ? pending : RaceAsync(pending.AsTask(), cancellationToken, context, route, requestId);
 
-    private async ValueTask<object?> RaceAsync(Task<object?> call, CancellationToken cancellationToken, HttpContext context, ServeController.RouteEntry route)
+    private async ValueTask<object?> RaceAsync(Task<object?> call, CancellationToken cancellationToken, HttpContext context, ServeController.RouteEntry route, string requestId)
     {
         try
         {
             return await call.WaitAsync(cancellationToken).ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (!call.IsCompleted)
+        catch (OperationCanceledException)
         {
-            // Read now: the HttpContext is recycled once the request is answered.
+            // The call's outcome now has nobody to read it. Method and path are read now: the HttpContext is recycled
+            // once the request is answered.
             var request = context.Request;
-            _ = ObserveLateAsync(call, context.Response.Headers[RequestIdHeader].ToString(), route.Application, request.Method, request.Path.Value ?? "/");
+            _ = ObserveLateAsync(call, requestId, route.Application, request.Method, request.Path.Value ?? "/");
             throw;
         }
     }
@@ -354,7 +355,7 @@ internal sealed class HttpIngress : IAsyncDisposable
         object? result;
         try
         {
-            result = await WithinTimeoutAsync(route.Handle.InvokeByIdAsync(method.MethodId, arguments, cancellationToken), timeout, cancellationToken, context, route).ConfigureAwait(false);
+            result = await WithinTimeoutAsync(route.Handle.InvokeByIdAsync(method.MethodId, arguments, cancellationToken), timeout, cancellationToken, context, route, requestId).ConfigureAwait(false);
         }
         catch (Exception e)
         {
