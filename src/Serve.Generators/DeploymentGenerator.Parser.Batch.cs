@@ -112,6 +112,7 @@ namespace Serve.Generators
                     TypeOf = item.WithNullableAnnotation(NullableAnnotation.NotAnnotated).ToDisplayString(s_typeOfFormat),
                     SignatureType = item.ToDisplayString(s_signatureFormat),
                     DefaultValue = null,
+                    NotNull = item.IsReferenceType && item.NullableAnnotation == NullableAnnotation.NotAnnotated,
                 }).ToArray();
                 return model with
                 {

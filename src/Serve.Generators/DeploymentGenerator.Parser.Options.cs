@@ -131,6 +131,9 @@ namespace Serve.Generators
                             else
                                 options = options with { RoutePrefix = prefix };
                             break;
+                        case ("AllowUnknownJsonProperties", bool b):
+                            options = options with { AllowUnknownJsonProperties = b };
+                            break;
                         case ("Version", var v):
                             if (v is string version)
                                 options = options with { Version = version };

@@ -647,7 +647,8 @@ namespace Serve.Generators
                 TypeOf: p.Type.WithNullableAnnotation(NullableAnnotation.NotAnnotated).ToDisplayString(s_typeOfFormat),
                 SignatureType: p.Type.ToDisplayString(s_signatureFormat),
                 Kind: kind,
-                DefaultValue: DefaultValue(p));
+                DefaultValue: DefaultValue(p),
+                NotNull: p.Type.IsReferenceType && p.NullableAnnotation == NullableAnnotation.NotAnnotated);
 
             private static (string? Type, string? TypeOf, IMethodSymbol? Reconfigure) FindReconfigurable(INamedTypeSymbol type)
             {

@@ -125,6 +125,8 @@ namespace Serve.Generators
                 set.Add("HealthCheckPeriod = global::System.TimeSpan.FromSeconds(" + Literal(period) + ")");
             if (o.HealthCheckTimeoutSeconds is { } timeout)
                 set.Add("HealthCheckTimeout = global::System.TimeSpan.FromSeconds(" + Literal(timeout) + ")");
+            if (o.AllowUnknownJsonProperties is true)
+                set.Add("AllowUnknownJsonProperties = true");
             return "new global::Serve.DeploymentOptions { " + string.Join(", ", set) + " }";
         }
 

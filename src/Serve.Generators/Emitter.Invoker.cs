@@ -136,7 +136,7 @@ namespace Serve.Generators
                     for (var i = 0; i < arguments.Count; i++)
                     {
                         var p = arguments[i];
-                        lines.Add(Helpers + ".Argument<" + p.Type + ">(arguments, " + Literal(i) + ", " + Literal(method.Name) + ", " + Literal(p.Name) + ")");
+                        lines.Add(Helpers + (p.NotNull ? ".ArgumentNotNull<" : ".Argument<") + p.Type + ">(arguments, " + Literal(i) + ", " + Literal(method.Name) + ", " + Literal(p.Name) + ")");
                     }
                     for (var i = 0; i < lines.Count; i++)
                         w.WriteLine(lines[i] + (i < lines.Count - 1 ? "," : ")" + invoke + ");"));

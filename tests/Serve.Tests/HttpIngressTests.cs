@@ -262,6 +262,42 @@ public class HttpIngressTests
     }
 
     [Fact]
+    public async Task RequestTimeout_answers_504_at_the_deadline_when_the_method_ignores_its_token()
+    {
+        var logs = new ListLoggerProvider();
+        var services = new ServiceCollection().AddLogging(b => b.AddProvider(logs)).BuildServiceProvider();
+        var probe = new StubbornProbe();
+        await using var serve = await StartAsync(o =>
+        {
+            o.Services = services;
+            o.Http.RequestTimeout = TimeSpan.FromMilliseconds(200);
+        });
+        await serve.RunAsync(HttpStubborn.Bind(probe)).WaitAsync(Bound);
+        using var http = Client(serve);
+
+        // Answered while the method is still running (it returns only after Release below).
+        var timedOut = await PostAsync(http, "/", "-1");
+        Assert.Equal(HttpStatusCode.GatewayTimeout, timedOut.Status);
+        Assert.Contains("Gateway timeout", timedOut.Body);
+        Assert.False(probe.Returned.Task.IsCompleted);
+
+        // The abandoned call keeps its slot until it returns (MaxOngoingRequests = 1, no queue).
+        var refused = await PostAsync(http, "/", "2");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.Status);
+
+        // Its late exception is observed and logged, and the slot is released.
+        probe.Release.SetResult();
+        await probe.Returned.Task.WaitAsync(Bound);
+        await TestUtil.WaitUntilAsync(() => logs.Entries.Any(e => e.Exception?.Message == "late failure -1"), "the late failure was logged");
+        var id = Assert.Single(timedOut.Response.Headers.GetValues("x-request-id"));
+        Assert.Contains(logs.Entries, e => e.Message.Contains(id) && e.Exception?.Message == "late failure -1");
+        // The call's task completed (the slot freed) before its failure was logged.
+        var after = await PostAsync(http, "/", "3");
+        Assert.Equal(HttpStatusCode.OK, after.Status);
+        Assert.Equal("done 3", after.Body);
+    }
+
+    [Fact]
     public async Task A_port_in_use_fails_StartAsync_with_a_message_naming_the_address()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);

@@ -12,5 +12,6 @@ namespace Serve.Generators.Model
         double? NumGpus = null,
         double? GracefulShutdownTimeoutSeconds = null,
         double? HealthCheckPeriodSeconds = null,
-        double? HealthCheckTimeoutSeconds = null);
+        double? HealthCheckTimeoutSeconds = null,
+        bool? AllowUnknownJsonProperties = null);
 }

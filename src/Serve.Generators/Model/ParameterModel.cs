@@ -8,11 +8,13 @@ namespace Serve.Generators.Model
     /// <param name="SignatureType">The type as it enters the method id and duplicate checks, e.g. <c>string</c>.</param>
     /// <param name="Kind">How the parameter is passed.</param>
     /// <param name="DefaultValue">The default value as a C# expression, or null.</param>
+    /// <param name="NotNull">A reference type declared non-nullable (in a nullable-enabled context): JSON null is refused for it.</param>
     internal sealed record ParameterModel(
         string Name,
         string Type,
         string TypeOf,
         string SignatureType,
         ParameterKind Kind,
-        string? DefaultValue);
+        string? DefaultValue,
+        bool NotNull = false);
 }

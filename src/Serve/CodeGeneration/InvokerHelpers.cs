@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 
 namespace Serve.CodeGeneration;
 
@@ -7,7 +8,31 @@ namespace Serve.CodeGeneration;
 [EditorBrowsable(EditorBrowsableState.Never)]
 public static class InvokerHelpers
 {
-    /// <summary>Reads boxed argument <paramref name="index"/> as <typeparamref name="T"/>; a <see cref="JsonElement"/> is deserialized.</summary>
+    /// <summary>
+    /// How <see cref="JsonElement"/> arguments (HTTP bodies and query values) are read: System.Text.Json web defaults
+    /// (camelCase, case-insensitive names) made strict: a constructor parameter without a default and a
+    /// <c>required</c> member must be present, <c>null</c> is refused for non-nullable members, and a property that
+    /// maps to no member is an error.
+    /// </summary>
+    internal static readonly JsonSerializerOptions StrictJson = new(JsonSerializerDefaults.Web)
+    {
+        RespectRequiredConstructorParameters = true,
+        RespectNullableAnnotations = true,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+    };
+
+    /// <summary><see cref="StrictJson"/>, but properties that map to no member are skipped (<see cref="DeploymentOptions.AllowUnknownJsonProperties"/>).</summary>
+    internal static readonly JsonSerializerOptions LenientJson = new(StrictJson) { UnmappedMemberHandling = JsonUnmappedMemberHandling.Skip };
+
+    /// <summary>The options for JSON arguments of the current call: <see cref="LenientJson"/> when the HTTP request's deployment allows unknown properties.</summary>
+    internal static JsonSerializerOptions JsonOptions =>
+        Observability.HttpRequestScope.Current is { AllowUnknownJsonProperties: true } ? LenientJson : StrictJson;
+
+    /// <summary>
+    /// Reads boxed argument <paramref name="index"/> as <typeparamref name="T"/>; a <see cref="JsonElement"/> is
+    /// deserialized with web defaults (case-insensitive names), strictly: missing required values, <c>null</c> for
+    /// non-nullable members and unknown properties are errors.
+    /// </summary>
     /// <exception cref="ArgumentException">The argument is missing or of another type; the message names the method and parameter.</exception>
     public static T Argument<T>(object?[] arguments, int index, string method, string parameter)
     {
@@ -22,7 +47,7 @@ public static class InvokerHelpers
         {
             try
             {
-                return json.Deserialize<T>()!;
+                return json.Deserialize<T>(JsonOptions)!;
             }
             catch (JsonException e)
             {
@@ -31,6 +56,20 @@ public static class InvokerHelpers
         }
         throw new ArgumentException($"Method '{method}' parameter '{parameter}' expects {typeof(T)}, but got " +
                                     (value is null ? "null" : value.GetType().ToString()) + ".");
+    }
+
+    /// <summary>
+    /// <see cref="Argument{T}"/> for a parameter of a non-nullable reference type: a JSON <c>null</c> is refused. (A
+    /// <c>null</c> passed from code is left to the method, as a direct call would.)
+    /// </summary>
+    /// <exception cref="ArgumentException">As <see cref="Argument{T}"/>, or the JSON value is <c>null</c>; the message names the method and parameter.</exception>
+    public static T ArgumentNotNull<T>(object?[] arguments, int index, string method, string parameter)
+    {
+        var value = Argument<T>(arguments, index, method, parameter);
+        if (value is null && arguments[index] is JsonElement)
+            throw new ArgumentException($"Method '{method}' parameter '{parameter}' is a non-nullable {typeof(T)}, but the JSON value is null; " +
+                                        $"send a value, or declare the parameter nullable ({typeof(T).Name}?) to accept null.");
+        return value;
     }
 
     /// <summary>Checks the number of boxed arguments.</summary>

@@ -19,7 +19,7 @@ public static class ServeConfigLoader
     private static readonly string[] DeploymentKeys =
         ["name", "num_replicas", "max_ongoing_requests", "max_queued_requests", "user_config", "num_cpus", "num_gpus",
          "resources", "graceful_shutdown_timeout_s", "version", "runtime_env", "autoscaling_config", "health_check_period_s",
-         "health_check_timeout_s"];
+         "health_check_timeout_s", "allow_unknown_json_properties"];
     private static readonly string[] AutoscalingKeys =
         ["min_replicas", "max_replicas", "initial_replicas", "target_ongoing_requests", "upscale_delay_s", "downscale_delay_s",
          "metrics_interval_s", "look_back_period_s"];
@@ -416,6 +416,13 @@ public static class ServeConfigLoader
             o.HealthCheckPeriod = period;
         if (obj.TryGetPropertyValue("health_check_timeout_s", out v) && ReadSeconds(v, $"{at}.health_check_timeout_s", allowZero: false, errors) is { } timeout)
             o.HealthCheckTimeout = timeout;
+        if (obj.TryGetPropertyValue("allow_unknown_json_properties", out v))
+        {
+            if (v is JsonValue flag && flag.GetValueKind() is JsonValueKind.True or JsonValueKind.False)
+                o.AllowUnknownJsonProperties = flag.GetValueKind() == JsonValueKind.True;
+            else
+                errors.Add(new($"{at}.allow_unknown_json_properties", $"expected true or false, got {Show(v)}"));
+        }
         if (obj.TryGetPropertyValue("autoscaling_config", out v))
         {
             if (v is null)

@@ -87,6 +87,7 @@ internal sealed record DeploymentSpec(string Name, DeploymentDefinition Definiti
         && Options.GracefulShutdownTimeout == other.Options.GracefulShutdownTimeout
         && Options.HealthCheckPeriod == other.Options.HealthCheckPeriod
         && Options.HealthCheckTimeout == other.Options.HealthCheckTimeout
+        && Options.AllowUnknownJsonProperties == other.Options.AllowUnknownJsonProperties
         && (Options.Autoscaling is null ? other.Options.Autoscaling is null : Options.Autoscaling.SameAs(other.Options.Autoscaling));
 
     private static bool SameArguments(object?[] a, object?[] b)

@@ -270,7 +270,7 @@ internal sealed partial class ServeController
         foreach (var app in _apps.Values)
         {
             if (app.Deployments.TryGetValue(app.Spec.IngressName, out var ingress))
-                routes.Add(new RouteEntry(app.Spec.RoutePrefix, app.Name, ingress.Endpoint, ingress.Endpoint.UntypedHandle));
+                routes.Add(new RouteEntry(app.Spec.RoutePrefix, app.Name, ingress.Endpoint, ingress.Endpoint.UntypedHandle, ingress.Spec.Options.AllowUnknownJsonProperties));
         }
         _routes = [.. routes.OrderBy(r => r.Application, StringComparer.Ordinal)];
 
@@ -291,8 +291,8 @@ internal sealed partial class ServeController
                 }).ToArray(),
                 d.Router.QueuedCount) { TargetReplicas = d.TargetReplicas, Restarts = d.Restarts }).ToArray())).ToArray());
 
-    /// <summary>One application's HTTP route: its prefix and a handle to its ingress deployment.</summary>
-    internal sealed record RouteEntry(string RoutePrefix, string Application, Routing.DeploymentEndpoint Ingress, DeploymentHandle Handle);
+    /// <summary>One application's HTTP route: its prefix, a handle to its ingress deployment and how strictly its JSON is read.</summary>
+    internal sealed record RouteEntry(string RoutePrefix, string Application, Routing.DeploymentEndpoint Ingress, DeploymentHandle Handle, bool AllowUnknownJsonProperties = false);
 
     private sealed record ApplicationSnapshot(string Name, string RoutePrefix, string Ingress, ServeHealth Health, string Message, DeploymentSnapshot[] Deployments);
 

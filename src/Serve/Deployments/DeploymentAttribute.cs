@@ -43,6 +43,12 @@ public sealed class DeploymentAttribute : Attribute
 
     /// <summary>Seconds one health check may take before it counts as failed; default 30.</summary>
     public double HealthCheckTimeoutSeconds { get; set; } = DeploymentOptions.DefaultHealthCheckTimeoutSeconds;
+
+    /// <summary>
+    /// Whether HTTP requests may carry JSON properties that match no parameter or member (they are ignored); default
+    /// false (answered 400 naming the property). See <see cref="DeploymentOptions.AllowUnknownJsonProperties"/>.
+    /// </summary>
+    public bool AllowUnknownJsonProperties { get; set; }
 }
 
 /// <summary>

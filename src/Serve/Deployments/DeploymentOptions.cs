@@ -121,6 +121,14 @@ public sealed class DeploymentOptions
     /// <summary>How long a stopping replica waits for its in-flight calls before it is disposed anyway.</summary>
     public TimeSpan GracefulShutdownTimeout { get; set; } = TimeSpan.FromSeconds(DefaultGracefulShutdownTimeoutSeconds);
 
+    /// <summary>
+    /// Whether HTTP requests to this deployment (when it is an application's ingress) may carry JSON properties that
+    /// match no parameter or member; they are then ignored. Default <c>false</c>: an unknown property is answered 400
+    /// naming it, so a misspelled field is not silently dropped. Turn it on for clients that send extra fields. A type
+    /// can also opt out on its own with System.Text.Json's <c>[JsonUnmappedMemberHandling(JsonUnmappedMemberHandling.Skip)]</c>.
+    /// </summary>
+    public bool AllowUnknownJsonProperties { get; set; }
+
     /// <summary>Returns a deep copy (the <see cref="UserConfig"/> object itself is shared).</summary>
     public DeploymentOptions Clone() => new()
     {
@@ -139,6 +147,7 @@ public sealed class DeploymentOptions
         Autoscaling = Autoscaling?.Clone(),
         HealthCheckPeriod = HealthCheckPeriod,
         HealthCheckTimeout = HealthCheckTimeout,
+        AllowUnknownJsonProperties = AllowUnknownJsonProperties,
     };
 
     /// <summary>

@@ -234,6 +234,10 @@ public class DeploymentHandle
     internal ValueTask<object?> InvokeByIdAsync(int methodId, object?[] arguments, CancellationToken cancellationToken) =>
         InvokeBoxedAsync(methodId, arguments, cancellationToken);
 
+    /// <summary>Streams a method by id with boxed arguments through the router (the HTTP endpoints' path for <c>IAsyncEnumerable&lt;T&gt;</c>).</summary>
+    internal IAsyncEnumerable<object?> InvokeStreamByIdAsync(int methodId, object?[] arguments, CancellationToken cancellationToken) =>
+        StreamAsync<BoxedStream, object?>(new BoxedStream(methodId, arguments), cancellationToken);
+
     private ValueTask<object?> InvokeBoxedAsync(int methodId, object?[] arguments, CancellationToken cancellationToken)
     {
         if (_timeout is null)

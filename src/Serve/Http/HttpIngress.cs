@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -117,6 +118,7 @@ internal sealed class HttpIngress : IAsyncDisposable
             route = route with { Handle = route.Handle.WithModelIdCore(modelId) };
         var handle = route.Handle;
         scope.Route = (route.Application, route.RoutePrefix, handle.DeploymentName);
+        scope.AllowUnknownJsonProperties = route.AllowUnknownJsonProperties;
 
         if (handle.Definition.HttpEndpoints.Count > 0)
         {
@@ -176,15 +178,16 @@ internal sealed class HttpIngress : IAsyncDisposable
 
         DeploymentMethod method;
         object?[] arguments;
+        var takesRequest = false;
         try
         {
             // A call method that asks for the request itself gets it by reference (the replica is in-process).
             if (Array.Find(calls, TakesOnlyRequest) is { } raw)
-                (method, arguments) = (raw, RequestArguments(raw, context));
+                (method, arguments, takesRequest) = (raw, RequestArguments(raw, context), true);
             else if (isGet)
                 (method, arguments) = BindQuery(calls, request.Query);
             else
-                (method, arguments) = await BindBodyAsync(calls, request, cancellationToken).ConfigureAwait(false);
+                (method, arguments) = await BindBodyAsync(calls, request, route.AllowUnknownJsonProperties, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (IsBindingFailure(e, cancellationToken))
         {
@@ -196,14 +199,16 @@ internal sealed class HttpIngress : IAsyncDisposable
 
         if (method.Kind == DeploymentMethodKind.Stream)
         {
-            await StreamAsync(context, route, requestId, arguments, timeout, cancellationToken).ConfigureAwait(false);
+            await StreamAsync(context, route, requestId, handle.InvokeCallStreamAsync(arguments, cancellationToken), timeout, cancellationToken).ConfigureAwait(false);
             return;
         }
 
         object? result;
         try
         {
-            result = await handle.InvokeCallAsync(arguments, cancellationToken).ConfigureAwait(false);
+            // A method holding the live request is awaited to the end: the request must outlive it.
+            var pending = handle.InvokeCallAsync(arguments, cancellationToken);
+            result = await (takesRequest ? pending : WithinTimeoutAsync(pending, timeout, cancellationToken, context, route, requestId)).ConfigureAwait(false);
         }
         catch (Exception e)
         {
@@ -226,6 +231,48 @@ internal sealed class HttpIngress : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Waits for a call, but with <see cref="HttpOptions.RequestTimeout"/> set no longer than the request may take: at the
+    /// deadline the request is answered 504 even when the method ignores its token. The method then runs on in the
+    /// background holding its slot until it returns; its late result is dropped and a late error logged.
+    /// </summary>
+    private ValueTask<object?> WithinTimeoutAsync(ValueTask<object?> pending, CancellationTokenSource? timeout, CancellationToken cancellationToken,
+        HttpContext context, ServeController.RouteEntry route, string requestId) =>
+        timeout is null || pending.IsCompleted ? pending : RaceAsync(pending.AsTask(), cancellationToken, context, route, requestId);
+
+    private async ValueTask<object?> RaceAsync(Task<object?> call, CancellationToken cancellationToken, HttpContext context, ServeController.RouteEntry route, string requestId)
+    {
+        try
+        {
+            return await call.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // The call's outcome now has nobody to read it. Method and path are read now: the HttpContext is recycled
+            // once the request is answered.
+            var request = context.Request;
+            _ = ObserveLateAsync(call, requestId, route.Application, request.Method, request.Path.Value ?? "/");
+            throw;
+        }
+    }
+
+    private async Task ObserveLateAsync(Task<object?> call, string requestId, string application, string method, string path)
+    {
+        try
+        {
+            if (await call.ConfigureAwait(false) is Stream stream)
+                await stream.DisposeAsync().ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // The method saw its cancelled token: the expected end of an abandoned call.
+        }
+        catch (Exception e)
+        {
+            Log.HttpLateCallFailed(_logger, requestId, application, method, path, e);
+        }
+    }
+
     private static string SubPath(string routePrefix, string path)
     {
         var prefix = Normalize(routePrefix);
@@ -240,9 +287,9 @@ internal sealed class HttpIngress : IAsyncDisposable
         var request = context.Request;
         var response = context.Response;
         var method = endpoint.Method;
-        if (method.Kind == DeploymentMethodKind.Stream || method.ParameterTypes.Any(t => t == typeof(HttpRequest) || t == typeof(HttpContext)))
+        if (method.ParameterTypes.Any(t => t == typeof(HttpRequest) || t == typeof(HttpContext)))
         {
-            await TextAsync(context, StatusCodes.Status501NotImplemented, "Not implemented: an endpoint returning a stream or taking HttpRequest/HttpContext is not served yet.").ConfigureAwait(false);
+            await TextAsync(context, StatusCodes.Status501NotImplemented, "Not implemented: an endpoint taking HttpRequest/HttpContext is not served yet; bind its values with [FromRoute], [FromQuery], [FromHeader] and [FromBody].").ConfigureAwait(false);
             return;
         }
 
@@ -279,7 +326,8 @@ internal sealed class HttpIngress : IAsyncDisposable
                         arguments[i] = binding.DefaultValue;
                         continue;
                     }
-                    arguments[i] = JsonSerializer.Deserialize(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), type, JsonSerializerOptions.Web);
+                    var json = route.AllowUnknownJsonProperties ? InvokerHelpers.LenientJson : InvokerHelpers.StrictJson;
+                    arguments[i] = JsonSerializer.Deserialize(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), type, json);
                     continue;
                 }
                 if (text is null)
@@ -298,10 +346,16 @@ internal sealed class HttpIngress : IAsyncDisposable
             return;
         }
 
+        if (method.Kind == DeploymentMethodKind.Stream)
+        {
+            await StreamAsync(context, route, requestId, route.Handle.InvokeStreamByIdAsync(method.MethodId, arguments, cancellationToken), timeout, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
         object? result;
         try
         {
-            result = await route.Handle.InvokeByIdAsync(method.MethodId, arguments, cancellationToken).ConfigureAwait(false);
+            result = await WithinTimeoutAsync(route.Handle.InvokeByIdAsync(method.MethodId, arguments, cancellationToken), timeout, cancellationToken, context, route, requestId).ConfigureAwait(false);
         }
         catch (Exception e)
         {
@@ -358,6 +412,14 @@ internal sealed class HttpIngress : IAsyncDisposable
             case DeploymentUnavailableException:
                 await TextAsync(context, StatusCodes.Status503ServiceUnavailable, "Service unavailable: the application is not taking requests.").ConfigureAwait(false);
                 return;
+            case DeploymentFailedException failed:
+                // The deployment failed and has no replica: the reason is Serve's own message (which deployment, why, what to do).
+                await TextAsync(context, StatusCodes.Status503ServiceUnavailable, "Service unavailable: " + failed.Message).ConfigureAwait(false);
+                return;
+            case BadHttpRequestException or IOException when IsFromKestrel(e):
+                // Kestrel refused the request (e.g. a malformed chunked body) while the method read it.
+                await UnreadableRequestAsync(context, e).ConfigureAwait(false);
+                return;
             case ReplicaStoppedException:
                 // The replica stopped (update, scale-down, health) and cancelled this call after its graceful shutdown timeout.
                 Log.HttpRequestFailed(_logger, requestId, route.Application, request.Method, request.Path.Value ?? "/", e);
@@ -388,12 +450,12 @@ internal sealed class HttpIngress : IAsyncDisposable
     /// events when the client accepts <c>text/event-stream</c>; flushed after every item. A failure before the first
     /// item is answered like any call; after it, it is logged and the response ends (SSE: an <c>error</c> event).
     /// </summary>
-    private async Task StreamAsync(HttpContext context, ServeController.RouteEntry route, string requestId, object?[] arguments,
+    private async Task StreamAsync(HttpContext context, ServeController.RouteEntry route, string requestId, IAsyncEnumerable<object?> stream,
         CancellationTokenSource? timeout, CancellationToken cancellationToken)
     {
         var request = context.Request;
         var response = context.Response;
-        var enumerator = route.Handle.InvokeCallStreamAsync(arguments, cancellationToken).GetAsyncEnumerator(cancellationToken);
+        var enumerator = stream.GetAsyncEnumerator(cancellationToken);
         try
         {
             bool any;
@@ -540,7 +602,7 @@ internal sealed class HttpIngress : IAsyncDisposable
     }
 
     private static bool IsBindingFailure(Exception e, CancellationToken cancellationToken) =>
-        e is BadRequest or JsonException or BadHttpRequestException
+        e is BadRequest or JsonException or BadHttpRequestException or IOException
         || (e is OperationCanceledException && cancellationToken.IsCancellationRequested);
 
     /// <summary>Answers a request whose arguments could not be read: 400 with the reason, 413, or the cancellation answer.</summary>
@@ -554,17 +616,30 @@ internal sealed class HttpIngress : IAsyncDisposable
             case JsonException e:
                 await TextAsync(context, StatusCodes.Status400BadRequest, invalidJson + e.Message).ConfigureAwait(false);
                 break;
-            case BadHttpRequestException e:
-                var text = e.StatusCode == StatusCodes.Status413PayloadTooLarge
-                    ? $"Payload too large: the request body exceeds {_options.MaxRequestBodySize} bytes."
-                    : "Bad request: the request body could not be read.";
-                await TextAsync(context, e.StatusCode, text).ConfigureAwait(false);
+            case BadHttpRequestException or IOException:
+                await UnreadableRequestAsync(context, error).ConfigureAwait(false);
                 break;
             default:
                 await CancelledAsync(context, timeout).ConfigureAwait(false);
                 break;
         }
     }
+
+    /// <summary>
+    /// Answers a request Kestrel could not read: its <see cref="BadHttpRequestException"/> status (413 over the size
+    /// limit), or 400 for an <see cref="IOException"/> (Kestrel throws one for an overflowing chunk size).
+    /// </summary>
+    private Task UnreadableRequestAsync(HttpContext context, Exception error)
+    {
+        var status = error is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status400BadRequest;
+        return TextAsync(context, status, status == StatusCodes.Status413PayloadTooLarge
+            ? $"Payload too large: the request body exceeds {_options.MaxRequestBodySize} bytes."
+            : "Bad request: the request body could not be read: " + error.Message);
+    }
+
+    /// <summary>An exception Kestrel threw while the request was read (not one of user code's own I/O errors).</summary>
+    private static bool IsFromKestrel(Exception e) =>
+        e is BadHttpRequestException || e.TargetSite?.DeclaringType?.Assembly == typeof(Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions).Assembly;
 
     private static bool IsRequestType(Type type) => type == typeof(HttpRequest) || type == typeof(HttpContext);
 
@@ -657,7 +732,7 @@ internal sealed class HttpIngress : IAsyncDisposable
         }
     }
 
-    private static async Task<(DeploymentMethod, object?[])> BindBodyAsync(DeploymentMethod[] calls, HttpRequest request, CancellationToken cancellationToken)
+    private static async Task<(DeploymentMethod, object?[])> BindBodyAsync(DeploymentMethod[] calls, HttpRequest request, bool allowUnknown, CancellationToken cancellationToken)
     {
         using var buffer = new MemoryStream();
         await request.Body.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
@@ -686,10 +761,12 @@ internal sealed class HttpIngress : IAsyncDisposable
 
         if (root.ValueKind == JsonValueKind.Object)
         {
-            // A one-parameter call gets the whole object unless the object names exactly that parameter.
+            // A one-parameter call gets the whole object (ASP.NET Core binds one complex parameter from the body) unless
+            // the object is a wrapper: its only property is named like the parameter and the parameter's type has no
+            // property of that name.
             foreach (var m in calls.OrderByDescending(m => m.ParameterNames.Length))
             {
-                if (m.ParameterNames.Length == 1 && !(CountProperties(root) == 1 && TryGetProperty(root, m.ParameterNames[0], out _)))
+                if (m.ParameterNames.Length == 1 && !IsWrapper(root, m))
                     continue;
                 if (m.ParameterNames.Length == 0)
                     continue;
@@ -703,7 +780,11 @@ internal sealed class HttpIngress : IAsyncDisposable
                         all = false;
                 }
                 if (all)
+                {
+                    if (!allowUnknown)
+                        RefuseUnknownProperties(root, m);
                     return (m, arguments);
+                }
             }
             var one = calls.FirstOrDefault(m => m.ParameterNames.Length == 1);
             if (one is not null)
@@ -719,6 +800,48 @@ internal sealed class HttpIngress : IAsyncDisposable
         return scalar is not null
             ? (scalar, [root.Clone()])
             : throw new BadRequest($"a single JSON value was sent, but the call takes {Describe(calls[0])}; send a JSON array of the arguments or a JSON object with one property per parameter.");
+    }
+
+    private static bool IsWrapper(JsonElement root, DeploymentMethod method)
+    {
+        var name = method.ParameterNames[0];
+        return CountProperties(root) == 1 && TryGetProperty(root, name, out _) && !HasJsonProperty(method.ParameterTypes[0], name);
+    }
+
+    /// <summary>Whether <paramref name="type"/> reads as a JSON object with a property called <paramref name="name"/> (any case).</summary>
+    private static bool HasJsonProperty(Type type, string name)
+    {
+        JsonTypeInfo info;
+        try
+        {
+            info = InvokerHelpers.StrictJson.GetTypeInfo(Nullable.GetUnderlyingType(type) ?? type);
+        }
+        catch (Exception e) when (e is NotSupportedException or InvalidOperationException or ArgumentException)
+        {
+            return false; // not serializable as JSON: the invoker reports it
+        }
+        if (info.Kind != JsonTypeInfoKind.Object)
+            return false;
+        foreach (var property in info.Properties)
+        {
+            if (string.Equals(property.Name, name, StringComparison.OrdinalIgnoreCase))
+                return true;
+        }
+        return false;
+    }
+
+    /// <summary>A JSON object of arguments by name may hold only the method's parameter names (unless the deployment allows unknown properties).</summary>
+    private static void RefuseUnknownProperties(JsonElement root, DeploymentMethod method)
+    {
+        foreach (var property in root.EnumerateObject())
+        {
+            var known = false;
+            foreach (var name in method.ParameterNames)
+                known |= string.Equals(name, property.Name, StringComparison.OrdinalIgnoreCase);
+            if (!known)
+                throw new BadRequest($"the JSON object has a property '{property.Name}' that is not a parameter of the call (it takes {Describe(method)}); " +
+                                     "remove it, or set AllowUnknownJsonProperties on the deployment to ignore unknown properties.");
+        }
     }
 
     private static int CountProperties(JsonElement obj)

@@ -10,6 +10,9 @@ internal static partial class Log
     [LoggerMessage(21, LogLevel.Error, "HTTP request {RequestId} ({Method} {Path}) to application '{Application}' failed.")]
     public static partial void HttpRequestFailed(ILogger logger, string requestId, string application, string method, string path, Exception exception);
 
+    [LoggerMessage(23, LogLevel.Warning, "HTTP request {RequestId} ({Method} {Path}) to application '{Application}' was answered 504 at RequestTimeout; its call failed afterwards.")]
+    public static partial void HttpLateCallFailed(ILogger logger, string requestId, string application, string method, string path, Exception exception);
+
     [LoggerMessage(22, LogLevel.Information, "Serve admin API listening on {Address}.")]
     public static partial void AdminListening(ILogger logger, string address);
 }

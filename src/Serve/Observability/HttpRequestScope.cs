@@ -13,6 +13,15 @@ internal sealed class HttpRequestScope
 
     public string? ReplicaId { get; private set; }
 
+    /// <summary>The scope of the request this code runs for, or null outside an HTTP request.</summary>
+    public static HttpRequestScope? Current => s_current.Value;
+
+    /// <summary>
+    /// The ingress deployment's <see cref="DeploymentOptions.AllowUnknownJsonProperties"/>, read by the generated
+    /// invoker when it deserializes the request's JSON arguments.
+    /// </summary>
+    public bool AllowUnknownJsonProperties { get; set; }
+
     /// <summary>The matched application, its route prefix and ingress deployment; null until a route matched.</summary>
     public (string Application, string RoutePrefix, string Deployment)? Route { get; set; }
 

@@ -178,7 +178,7 @@ namespace Demo
                     case __ServeInvocations.Predict_0.Id:
                         global::Serve.CodeGeneration.InvokerHelpers.ExpectArguments(arguments, 1, "Predict");
                         return global::Serve.CodeGeneration.InvokerHelpers.Box(new __ServeInvocations.Predict_0(
-                            global::Serve.CodeGeneration.InvokerHelpers.Argument<float[]>(arguments, 0, "Predict", "inputs")).InvokeAsync(instance, cancellationToken));
+                            global::Serve.CodeGeneration.InvokerHelpers.ArgumentNotNull<float[]>(arguments, 0, "Predict", "inputs")).InvokeAsync(instance, cancellationToken));
                     case __ServeInvocations.Label_1.Id:
                         global::Serve.CodeGeneration.InvokerHelpers.ExpectArguments(arguments, 1, "Label");
                         return global::Serve.CodeGeneration.InvokerHelpers.Box(new __ServeInvocations.Label_1(
@@ -186,11 +186,11 @@ namespace Demo
                     case __ServeInvocations.Count_2.Id:
                         global::Serve.CodeGeneration.InvokerHelpers.ExpectArguments(arguments, 1, "Count");
                         return global::Serve.CodeGeneration.InvokerHelpers.Box(new __ServeInvocations.Count_2(
-                            global::Serve.CodeGeneration.InvokerHelpers.Argument<string>(arguments, 0, "Count", "texts")).InvokeAsync(instance, cancellationToken));
+                            global::Serve.CodeGeneration.InvokerHelpers.ArgumentNotNull<string>(arguments, 0, "Count", "texts")).InvokeAsync(instance, cancellationToken));
                     case __ServeInvocations.Generate_3.Id:
                         global::Serve.CodeGeneration.InvokerHelpers.ExpectArguments(arguments, 1, "Generate");
                         return global::Serve.CodeGeneration.InvokerHelpers.BoxStream(new __ServeInvocations.Generate_3(
-                            global::Serve.CodeGeneration.InvokerHelpers.Argument<string>(arguments, 0, "Generate", "prompts")).Invoke(instance, cancellationToken));
+                            global::Serve.CodeGeneration.InvokerHelpers.ArgumentNotNull<string>(arguments, 0, "Generate", "prompts")).Invoke(instance, cancellationToken));
                     case __ServeInvocations.Plain_4.Id:
                         global::Serve.CodeGeneration.InvokerHelpers.ExpectArguments(arguments, 1, "Plain");
                         return global::Serve.CodeGeneration.InvokerHelpers.Box(new __ServeInvocations.Plain_4(

@@ -113,14 +113,14 @@ namespace Demo
                     case __ServeInvocations.PredictAsync_0.Id:
                         global::Serve.CodeGeneration.InvokerHelpers.ExpectArguments(arguments, 1, "PredictAsync");
                         return global::Serve.CodeGeneration.InvokerHelpers.Box(new __ServeInvocations.PredictAsync_0(
-                            global::Serve.CodeGeneration.InvokerHelpers.Argument<float[]>(arguments, 0, "PredictAsync", "input")).InvokeAsync(instance, cancellationToken));
+                            global::Serve.CodeGeneration.InvokerHelpers.ArgumentNotNull<float[]>(arguments, 0, "PredictAsync", "input")).InvokeAsync(instance, cancellationToken));
                     case __ServeInvocations.WarmUp_1.Id:
                         global::Serve.CodeGeneration.InvokerHelpers.ExpectArguments(arguments, 0, "WarmUp");
                         return global::Serve.CodeGeneration.InvokerHelpers.Box(new __ServeInvocations.WarmUp_1().InvokeAsync(instance, cancellationToken));
                     case __ServeInvocations.Generate_2.Id:
                         global::Serve.CodeGeneration.InvokerHelpers.ExpectArguments(arguments, 1, "Generate");
                         return global::Serve.CodeGeneration.InvokerHelpers.BoxStream(new __ServeInvocations.Generate_2(
-                            global::Serve.CodeGeneration.InvokerHelpers.Argument<string>(arguments, 0, "Generate", "prompt")).Invoke(instance, cancellationToken));
+                            global::Serve.CodeGeneration.InvokerHelpers.ArgumentNotNull<string>(arguments, 0, "Generate", "prompt")).Invoke(instance, cancellationToken));
                     case __ServeInvocations.Echo_3.Id:
                         global::Serve.CodeGeneration.InvokerHelpers.ExpectArguments(arguments, 1, "Echo");
                         return global::Serve.CodeGeneration.InvokerHelpers.Box(new __ServeInvocations.Echo_3(

@@ -67,7 +67,7 @@ namespace Lib.Text.Apps
                     case __ServeInvocations.CallAsync_0.Id:
                         global::Serve.CodeGeneration.InvokerHelpers.ExpectArguments(arguments, 1, "CallAsync");
                         return global::Serve.CodeGeneration.InvokerHelpers.Box(new __ServeInvocations.CallAsync_0(
-                            global::Serve.CodeGeneration.InvokerHelpers.Argument<string>(arguments, 0, "CallAsync", "s")).InvokeAsync(instance, cancellationToken));
+                            global::Serve.CodeGeneration.InvokerHelpers.ArgumentNotNull<string>(arguments, 0, "CallAsync", "s")).InvokeAsync(instance, cancellationToken));
                     default:
                         throw global::Serve.CodeGeneration.InvokerHelpers.UnknownMethod("Pipeline", methodId);
                 }

@@ -67,7 +67,7 @@ namespace Lib.Text
                     case __ServeInvocations.Call_0.Id:
                         global::Serve.CodeGeneration.InvokerHelpers.ExpectArguments(arguments, 1, "Call");
                         return global::Serve.CodeGeneration.InvokerHelpers.Box(new __ServeInvocations.Call_0(
-                            global::Serve.CodeGeneration.InvokerHelpers.Argument<string>(arguments, 0, "Call", "text")).InvokeAsync(instance, cancellationToken));
+                            global::Serve.CodeGeneration.InvokerHelpers.ArgumentNotNull<string>(arguments, 0, "Call", "text")).InvokeAsync(instance, cancellationToken));
                     default:
                         throw global::Serve.CodeGeneration.InvokerHelpers.UnknownMethod("Detector", methodId);
                 }

@@ -69,7 +69,7 @@ namespace Lib.Text
                     case __ServeInvocations.Tokenize_0.Id:
                         global::Serve.CodeGeneration.InvokerHelpers.ExpectArguments(arguments, 1, "Tokenize");
                         return global::Serve.CodeGeneration.InvokerHelpers.Box(new __ServeInvocations.Tokenize_0(
-                            global::Serve.CodeGeneration.InvokerHelpers.Argument<string>(arguments, 0, "Tokenize", "s")).InvokeAsync(instance, cancellationToken));
+                            global::Serve.CodeGeneration.InvokerHelpers.ArgumentNotNull<string>(arguments, 0, "Tokenize", "s")).InvokeAsync(instance, cancellationToken));
                     default:
                         throw global::Serve.CodeGeneration.InvokerHelpers.UnknownMethod("Tokenize", methodId);
                 }

@@ -87,10 +87,10 @@ namespace Demo
                     case __ServeInvocations.event_0.Id:
                         global::Serve.CodeGeneration.InvokerHelpers.ExpectArguments(arguments, 4, "event");
                         return global::Serve.CodeGeneration.InvokerHelpers.Box(new __ServeInvocations.event_0(
-                            global::Serve.CodeGeneration.InvokerHelpers.Argument<string>(arguments, 0, "event", "params"),
+                            global::Serve.CodeGeneration.InvokerHelpers.ArgumentNotNull<string>(arguments, 0, "event", "params"),
                             global::Serve.CodeGeneration.InvokerHelpers.Argument<int>(arguments, 1, "event", "count"),
                             global::Serve.CodeGeneration.InvokerHelpers.Argument<global::Demo.Mode>(arguments, 2, "event", "mode"),
-                            global::Serve.CodeGeneration.InvokerHelpers.Argument<int[]>(arguments, 3, "event", "rest")).InvokeAsync(instance, cancellationToken));
+                            global::Serve.CodeGeneration.InvokerHelpers.ArgumentNotNull<int[]>(arguments, 3, "event", "rest")).InvokeAsync(instance, cancellationToken));
                     case __ServeInvocations.Call_1.Id:
                         global::Serve.CodeGeneration.InvokerHelpers.ExpectArguments(arguments, 2, "Call");
                         return global::Serve.CodeGeneration.InvokerHelpers.Box(new __ServeInvocations.Call_1(

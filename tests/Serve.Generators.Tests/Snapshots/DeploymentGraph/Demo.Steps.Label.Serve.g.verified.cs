@@ -71,7 +71,7 @@ namespace Demo
                         global::Serve.CodeGeneration.InvokerHelpers.ExpectArguments(arguments, 2, "Label");
                         return global::Serve.CodeGeneration.InvokerHelpers.Box(new __ServeInvocations.Label_0(
                             global::Serve.CodeGeneration.InvokerHelpers.Argument<int>(arguments, 0, "Label", "value"),
-                            global::Serve.CodeGeneration.InvokerHelpers.Argument<string>(arguments, 1, "Label", "unit")).InvokeAsync(instance, cancellationToken));
+                            global::Serve.CodeGeneration.InvokerHelpers.ArgumentNotNull<string>(arguments, 1, "Label", "unit")).InvokeAsync(instance, cancellationToken));
                     default:
                         throw global::Serve.CodeGeneration.InvokerHelpers.UnknownMethod("Label", methodId);
                 }

@@ -69,7 +69,7 @@ namespace Demo
                     case __ServeInvocations.Normalize_0.Id:
                         global::Serve.CodeGeneration.InvokerHelpers.ExpectArguments(arguments, 1, "Normalize");
                         return global::Serve.CodeGeneration.InvokerHelpers.Box(new __ServeInvocations.Normalize_0(
-                            global::Serve.CodeGeneration.InvokerHelpers.Argument<string>(arguments, 0, "Normalize", "text")).InvokeAsync(instance, cancellationToken));
+                            global::Serve.CodeGeneration.InvokerHelpers.ArgumentNotNull<string>(arguments, 0, "Normalize", "text")).InvokeAsync(instance, cancellationToken));
                     default:
                         throw global::Serve.CodeGeneration.InvokerHelpers.UnknownMethod("Normalize", methodId);
                 }

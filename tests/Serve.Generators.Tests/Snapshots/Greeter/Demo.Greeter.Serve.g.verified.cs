@@ -84,7 +84,7 @@ namespace Demo
                     case __ServeInvocations.Shout_1.Id:
                         global::Serve.CodeGeneration.InvokerHelpers.ExpectArguments(arguments, 1, "Shout");
                         return global::Serve.CodeGeneration.InvokerHelpers.Box(new __ServeInvocations.Shout_1(
-                            global::Serve.CodeGeneration.InvokerHelpers.Argument<string>(arguments, 0, "Shout", "suffix")).InvokeAsync(instance, cancellationToken));
+                            global::Serve.CodeGeneration.InvokerHelpers.ArgumentNotNull<string>(arguments, 0, "Shout", "suffix")).InvokeAsync(instance, cancellationToken));
                     default:
                         throw global::Serve.CodeGeneration.InvokerHelpers.UnknownMethod("Greeter", methodId);
                 }

@@ -120,12 +120,12 @@ namespace Demo
                     case __ServeInvocations.Hi_0.Id:
                         global::Serve.CodeGeneration.InvokerHelpers.ExpectArguments(arguments, 2, "Hi");
                         return global::Serve.CodeGeneration.InvokerHelpers.Box(new __ServeInvocations.Hi_0(
-                            global::Serve.CodeGeneration.InvokerHelpers.Argument<string>(arguments, 0, "Hi", "name"),
+                            global::Serve.CodeGeneration.InvokerHelpers.ArgumentNotNull<string>(arguments, 0, "Hi", "name"),
                             global::Serve.CodeGeneration.InvokerHelpers.Argument<int>(arguments, 1, "Hi", "times")).InvokeAsync(instance, cancellationToken));
                     case __ServeInvocations.Add_1.Id:
                         global::Serve.CodeGeneration.InvokerHelpers.ExpectArguments(arguments, 3, "Add");
                         return global::Serve.CodeGeneration.InvokerHelpers.Box(new __ServeInvocations.Add_1(
-                            global::Serve.CodeGeneration.InvokerHelpers.Argument<global::Demo.Item>(arguments, 0, "Add", "item"),
+                            global::Serve.CodeGeneration.InvokerHelpers.ArgumentNotNull<global::Demo.Item>(arguments, 0, "Add", "item"),
                             global::Serve.CodeGeneration.InvokerHelpers.Argument<string?>(arguments, 1, "Add", "user"),
                             global::Serve.CodeGeneration.InvokerHelpers.Argument<string?>(arguments, 2, "Add", "tag")).InvokeAsync(instance, cancellationToken));
                     case __ServeInvocations.Root_2.Id:

@@ -80,7 +80,7 @@ namespace Demo
                     case __ServeInvocations.Call_0.Id:
                         global::Serve.CodeGeneration.InvokerHelpers.ExpectArguments(arguments, 1, "Call");
                         return global::Serve.CodeGeneration.InvokerHelpers.Box(new __ServeInvocations.Call_0(
-                            global::Serve.CodeGeneration.InvokerHelpers.Argument<string>(arguments, 0, "Call", "input")).InvokeAsync(instance, cancellationToken));
+                            global::Serve.CodeGeneration.InvokerHelpers.ArgumentNotNull<string>(arguments, 0, "Call", "input")).InvokeAsync(instance, cancellationToken));
                     default:
                         throw global::Serve.CodeGeneration.InvokerHelpers.UnknownMethod("Multi", methodId);
                 }

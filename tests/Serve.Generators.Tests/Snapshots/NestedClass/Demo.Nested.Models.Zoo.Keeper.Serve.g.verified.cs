@@ -71,7 +71,7 @@ namespace Demo.Nested
                             case __ServeInvocations.Feed_0.Id:
                                 global::Serve.CodeGeneration.InvokerHelpers.ExpectArguments(arguments, 1, "Feed");
                                 return global::Serve.CodeGeneration.InvokerHelpers.Box(new __ServeInvocations.Feed_0(
-                                    global::Serve.CodeGeneration.InvokerHelpers.Argument<string>(arguments, 0, "Feed", "animal")).InvokeAsync(instance, cancellationToken));
+                                    global::Serve.CodeGeneration.InvokerHelpers.ArgumentNotNull<string>(arguments, 0, "Feed", "animal")).InvokeAsync(instance, cancellationToken));
                             default:
                                 throw global::Serve.CodeGeneration.InvokerHelpers.UnknownMethod("zoo-keeper", methodId);
                         }

@@ -166,7 +166,7 @@ namespace Demo
                     case __ServeInvocations.TaskOfT_1.Id:
                         global::Serve.CodeGeneration.InvokerHelpers.ExpectArguments(arguments, 1, "TaskOfT");
                         return global::Serve.CodeGeneration.InvokerHelpers.Box(new __ServeInvocations.TaskOfT_1(
-                            global::Serve.CodeGeneration.InvokerHelpers.Argument<string>(arguments, 0, "TaskOfT", "s")).InvokeAsync(instance, cancellationToken));
+                            global::Serve.CodeGeneration.InvokerHelpers.ArgumentNotNull<string>(arguments, 0, "TaskOfT", "s")).InvokeAsync(instance, cancellationToken));
                     case __ServeInvocations.ValueTaskOfT_2.Id:
                         global::Serve.CodeGeneration.InvokerHelpers.ExpectArguments(arguments, 1, "ValueTaskOfT");
                         return global::Serve.CodeGeneration.InvokerHelpers.Box(new __ServeInvocations.ValueTaskOfT_2(
