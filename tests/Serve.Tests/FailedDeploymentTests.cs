@@ -8,6 +8,8 @@ public sealed class RolloutProbe
 {
     public ConcurrentDictionary<string, bool> Sick { get; } = new();
     public ConcurrentQueue<string> Disposed { get; } = new();
+    /// <summary>A version whose constructor throws from now on (its weights went missing after it started).</summary>
+    public volatile string? Refuse;
 }
 
 public sealed record RolloutConfig(string Greeting, bool Reject = false);
@@ -23,7 +25,7 @@ public partial class Rollout : IHealthCheckable, IReconfigurable<RolloutConfig>,
 
     public Rollout(RolloutProbe probe, string tag, bool fail, ReplicaContext context)
     {
-        if (fail)
+        if (fail || probe.Refuse == tag)
             throw new InvalidDataException($"version {tag} cannot load its weights");
         _probe = probe;
         _tag = tag;
@@ -143,6 +145,27 @@ public class FailedDeploymentTests
         await serve.RunAsync(Version(probe, "v1", config: new RolloutConfig("salut"))).WaitAsync(Bound);
         Assert.Equal("v1:salut", await handle.CallAsync().AsTask().WaitAsync(Bound));
         Assert.Equal(ServeHealth.Healthy, serve.GetDeployment("Rollout").Status);
+    }
+
+    [Fact]
+    public async Task When_the_serving_version_cannot_be_restarted_either_calls_fail_at_once_with_both_reasons()
+    {
+        var probe = new RolloutProbe();
+        await using var serve = await StartAsync();
+        var handle = await serve.RunAsync(Version(probe, "v1")).WaitAsync(Bound);
+        await Assert.ThrowsAsync<DeploymentFailedException>(() => serve.RunAsync(Version(probe, "v2", fail: true)).WaitAsync(Bound));
+        var serving = ReplicaIds(serve, "Rollout");
+
+        probe.Refuse = "v1";
+        foreach (var id in serving)
+            probe.Sick[id] = true;
+        await TestUtil.WaitUntilAsync(() => serve.GetDeployment("Rollout").Replicas.Count == 0, "the sick replicas stop and no replacement starts");
+
+        var error = await Assert.ThrowsAsync<DeploymentFailedException>(() => handle.CallAsync().AsTask().WaitAsync(Bound));
+        Assert.Equal("Rollout", error.DeploymentName);
+        Assert.Contains("version v2 cannot load its weights", error.Message);
+        Assert.Contains("Replacing its serving version's replicas failed too (3 time(s) in a row, last: InvalidDataException: version v1 cannot load its weights)", error.Message);
+        Assert.Contains("Replacing its serving version's replicas failed too", serve.GetDeployment("Rollout").Message);
     }
 
     [Fact]
