@@ -4,11 +4,16 @@ using Serve.Routing;
 namespace Serve.Control;
 
 /// <summary>One replica as the controller tracks it. Owned by the controller loop.</summary>
-internal sealed class ReplicaRecord(Replica replica, int generation)
+internal sealed class ReplicaRecord(Replica replica, int generation, bool fallback = false)
 {
     public Replica Replica { get; } = replica;
     /// <summary>Which code generation of the deployment it runs; a rolling update bumps the deployment's generation.</summary>
     public int Generation { get; } = generation;
+    /// <summary>
+    /// Started from <see cref="DeploymentState.ServingSpec"/> to replace a replica of the serving version while the
+    /// deployment is failed, not from the (failed) spec.
+    /// </summary>
+    public bool Fallback { get; } = fallback;
     public ReplicaState State { get; set; } = ReplicaState.Starting;
     public bool Reconfiguring { get; set; }
     /// <summary>Health checks failed in a row (reset by a passing one).</summary>
@@ -27,6 +32,19 @@ internal sealed class DeploymentState(string applicationName, DeploymentSpec spe
     public string Name => Spec.Name;
     public DeploymentSpec Spec { get; set; } = spec;
     public int Generation { get; set; }
+    /// <summary>The highest generation number handed out, so a new code version never reuses one.</summary>
+    public int LastGeneration { get; set; }
+
+    /// <summary>
+    /// The spec (and generation) the deployment last ran healthy with: what a failed rollout or reconfigure falls back
+    /// to when a serving replica dies, and what a redeploy of that version returns to without restarting anything.
+    /// Null until the deployment has been healthy once.
+    /// </summary>
+    public DeploymentSpec? ServingSpec { get; set; }
+    public int ServingGeneration { get; set; }
+    /// <summary>Replacements of the serving version that failed to start in a row while the deployment is failed.</summary>
+    public int ConsecutiveFallbackFailures { get; set; }
+
     public DeploymentEndpoint Endpoint { get; } = endpoint;
     public List<ReplicaRecord> Replicas { get; } = [];
     public bool IsIngress { get; set; }

@@ -47,7 +47,7 @@ internal sealed partial class ServeController
             }
             // Stop old replicas only as new ones take over (or all of them when the target is zero).
             var excess = oldRunning + currentRunning - target;
-            if (d.Failed)
+            if (d.Failed && !d.Removing)
                 excess = Math.Min(excess, 0);
             StopReplicas(d, Math.Min(excess, oldRunning), oldGenerationOnly: true);
         }
@@ -71,7 +71,53 @@ internal sealed partial class ServeController
                     StartReconfigure(d, r);
             }
         }
+        if (d.Failed && !d.Removing && !d.RetryPending && d.ServingSpec is { } serving)
+            KeepServingCapacity(d, serving, target);
         PublishReplicas(d);
+        if (!d.Failed && !d.Removing && d.Health == ServeHealth.Healthy)
+        {
+            d.ServingSpec = d.Spec;
+            d.ServingGeneration = d.Generation;
+        }
+        PublishFailure(d);
+    }
+
+    /// <summary>
+    /// A failed deployment starts nothing of the spec that failed, but the version still serving keeps its replica
+    /// count: a serving replica that dies (failed health checks) is replaced by one of the version it ran.
+    /// </summary>
+    private void KeepServingCapacity(DeploymentState d, DeploymentSpec serving, int target)
+    {
+        var alive = 0;
+        foreach (var r in d.Replicas)
+        {
+            if (r.State is ReplicaState.Starting or ReplicaState.Running)
+                alive++;
+        }
+        for (var i = target - alive; i > 0 && StartReplica(d, serving, d.ServingGeneration, fallback: true); i--)
+        {
+        }
+    }
+
+    /// <summary>
+    /// A failed deployment with no replica running or on its way, and no serving version to fall back to, will never
+    /// serve a call: the router fails its queued and new calls with the failure instead of letting them wait.
+    /// </summary>
+    private static void PublishFailure(DeploymentState d)
+    {
+        var stranded = d.Failed && !d.Removing && d.ServingSpec is null;
+        if (stranded)
+        {
+            foreach (var r in d.Replicas)
+            {
+                if (r.State is ReplicaState.Starting or ReplicaState.Running)
+                {
+                    stranded = false;
+                    break;
+                }
+            }
+        }
+        d.Endpoint.Router.SetFailure(stranded ? d.FailureMessage : null, d.FailureException);
     }
 
     private void StopReplicas(DeploymentState d, int count, bool oldGenerationOnly)
@@ -87,13 +133,14 @@ internal sealed partial class ServeController
         }
     }
 
-    /// <summary>Starts one replica if the resource pool has room for it; false (and the deployment's reason set) if not.</summary>
-    private bool StartReplica(DeploymentState d)
+    /// <summary>Starts one replica of the deployment's spec if the resource pool has room for it; false (and the deployment's reason set) if not.</summary>
+    private bool StartReplica(DeploymentState d) => StartReplica(d, d.Spec, d.Generation, fallback: false);
+
+    private bool StartReplica(DeploymentState d, DeploymentSpec spec, int generation, bool fallback)
     {
-        if (!TryReserve(d, out var reservation))
+        if (!TryReserve(d, spec, out var reservation))
             return false;
         var app = _apps[d.ApplicationName];
-        var spec = d.Spec;
         var id = $"{d.Name}#{++_replicaSerial:x4}";
         var replica = new Replica(d.ApplicationName, d.Name, id, spec.CodeVersion, spec.Definition, _pool, Isolation.IsolationPool.KeyOf(d.ApplicationName, spec))
         {
@@ -101,7 +148,7 @@ internal sealed partial class ServeController
         };
         replica.Context.CpuThreads = threads;
         var gpu = GpuAssignmentFor(d, id, reservation);
-        var record = new ReplicaRecord(replica, d.Generation) { Reservation = reservation };
+        var record = new ReplicaRecord(replica, generation, fallback) { Reservation = reservation };
         d.Replicas.Add(record);
         object?[] arguments;
         try

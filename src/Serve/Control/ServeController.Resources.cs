@@ -46,9 +46,9 @@ internal sealed partial class ServeController
     }
 
     /// <summary>Reserves one replica's resources, or records why the deployment waits (shown in its status).</summary>
-    private bool TryReserve(DeploymentState d, out Reservation reservation)
+    private bool TryReserve(DeploymentState d, DeploymentSpec spec, out Reservation reservation)
     {
-        if (_resources.TryReserve(ResourceRequest.From(d.Spec.Options), out reservation, out var why))
+        if (_resources.TryReserve(ResourceRequest.From(spec.Options), out reservation, out var why))
         {
             d.LoggedUnschedulable = null;
             return true;

@@ -221,6 +221,14 @@ internal sealed partial class ServeController
             app = new ApplicationState(spec);
             _apps.Add(spec.Name, app);
         }
+        else if (app.RunWaiters.Count > 0 && !SameApplication(app.Spec, spec))
+        {
+            // Their version will never serve as a whole: reporting success when the later one is healthy would be a lie.
+            var superseded = new ApplicationSupersededException(app.Name, Versions(app.Spec, spec), Versions(spec, app.Spec));
+            foreach (var waiter in app.RunWaiters)
+                waiter.TrySetException(superseded);
+            app.RunWaiters.Clear();
+        }
         app.Spec = spec;
 
         foreach (var ds in spec.Deployments)
@@ -241,12 +249,18 @@ internal sealed partial class ServeController
             else
             {
                 if (!existing.Spec.SameCode(ds))
-                    existing.Generation++;
+                {
+                    // Back to the version that last ran healthy (e.g. after a failed rollout): its replicas are current again and keep running.
+                    existing.Generation = existing.ServingSpec is { } serving && serving.SameCode(ds)
+                        ? existing.ServingGeneration
+                        : ++existing.LastGeneration;
+                }
                 existing.Spec = ds;
                 // A redeploy is a fresh chance for a failed deployment.
                 existing.FailureMessage = null;
                 existing.FailureException = null;
                 existing.ConsecutiveStartFailures = 0;
+                existing.ConsecutiveFallbackFailures = 0;
                 existing.Endpoint.Router.UpdateLimits(ds.Options.MaxOngoingRequests, ds.Options.MaxQueuedRequests);
             }
             existing.IsIngress = ds.Name == spec.IngressName;
@@ -276,6 +290,27 @@ internal sealed partial class ServeController
                 return new RoutePrefixConflictException(spec.Name, spec.RoutePrefix, other.Name, other.Deleting);
         }
         return null;
+    }
+
+    private static bool SameApplication(ApplicationSpec a, ApplicationSpec b)
+    {
+        if (a.RoutePrefix != b.RoutePrefix || a.IngressName != b.IngressName || a.Deployments.Count != b.Deployments.Count)
+            return false;
+        foreach (var d in a.Deployments)
+        {
+            if (!b.Deployments.Any(o => o.Name == d.Name && o.SameAs(d)))
+                return false;
+        }
+        return true;
+    }
+
+    /// <summary>Names each deployment of <paramref name="spec"/> with its code version, and says so when only options or arguments differ from <paramref name="other"/>'s.</summary>
+    private static string Versions(ApplicationSpec spec, ApplicationSpec other)
+    {
+        var versions = string.Join(", ", spec.Deployments.Select(d => $"{d.Name} {d.CodeVersion}"));
+        return versions == string.Join(", ", other.Deployments.Select(d => $"{d.Name} {d.CodeVersion}"))
+            ? $"{versions}; options, arguments or config differ"
+            : versions;
     }
 
     private void Retire(ApplicationState app, DeploymentState deployment, string reason)
@@ -355,6 +390,7 @@ internal sealed partial class ServeController
     {
         record.State = ReplicaState.Running;
         deployment.ConsecutiveStartFailures = 0;
+        deployment.ConsecutiveFallbackFailures = 0;
         StartHealthChecks(app, deployment, record);
         Log.ReplicaStarted(_logger, record.Replica.ReplicaId, app.Name, deployment.Name, record.Replica.Version);
         _metrics?.RecordReplicaStarted(record.Replica);
@@ -368,6 +404,11 @@ internal sealed partial class ServeController
         record.State = ReplicaState.Stopped;
         ReleaseResources(record);
         _ = record.Replica.StopAsync(TimeSpan.Zero, _logger);
+        if (record.Fallback && deployment.Failed && !deployment.Removing)
+        {
+            OnFallbackStartFailed(app, deployment, record, error);
+            return;
+        }
         if (deployment.Removing || record.Generation != deployment.Generation)
         {
             Reconcile(deployment);
@@ -393,6 +434,32 @@ internal sealed partial class ServeController
             deployment.RetryPending = true;
             var delay = RetryDelay(attempt - 1);
             _ = Task.Delay(delay).ContinueWith(_ => Post(new RetryStart(app, deployment)), TaskScheduler.Default);
+        }
+        Reconcile(deployment);
+        CheckApplication(app);
+        ReconcilePending();
+    }
+
+    /// <summary>
+    /// A replacement of the serving version failed to start: retried with backoff like any start, until
+    /// <see cref="ServeOptions.MaxReplicaStartAttempts"/> in a row (or code that cannot load) leave nothing to fall back
+    /// to; then, once no replica is left, calls fail at once with the deployment's failure.
+    /// </summary>
+    private void OnFallbackStartFailed(ApplicationState app, DeploymentState deployment, ReplicaRecord record, Exception error)
+    {
+        var attempt = ++deployment.ConsecutiveFallbackFailures;
+        Log.ReplicaStartFailed(_logger, record.Replica.ReplicaId, app.Name, deployment.Name, attempt, error);
+        if (attempt >= _options.MaxReplicaStartAttempts || error is IsolationException)
+        {
+            var cause = error is AggregateException { InnerExceptions.Count: 1 } agg ? agg.InnerExceptions[0] : error;
+            deployment.ServingSpec = null;
+            deployment.FailureMessage += $" Replacing its serving version's replicas failed too ({attempt} time(s) in a row, last: {cause.GetType().Name}: {cause.Message}).";
+            Log.DeploymentFailed(_logger, app.Name, deployment.Name, deployment.FailureMessage);
+        }
+        else
+        {
+            deployment.RetryPending = true;
+            _ = Task.Delay(RetryDelay(attempt - 1)).ContinueWith(_ => Post(new RetryStart(app, deployment)), TaskScheduler.Default);
         }
         Reconcile(deployment);
         CheckApplication(app);

@@ -56,6 +56,33 @@ public sealed class DeploymentFailedException : ServeException
     public string DeploymentName { get; }
 }
 
+/// <summary>
+/// <see cref="IServeClient.RunAsync{THandle}"/> was overtaken: another <c>RunAsync</c> of the same application with a
+/// different spec arrived before this one's version became healthy, so this version will never serve as a whole (the
+/// controller now reconciles towards the later one, and that call reports its outcome). Nothing needs undoing; await
+/// the later call, or run again if this version should win.
+/// </summary>
+public sealed class ApplicationSupersededException : ServeException
+{
+    /// <summary>Creates the exception for an application and the versions involved.</summary>
+    public ApplicationSupersededException(string applicationName, string supersededVersion, string laterVersion)
+        : base($"Application '{applicationName}' was redeployed by a later RunAsync ({laterVersion}) before this RunAsync's version " +
+               $"({supersededVersion}) became healthy; the later deployment is being rolled out instead and its RunAsync reports the outcome. " +
+               "Await that call, or run this version again if it should win.")
+    {
+        ApplicationName = applicationName;
+        SupersededVersion = supersededVersion;
+        LaterVersion = laterVersion;
+    }
+
+    /// <summary>The application.</summary>
+    public string ApplicationName { get; }
+    /// <summary>The deployments and versions this <c>RunAsync</c> asked for, as <c>Name Version</c> pairs.</summary>
+    public string SupersededVersion { get; }
+    /// <summary>The deployments and versions of the later <c>RunAsync</c>, as <c>Name Version</c> pairs.</summary>
+    public string LaterVersion { get; }
+}
+
 /// <summary>No deployment of that name is running.</summary>
 public sealed class DeploymentNotFoundException : ServeException
 {

@@ -11,6 +11,7 @@ public interface IServeClient
     /// the target version and config, and returns the handle of its ingress deployment (Ray's <c>serve.run</c>).
     /// </summary>
     /// <exception cref="DeploymentFailedException">A deployment could not start (e.g. its constructor kept throwing).</exception>
+    /// <exception cref="ApplicationSupersededException">Another <c>RunAsync</c> of the same application with a different spec arrived before this version became healthy; that call reports the outcome.</exception>
     /// <exception cref="ArgumentException">The graph binds two different deployments under one name.</exception>
     Task<THandle> RunAsync<THandle>(Application<THandle> application, RunOptions? options = null, CancellationToken cancellationToken = default)
         where THandle : DeploymentHandle;

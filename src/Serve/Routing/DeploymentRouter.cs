@@ -23,6 +23,7 @@ internal sealed class DeploymentRouter
     private volatile int _maxQueued;
     private int _waiterCount;
     private volatile string? _closedReason;
+    private volatile Failure? _failure;
     private TaskCompletionSource? _queueEmpty;
     private readonly ServeMetrics? _metrics;
     private readonly TagList _metricTags;
@@ -168,6 +169,38 @@ internal sealed class DeploymentRouter
         }
     }
 
+    /// <summary>
+    /// Set by the controller while the deployment has failed and nothing will ever serve a call (no replica running or
+    /// starting, no earlier version to fall back to); <c>null</c> once that is no longer so (a redeploy). While set,
+    /// calls fail with <see cref="DeploymentFailedException"/> instead of queueing, and those already queued fail now.
+    /// Only the queued path reads it: a call that finds a free replica never gets here, and a stranded deployment has none.
+    /// </summary>
+    public void SetFailure(string? message, Exception? cause)
+    {
+        if (message is null)
+        {
+            _failure = null;
+            return;
+        }
+        if (_failure is { } current && current.Message == message && ReferenceEquals(current.Cause, cause))
+            return;
+        var failure = new Failure(message, cause);
+        List<Waiter> failed;
+        lock (_queueLock)
+        {
+            _failure = failure;
+            failed = [.. _waiters];
+            _waiters.Clear();
+            Volatile.Write(ref _waiterCount, 0);
+            _queueEmpty?.TrySetResult();
+        }
+        foreach (var w in failed)
+            w.TrySetException(FailedException(failure));
+    }
+
+    private DeploymentFailedException FailedException(Failure failure) =>
+        new(_applicationName, _deploymentName, failure.Message, failure.Cause);
+
     /// <summary>Fails every queued call, e.g. when the deployment is gone and nothing will serve them.</summary>
     public void FailQueued(Exception error)
     {
@@ -236,6 +269,8 @@ internal sealed class DeploymentRouter
         {
             if (_closedReason is { } reason)
                 throw new DeploymentUnavailableException(reason);
+            if (_failure is { } failure)
+                throw FailedException(failure);
             var max = _maxQueued;
             if (max != DeploymentOptions.Unbounded && _waiters.Count >= max)
                 throw new BackPressureException(_applicationName, _deploymentName, _replicas.Length, _maxOngoing, max);
@@ -297,6 +332,8 @@ internal sealed class DeploymentRouter
             RemoveLocked(waiter);
         waiter.TrySetCanceled(token);
     }
+
+    private sealed record Failure(string Message, Exception? Cause);
 
     private sealed class Waiter(DeploymentRouter router) : TaskCompletionSource<IReplica>(TaskCreationOptions.RunContinuationsAsynchronously)
     {
