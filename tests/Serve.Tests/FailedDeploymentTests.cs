@@ -203,6 +203,21 @@ public class FailedDeploymentTests
     }
 
     [Fact]
+    public async Task Over_HTTP_a_failed_deployment_without_replicas_answers_503_with_the_reason_at_once()
+    {
+        await using var serve = await ServeHost.StartAsync(o => { o.Http.Port = 0; o.ReplicaStartBackoff = TimeSpan.Zero; }).WaitAsync(Bound);
+        await Assert.ThrowsAsync<DeploymentFailedException>(() => serve.RunAsync(Broken.Bind(), new RunOptions { Name = "bad", RoutePrefix = "/bad" }).WaitAsync(Bound));
+        using var http = new HttpClient { BaseAddress = serve.HttpAddress, Timeout = Bound };
+
+        using var response = await http.GetAsync("/bad").WaitAsync(Bound);
+
+        Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, response.StatusCode);
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.Contains("Deployment 'Broken' of application 'bad' failed to start", body);
+        Assert.Contains("model file weights.bin is missing", body);
+    }
+
+    [Fact]
     public async Task Calls_waiting_for_a_deployment_that_then_fails_fail_with_the_reason()
     {
         var gate = new StartGate();

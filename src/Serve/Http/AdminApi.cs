@@ -200,7 +200,7 @@ internal sealed class AdminApi : IAsyncDisposable
             foreach (var stale in _host.GetStatus().Applications.Where(a => !listed.Contains(a.Name)).Select(a => a.Name).ToArray())
                 await _host.DeleteAsync(stale, context.RequestAborted).ConfigureAwait(false);
         }
-        catch (RoutePrefixConflictException e)
+        catch (Exception e) when (e is RoutePrefixConflictException or ApplicationSupersededException)
         {
             await ErrorAsync(context, StatusCodes.Status409Conflict, e.Message).ConfigureAwait(false);
             return;
