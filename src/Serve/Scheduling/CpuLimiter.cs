@@ -351,18 +351,23 @@ internal sealed class CpuLimiter
         public abstract void CompleteCancelled();
     }
 
-    private sealed class ValueItem<TState, TResult>(CpuLimiter limiter, TState state, Func<TState, ValueTask<TResult>> start, CancellationToken token)
-        : WorkItem(limiter, token)
+    /// <summary>A queued call's synchronous part and what it returned (its pending result, or the exception it threw).</summary>
+    private abstract class StartedItem<TPending>(CpuLimiter limiter, CancellationToken token) : WorkItem(limiter, token)
     {
-        private readonly TaskCompletionSource<ValueTask<TResult>> _started = new();
-        private ValueTask<TResult> _pending;
+        private readonly TaskCompletionSource<TPending> _started = new();
+        private TPending _pending = default!;
         private Exception? _error;
+
+        protected Task<TPending> Started => _started.Task;
+
+        /// <summary>Calls the user method and returns its pending result.</summary>
+        protected abstract TPending Call();
 
         protected override void Start()
         {
             try
             {
-                _pending = start(state);
+                _pending = Call();
             }
             catch (Exception e)
             {
@@ -379,46 +384,28 @@ internal sealed class CpuLimiter
         }
 
         public override void CompleteCancelled() => _started.TrySetCanceled(Token);
+    }
+
+    private sealed class ValueItem<TState, TResult>(CpuLimiter limiter, TState state, Func<TState, ValueTask<TResult>> start, CancellationToken token)
+        : StartedItem<ValueTask<TResult>>(limiter, token)
+    {
+        protected override ValueTask<TResult> Call() => start(state);
 
         public async ValueTask<TResult> ResultAsync()
         {
-            var pending = await _started.Task.ConfigureAwait(false);
+            var pending = await Started.ConfigureAwait(false);
             return await pending.ConfigureAwait(false);
         }
     }
 
     private sealed class VoidItem<TState>(CpuLimiter limiter, TState state, Func<TState, ValueTask> start, CancellationToken token)
-        : WorkItem(limiter, token)
+        : StartedItem<ValueTask>(limiter, token)
     {
-        private readonly TaskCompletionSource<ValueTask> _started = new();
-        private ValueTask _pending;
-        private Exception? _error;
-
-        protected override void Start()
-        {
-            try
-            {
-                _pending = start(state);
-            }
-            catch (Exception e)
-            {
-                _error = e;
-            }
-        }
-
-        protected override void Complete()
-        {
-            if (_error is null)
-                _started.TrySetResult(_pending);
-            else
-                _started.TrySetException(_error);
-        }
-
-        public override void CompleteCancelled() => _started.TrySetCanceled(Token);
+        protected override ValueTask Call() => start(state);
 
         public async ValueTask ResultAsync()
         {
-            var pending = await _started.Task.ConfigureAwait(false);
+            var pending = await Started.ConfigureAwait(false);
             await pending.ConfigureAwait(false);
         }
     }
