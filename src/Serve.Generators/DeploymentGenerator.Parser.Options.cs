@@ -10,7 +10,8 @@ namespace Serve.Generators
 {
     public sealed partial class DeploymentGenerator
     {
-        // The attribute's options (validated against the runtime's ranges) and parameter default values.
+        // The attribute's options (validated against OptionRules, the table the runtime and the config loader check
+        // too, linked into this assembly) and parameter default values.
         internal sealed partial class Parser
         {
             // A default survives only when every later parameter that stays in the signature has one too ('params'
@@ -106,20 +107,20 @@ namespace Serve.Generators
                                 OutOfRange(where, deploymentName, name, Show(v), "use a non-empty name, or leave Name unset to use the class or function name");
                             break;
                         case ("NumReplicas", int n):
-                            if (n < 0)
-                                OutOfRange(where, deploymentName, name, Show(n), "use 0 or more replicas");
+                            if (!OptionRules.NumReplicas.Accepts(n))
+                                OutOfRange(where, deploymentName, name, Show(n), OptionRules.NumReplicas.Fix);
                             else
                                 options = options with { NumReplicas = n };
                             break;
                         case ("MaxOngoingRequests", int n):
-                            if (n < 1)
-                                OutOfRange(where, deploymentName, name, Show(n), "use 1 or more concurrent calls per replica (the default is 5)");
+                            if (!OptionRules.MaxOngoingRequests.Accepts(n))
+                                OutOfRange(where, deploymentName, name, Show(n), OptionRules.MaxOngoingRequests.Fix);
                             else
                                 options = options with { MaxOngoingRequests = n };
                             break;
                         case ("MaxQueuedRequests", int n):
-                            if (n < -1)
-                                OutOfRange(where, deploymentName, name, Show(n), "use -1 (unbounded), 0 (never queue) or a positive limit");
+                            if (!OptionRules.MaxQueuedRequests.Accepts(n))
+                                OutOfRange(where, deploymentName, name, Show(n), OptionRules.MaxQueuedRequests.Fix);
                             else
                                 options = options with { MaxQueuedRequests = n };
                             break;
@@ -139,34 +140,34 @@ namespace Serve.Generators
                                 options = options with { Version = version };
                             break;
                         case ("NumCpus", double d):
-                            if (!(d >= 0) || double.IsInfinity(d))
-                                OutOfRange(where, deploymentName, name, Show(d), "use a finite number of 0 or more CPUs (the default, 0, reserves none)");
+                            if (!OptionRules.NumCpus.Accepts(d))
+                                OutOfRange(where, deploymentName, name, Show(d), OptionRules.NumCpus.Fix);
                             else
                                 options = options with { NumCpus = d };
                             break;
                         case ("NumGpus", double d):
-                            if (!(d >= 0) || double.IsInfinity(d))
-                                OutOfRange(where, deploymentName, name, Show(d), "use a finite number of 0 or more GPUs, e.g. 0.5 to share a GPU between two replicas");
-                            else if (d > 1 && d != Math.Floor(d))
-                                OutOfRange(where, deploymentName, name, Show(d), "above 1 use a whole number of GPUs, e.g. " + Show(Math.Ceiling(d)) + "; a replica never spans part of a second device");
+                            if (!OptionRules.NumGpus.Accepts(d))
+                                OutOfRange(where, deploymentName, name, Show(d), OptionRules.NumGpus.Fix);
+                            else if (!OptionRules.IsWholeEnough(d))
+                                OutOfRange(where, deploymentName, name, Show(d), OptionRules.WholeGpusFix(Show(Math.Ceiling(d))));
                             else
                                 options = options with { NumGpus = d };
                             break;
                         case ("GracefulShutdownTimeoutSeconds", double d):
-                            if (!(d >= 0) || double.IsInfinity(d) || d > MaxTimerSeconds)
-                                OutOfRange(where, deploymentName, name, Show(d), "use a number of seconds from 0 to 4294967 (49 days, the longest a .NET timer waits); the default is 20");
+                            if (!OptionRules.GracefulShutdownTimeout.Accepts(d))
+                                OutOfRange(where, deploymentName, name, Show(d), OptionRules.GracefulShutdownTimeout.Fix);
                             else
                                 options = options with { GracefulShutdownTimeoutSeconds = d };
                             break;
                         case ("HealthCheckPeriodSeconds", double d):
-                            if (!(d > 0) || double.IsInfinity(d) || d > MaxTimerSeconds)
-                                OutOfRange(where, deploymentName, name, Show(d), "use a number of seconds above 0, at most 4294967 (49 days, the longest a .NET timer waits); the default is 10");
+                            if (!OptionRules.HealthCheckPeriod.Accepts(d))
+                                OutOfRange(where, deploymentName, name, Show(d), OptionRules.HealthCheckPeriod.Fix);
                             else
                                 options = options with { HealthCheckPeriodSeconds = d };
                             break;
                         case ("HealthCheckTimeoutSeconds", double d):
-                            if (!(d > 0) || double.IsInfinity(d) || d > MaxTimerSeconds)
-                                OutOfRange(where, deploymentName, name, Show(d), "use a number of seconds above 0, at most 4294967 (49 days, the longest a .NET timer waits); the default is 30");
+                            if (!OptionRules.HealthCheckTimeout.Accepts(d))
+                                OutOfRange(where, deploymentName, name, Show(d), OptionRules.HealthCheckTimeout.Fix);
                             else
                                 options = options with { HealthCheckTimeoutSeconds = d };
                             break;
@@ -174,9 +175,6 @@ namespace Serve.Generators
                 }
                 return options;
             }
-
-            // The longest wait a .NET timer takes (uint.MaxValue - 1 ms), as Serve's runtime validation checks it.
-            private const double MaxTimerSeconds = (uint.MaxValue - 1) / 1000.0;
 
             private void OutOfRange(LocationInfo? where, string deploymentName, string option, string value, string fix)
                 => Report(DiagnosticDescriptors.OptionOutOfRange, where, deploymentName, option, value, fix);

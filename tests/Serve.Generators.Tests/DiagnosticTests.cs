@@ -251,6 +251,37 @@ public sealed class DiagnosticTests
         GeneratorHarness.AssertCompiles(run.Output);
     }
 
+    [Theory]
+    [InlineData("NumReplicas = 10001", "Deployment 'Greeter': NumReplicas = 10001 is out of range; use 0 or more replicas, at most 10000")]
+    [InlineData("NumReplicas = int.MaxValue", "Deployment 'Greeter': NumReplicas = 2147483647 is out of range; use 0 or more replicas, at most 10000")]
+    [InlineData("NumCpus = 10000.5", "Deployment 'Greeter': NumCpus = 10000.5 is out of range; use a finite number of 0 or more CPUs, at most 10000")]
+    [InlineData("NumCpus = double.PositiveInfinity", "Deployment 'Greeter': NumCpus = Infinity is out of range; use a finite number of 0 or more CPUs, at most 10000")]
+    [InlineData("NumGpus = 1001", "Deployment 'Greeter': NumGpus = 1001 is out of range; use a finite number of 0 or more GPUs, at most 1000")]
+    [InlineData("NumGpus = 1e300", "Deployment 'Greeter': NumGpus = 1E+300 is out of range; use a finite number of 0 or more GPUs, at most 1000")]
+    public void SERVE018_UpperBoundsAreTheRuntimes(string argument, string message)
+    {
+        var run = Run("[Deployment(Version = \"v1\", " + argument + ")] public partial class Greeter { public string Call() => \"hi\"; }");
+        var d = Assert.Single(run.Diagnostics);
+        Assert.Equal("SERVE018", d.Id);
+        Assert.Equal(argument, GeneratorHarness.TextAt(run.Input, d));
+        Assert.StartsWith(message, d.GetMessage());
+        Assert.Contains("DefaultOptions = new global::Serve.DeploymentOptions { Name = \"Greeter\", Version = \"v1\" }", run.Source("Demo.Greeter.Serve.g.cs"));
+        GeneratorHarness.AssertCompiles(run.Output);
+    }
+
+    [Fact]
+    public void SERVE018_UpperEdgesAreAcceptedAsAtRuntime()
+    {
+        var run = Run("""
+            [Deployment(NumReplicas = 10000, NumCpus = 10000, NumGpus = 1000)] public partial class A { public void Call() { } }
+            """);
+        Assert.Empty(run.Diagnostics);
+        GeneratorHarness.AssertCompiles(run.Output);
+        // The same edges at runtime: the generator and DeploymentOptions.Validate check one table.
+        new DeploymentOptions { Name = "A", NumReplicas = DeploymentOptions.MaxNumReplicas, NumCpus = DeploymentOptions.MaxNumCpus, NumGpus = DeploymentOptions.MaxNumGpus }.Validate("A");
+        Assert.Throws<ArgumentOutOfRangeException>(() => new DeploymentOptions { Name = "A", NumReplicas = DeploymentOptions.MaxNumReplicas + 1 }.Validate("A"));
+    }
+
     [Fact]
     public void SERVE019_DuplicateHandleType()
     {

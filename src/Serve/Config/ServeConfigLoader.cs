@@ -396,25 +396,25 @@ public static class ServeConfigLoader
     {
         var before = errors.Count;
         var o = node.GetOptions();
-        if (obj.TryGetPropertyValue("num_replicas", out var v) && ReadInt(v, $"{at}.num_replicas", 0, DeploymentOptions.MaxNumReplicas, "an integer of 0 or more", errors) is { } replicas)
+        if (obj.TryGetPropertyValue("num_replicas", out var v) && ReadInt(v, $"{at}.num_replicas", OptionRules.NumReplicas, errors) is { } replicas)
             o.NumReplicas = replicas;
-        if (obj.TryGetPropertyValue("max_ongoing_requests", out v) && ReadInt(v, $"{at}.max_ongoing_requests", 1, int.MaxValue, "an integer of 1 or more", errors) is { } ongoing)
+        if (obj.TryGetPropertyValue("max_ongoing_requests", out v) && ReadInt(v, $"{at}.max_ongoing_requests", OptionRules.MaxOngoingRequests, errors) is { } ongoing)
             o.MaxOngoingRequests = ongoing;
-        if (obj.TryGetPropertyValue("max_queued_requests", out v) && ReadInt(v, $"{at}.max_queued_requests", -1, int.MaxValue, "an integer of -1 (unbounded) or more", errors) is { } queued)
+        if (obj.TryGetPropertyValue("max_queued_requests", out v) && ReadInt(v, $"{at}.max_queued_requests", OptionRules.MaxQueuedRequests, errors) is { } queued)
             o.MaxQueuedRequests = queued;
-        if (obj.TryGetPropertyValue("num_cpus", out v) && ReadNonNegative(v, $"{at}.num_cpus", DeploymentOptions.MaxNumCpus, errors) is { } cpus)
+        if (obj.TryGetPropertyValue("num_cpus", out v) && ReadNumber(v, $"{at}.num_cpus", OptionRules.NumCpus, errors) is { } cpus)
             o.NumCpus = cpus;
-        if (obj.TryGetPropertyValue("num_gpus", out v) && ReadNonNegative(v, $"{at}.num_gpus", DeploymentOptions.MaxNumGpus, errors) is { } gpus)
+        if (obj.TryGetPropertyValue("num_gpus", out v) && ReadNumber(v, $"{at}.num_gpus", OptionRules.NumGpus, errors) is { } gpus)
             o.NumGpus = gpus;
-        if (obj.TryGetPropertyValue("graceful_shutdown_timeout_s", out v) && ReadSeconds(v, $"{at}.graceful_shutdown_timeout_s", allowZero: true, errors) is { } grace)
+        if (obj.TryGetPropertyValue("graceful_shutdown_timeout_s", out v) && ReadSeconds(v, $"{at}.graceful_shutdown_timeout_s", OptionRules.GracefulShutdownTimeout, errors) is { } grace)
             o.GracefulShutdownTimeout = grace;
         if (obj.TryGetPropertyValue("version", out v) && ReadString(v, $"{at}.version", errors) is { } version)
             o.Version = version;
         if (obj.TryGetPropertyValue("runtime_env", out v) && ReadRuntimeEnv(v, $"{at}.runtime_env", baseDirectory, errors) is { } env)
             o.RuntimeEnv = env;
-        if (obj.TryGetPropertyValue("health_check_period_s", out v) && ReadSeconds(v, $"{at}.health_check_period_s", allowZero: false, errors) is { } period)
+        if (obj.TryGetPropertyValue("health_check_period_s", out v) && ReadSeconds(v, $"{at}.health_check_period_s", OptionRules.HealthCheckPeriod, errors) is { } period)
             o.HealthCheckPeriod = period;
-        if (obj.TryGetPropertyValue("health_check_timeout_s", out v) && ReadSeconds(v, $"{at}.health_check_timeout_s", allowZero: false, errors) is { } timeout)
+        if (obj.TryGetPropertyValue("health_check_timeout_s", out v) && ReadSeconds(v, $"{at}.health_check_timeout_s", OptionRules.HealthCheckTimeout, errors) is { } timeout)
             o.HealthCheckTimeout = timeout;
         if (obj.TryGetPropertyValue("allow_unknown_json_properties", out v))
         {
@@ -440,7 +440,7 @@ public static class ServeConfigLoader
             {
                 var map = new Dictionary<string, double>(StringComparer.Ordinal);
                 foreach (var (key, amount) in resources)
-                    if (ReadNonNegative(amount, $"{at}.resources.{key}", DeploymentOptions.MaxResourceAmount, errors) is { } a)
+                    if (ReadNumber(amount, $"{at}.resources.{key}", OptionRules.ResourceAmount, errors) is { } a)
                         map[key] = a;
                 o.Resources = map;
             }
@@ -478,7 +478,44 @@ public static class ServeConfigLoader
         return o;
     }
 
-    /// <summary>The config key of a <see cref="DeploymentOptions"/> option named by its validation (NumGpus → num_gpus, Autoscaling.MaxReplicas → autoscaling_config.max_replicas), when the entry sets it.</summary>
+    /// <summary>
+    /// The config key of each <see cref="DeploymentOptions"/> option that validation can name (its ranges live in
+    /// <see cref="OptionRules"/>; this is only the map from option names to snake_case keys).
+    /// </summary>
+    private static readonly Dictionary<string, string> OptionKeys = new(StringComparer.Ordinal)
+    {
+        [nameof(DeploymentOptions.Name)] = "name",
+        [nameof(DeploymentOptions.NumReplicas)] = "num_replicas",
+        [nameof(DeploymentOptions.MaxOngoingRequests)] = "max_ongoing_requests",
+        [nameof(DeploymentOptions.MaxQueuedRequests)] = "max_queued_requests",
+        [nameof(DeploymentOptions.UserConfig)] = "user_config",
+        [nameof(DeploymentOptions.NumCpus)] = "num_cpus",
+        [nameof(DeploymentOptions.NumGpus)] = "num_gpus",
+        [nameof(DeploymentOptions.Resources)] = "resources",
+        [nameof(DeploymentOptions.GracefulShutdownTimeout)] = "graceful_shutdown_timeout_s",
+        [nameof(DeploymentOptions.Version)] = "version",
+        [nameof(DeploymentOptions.RuntimeEnv)] = "runtime_env",
+        [nameof(DeploymentOptions.Autoscaling)] = "autoscaling_config",
+        [nameof(DeploymentOptions.HealthCheckPeriod)] = "health_check_period_s",
+        [nameof(DeploymentOptions.HealthCheckTimeout)] = "health_check_timeout_s",
+        [nameof(DeploymentOptions.AllowUnknownJsonProperties)] = "allow_unknown_json_properties",
+        [nameof(DeploymentOptions.RoutePrefix)] = "route_prefix",
+    };
+
+    /// <summary>The config key of each <see cref="AutoscalingOptions"/> setting, under <c>autoscaling_config</c>.</summary>
+    private static readonly Dictionary<string, string> AutoscalingOptionKeys = new(StringComparer.Ordinal)
+    {
+        [nameof(AutoscalingOptions.MinReplicas)] = "min_replicas",
+        [nameof(AutoscalingOptions.MaxReplicas)] = "max_replicas",
+        [nameof(AutoscalingOptions.InitialReplicas)] = "initial_replicas",
+        [nameof(AutoscalingOptions.TargetOngoingRequests)] = "target_ongoing_requests",
+        [nameof(AutoscalingOptions.UpscaleDelay)] = "upscale_delay_s",
+        [nameof(AutoscalingOptions.DownscaleDelay)] = "downscale_delay_s",
+        [nameof(AutoscalingOptions.MetricsInterval)] = "metrics_interval_s",
+        [nameof(AutoscalingOptions.LookBackPeriod)] = "look_back_period_s",
+    };
+
+    /// <summary>The config key path of a <see cref="DeploymentOptions"/> option named by its validation (NumGpus → num_gpus, Autoscaling.MaxReplicas → autoscaling_config.max_replicas), when the entry sets it.</summary>
     private static string KeyPathOf(JsonObject obj, string at, string? option)
     {
         if (option is null)
@@ -486,31 +523,12 @@ public static class ServeConfigLoader
         if (option.StartsWith("Resources[\"", StringComparison.Ordinal) && option.EndsWith("\"]", StringComparison.Ordinal))
             return $"{at}.resources.{option[11..^2]}";
         var parts = option.Split('.');
-        var key = Snake(parts[0]) is var first && first == "autoscaling" ? "autoscaling_config" : first;
-        if (!obj.ContainsKey(key))
+        if (!OptionKeys.TryGetValue(parts[0], out var key) || !obj.ContainsKey(key))
             return at;
         var path = $"{at}.{key}";
-        if (parts.Length > 1 && obj[key] is JsonObject inner)
-        {
-            var sub = Snake(parts[1]);
-            sub = inner.ContainsKey(sub) ? sub : inner.ContainsKey(sub + "_s") ? sub + "_s" : null!;
-            if (sub is not null)
-                path += "." + sub;
-        }
+        if (parts.Length > 1 && obj[key] is JsonObject inner && AutoscalingOptionKeys.TryGetValue(parts[1], out var sub) && inner.ContainsKey(sub))
+            path += "." + sub;
         return path;
-
-        static string Snake(string name)
-        {
-            var b = new System.Text.StringBuilder(name.Length + 4);
-            foreach (var c in name)
-            {
-                if (char.IsUpper(c) && b.Length > 0)
-                    b.Append('_');
-                b.Append(char.ToLowerInvariant(c));
-            }
-            var snake = b.ToString();
-            return snake.EndsWith("_timeout", StringComparison.Ordinal) || snake.EndsWith("_period", StringComparison.Ordinal) ? snake + "_s" : snake;
-        }
     }
 
     private static void CheckKeys(JsonObject obj, string at, string[] allowed, List<ServeConfigError> errors)
@@ -525,33 +543,25 @@ public static class ServeConfigLoader
         var before = errors.Count;
         CheckKeys(obj, at, AutoscalingKeys, errors);
         var a = new AutoscalingOptions();
-        if (obj.TryGetPropertyValue("min_replicas", out var v) && ReadInt(v, $"{at}.min_replicas", 0, DeploymentOptions.MaxNumReplicas, "an integer of 0 or more", errors) is { } min)
+        if (obj.TryGetPropertyValue("min_replicas", out var v) && ReadInt(v, $"{at}.min_replicas", OptionRules.MinReplicas, errors) is { } min)
             a.MinReplicas = min;
-        if (obj.TryGetPropertyValue("max_replicas", out v) && ReadInt(v, $"{at}.max_replicas", 1, DeploymentOptions.MaxNumReplicas, "an integer of 1 or more", errors) is { } max)
+        if (obj.TryGetPropertyValue("max_replicas", out v) && ReadInt(v, $"{at}.max_replicas", OptionRules.MaxReplicas, errors) is { } max)
             a.MaxReplicas = max;
-        if (obj.TryGetPropertyValue("initial_replicas", out v) && v is not null && ReadInt(v, $"{at}.initial_replicas", 0, DeploymentOptions.MaxNumReplicas, "an integer of 0 or more", errors) is { } initial)
+        if (obj.TryGetPropertyValue("initial_replicas", out v) && v is not null && ReadInt(v, $"{at}.initial_replicas", OptionRules.InitialReplicas, errors) is { } initial)
             a.InitialReplicas = initial;
-        if (obj.TryGetPropertyValue("target_ongoing_requests", out v) && ReadPositive(v, $"{at}.target_ongoing_requests", errors) is { } target)
+        if (obj.TryGetPropertyValue("target_ongoing_requests", out v) && ReadNumber(v, $"{at}.target_ongoing_requests", OptionRules.TargetOngoingRequests, errors) is { } target)
             a.TargetOngoingRequests = target;
-        if (obj.TryGetPropertyValue("upscale_delay_s", out v) && ReadSeconds(v, $"{at}.upscale_delay_s", allowZero: true, errors) is { } up)
+        if (obj.TryGetPropertyValue("upscale_delay_s", out v) && ReadSeconds(v, $"{at}.upscale_delay_s", OptionRules.UpscaleDelay, errors) is { } up)
             a.UpscaleDelay = up;
-        if (obj.TryGetPropertyValue("downscale_delay_s", out v) && ReadSeconds(v, $"{at}.downscale_delay_s", allowZero: true, errors) is { } down)
+        if (obj.TryGetPropertyValue("downscale_delay_s", out v) && ReadSeconds(v, $"{at}.downscale_delay_s", OptionRules.DownscaleDelay, errors) is { } down)
             a.DownscaleDelay = down;
-        if (obj.TryGetPropertyValue("metrics_interval_s", out v) && ReadSeconds(v, $"{at}.metrics_interval_s", allowZero: false, errors) is { } interval)
+        if (obj.TryGetPropertyValue("metrics_interval_s", out v) && ReadSeconds(v, $"{at}.metrics_interval_s", OptionRules.MetricsInterval, errors) is { } interval)
             a.MetricsInterval = interval;
-        if (obj.TryGetPropertyValue("look_back_period_s", out v) && ReadSeconds(v, $"{at}.look_back_period_s", allowZero: false, errors) is { } lookBack)
+        if (obj.TryGetPropertyValue("look_back_period_s", out v) && ReadSeconds(v, $"{at}.look_back_period_s", OptionRules.LookBackPeriod, errors) is { } lookBack)
             a.LookBackPeriod = lookBack;
         if (errors.Count == before && a.FindInvalid() is { } bad)
             errors.Add(new(at, $"{bad.Option} {bad.Rule}"));
         return errors.Count > before ? null : a;
-    }
-
-    private static double? ReadPositive(JsonNode? node, string at, List<ServeConfigError> errors)
-    {
-        if (node is JsonValue value && value.GetValueKind() == JsonValueKind.Number && value.TryGetValue<double>(out var d) && d > 0 && !double.IsInfinity(d))
-            return d;
-        errors.Add(new(at, $"expected a number above 0, got {Show(node)}"));
-        return null;
     }
 
     /// <summary><c>shared</c>, <c>isolated</c>, or a mapping: <c>{ directory: path, shared_assemblies: [names] }</c> / <c>{ isolated: true, ... }</c>.</summary>
@@ -631,10 +641,18 @@ public static class ServeConfigLoader
         return null;
     }
 
+    /// <summary>An integer in the range of <paramref name="rule"/> (the shared <see cref="OptionRules"/> table).</summary>
+    private static int? ReadInt(JsonNode? node, string at, OptionRule rule, List<ServeConfigError> errors) =>
+        ReadInt(node, at, (int)rule.Min, (int)Math.Min(rule.Max, int.MaxValue), rule.Expected, errors);
+
+    /// <summary>A duration option's seconds: above or from 0 as <paramref name="rule"/> says, and at most 49 days (a longer one could not be a <see cref="TimeSpan"/> a timer takes).</summary>
+    private static TimeSpan? ReadSeconds(JsonNode? node, string at, OptionRule rule, List<ServeConfigError> errors) =>
+        ReadSeconds(node, at, allowZero: !rule.MinExclusive, errors);
+
     /// <summary>A duration in seconds: above 0 (or 0 too, with <paramref name="allowZero"/>) and at most 49 days, the longest a .NET timer waits.</summary>
     private static TimeSpan? ReadSeconds(JsonNode? node, string at, bool allowZero, List<ServeConfigError> errors)
     {
-        var max = DeploymentOptions.MaxTimerDuration.TotalSeconds;
+        var max = OptionRules.MaxTimerSeconds;
         if (node is JsonValue value && value.GetValueKind() == JsonValueKind.Number && value.TryGetValue<double>(out var d)
             && (allowZero ? d >= 0 : d > 0) && d <= max)
             return TimeSpan.FromSeconds(d);
@@ -642,11 +660,12 @@ public static class ServeConfigLoader
         return null;
     }
 
-    private static double? ReadNonNegative(JsonNode? node, string at, double max, List<ServeConfigError> errors)
+    /// <summary>A number in the range of <paramref name="rule"/> (the shared <see cref="OptionRules"/> table).</summary>
+    private static double? ReadNumber(JsonNode? node, string at, OptionRule rule, List<ServeConfigError> errors)
     {
-        if (node is JsonValue value && value.GetValueKind() == JsonValueKind.Number && value.TryGetValue<double>(out var d) && d >= 0 && d <= max)
+        if (node is JsonValue value && value.GetValueKind() == JsonValueKind.Number && value.TryGetValue<double>(out var d) && rule.Accepts(d))
             return d;
-        errors.Add(new(at, $"expected a number of 0 or more{AtMost(node, max)}, got {Show(node)}"));
+        errors.Add(new(at, $"expected {rule.Expected}{(rule.Max < double.MaxValue ? AtMost(node, rule.Max) : "")}, got {Show(node)}"));
         return null;
     }
 

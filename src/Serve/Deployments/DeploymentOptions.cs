@@ -11,33 +11,33 @@ namespace Serve;
 public sealed class DeploymentOptions
 {
     /// <summary>The value of <see cref="MaxQueuedRequests"/> meaning "no limit".</summary>
-    public const int Unbounded = -1;
+    public const int Unbounded = OptionRules.Unbounded;
     /// <summary>Default <see cref="NumReplicas"/>.</summary>
-    public const int DefaultNumReplicas = 1;
+    public const int DefaultNumReplicas = OptionRules.DefaultNumReplicas;
     /// <summary>Default <see cref="MaxOngoingRequests"/>.</summary>
-    public const int DefaultMaxOngoingRequests = 5;
+    public const int DefaultMaxOngoingRequests = OptionRules.DefaultMaxOngoingRequests;
     /// <summary>
     /// Default <see cref="NumCpus"/>: 0, so a deployment that does not ask for CPUs reserves none and fits on any
     /// machine (a Kubernetes pod without requests).
     /// </summary>
-    public const double DefaultNumCpus = 0;
+    public const double DefaultNumCpus = OptionRules.DefaultNumCpus;
     /// <summary>Default <see cref="HealthCheckPeriod"/> in seconds.</summary>
-    public const double DefaultHealthCheckPeriodSeconds = 10;
+    public const double DefaultHealthCheckPeriodSeconds = OptionRules.DefaultHealthCheckPeriodSeconds;
     /// <summary>Default <see cref="HealthCheckTimeout"/> in seconds.</summary>
-    public const double DefaultHealthCheckTimeoutSeconds = 30;
+    public const double DefaultHealthCheckTimeoutSeconds = OptionRules.DefaultHealthCheckTimeoutSeconds;
     /// <summary>Default <see cref="GracefulShutdownTimeout"/> in seconds.</summary>
-    public const double DefaultGracefulShutdownTimeoutSeconds = 20;
+    public const double DefaultGracefulShutdownTimeoutSeconds = OptionRules.DefaultGracefulShutdownTimeoutSeconds;
     /// <summary>
     /// The most replicas one deployment may run: the upper bound of <see cref="NumReplicas"/> and of the
     /// <see cref="AutoscalingOptions"/> replica counts. A larger number is a typo, not a plan.
     /// </summary>
-    public const int MaxNumReplicas = 10_000;
+    public const int MaxNumReplicas = OptionRules.MaxNumReplicas;
     /// <summary>The most CPUs one replica may reserve (<see cref="NumCpus"/>).</summary>
-    public const double MaxNumCpus = 10_000;
+    public const double MaxNumCpus = OptionRules.MaxNumCpus;
     /// <summary>The most GPUs one replica may reserve (<see cref="NumGpus"/>).</summary>
-    public const double MaxNumGpus = 1_000;
+    public const double MaxNumGpus = OptionRules.MaxNumGpus;
     /// <summary>The largest amount of one custom resource a replica may reserve (<see cref="Resources"/>): 10^12, room for a byte count.</summary>
-    public const double MaxResourceAmount = 1e12;
+    public const double MaxResourceAmount = OptionRules.MaxResourceAmount;
 
     /// <summary>The deployment name, unique within its application. Defaults to the class or function name.</summary>
     public string Name { get; set; } = "";
@@ -159,41 +159,51 @@ public sealed class DeploymentOptions
     {
         if (string.IsNullOrWhiteSpace(Name))
             throw Invalid(deploymentName, nameof(Name), Name, "must not be empty; set Name to a non-empty string or leave it unset to use the class name");
-        if (NumReplicas < 0 || NumReplicas > MaxNumReplicas)
-            throw Invalid(deploymentName, nameof(NumReplicas), NumReplicas, "must be 0 or more and at most 10000; use 1 or more replicas to serve calls");
-        if (MaxOngoingRequests < 1)
-            throw Invalid(deploymentName, nameof(MaxOngoingRequests), MaxOngoingRequests, "must be at least 1 (the default is 5)");
-        if (MaxQueuedRequests < Unbounded)
-            throw Invalid(deploymentName, nameof(MaxQueuedRequests), MaxQueuedRequests, "must be -1 (unbounded), 0 (never queue) or a positive limit");
-        if (!(NumCpus >= 0 && NumCpus <= MaxNumCpus))
-            throw Invalid(deploymentName, nameof(NumCpus), NumCpus, "must be a finite number of 0 or more and at most 10000 (the default, 0, reserves no CPU and sets no thread limit)");
-        if (!(NumGpus >= 0 && NumGpus <= MaxNumGpus))
-            throw Invalid(deploymentName, nameof(NumGpus), NumGpus, "must be a finite number of 0 or more and at most 1000, e.g. 0.5 to share a GPU between two replicas");
-        if (NumGpus > 1 && NumGpus != Math.Floor(NumGpus))
-            throw Invalid(deploymentName, nameof(NumGpus), NumGpus, "above 1 must be a whole number of GPUs; a replica never spans part of a second device");
+        if (!OptionRules.NumReplicas.Accepts(NumReplicas))
+            throw Invalid(deploymentName, nameof(NumReplicas), NumReplicas, OptionRules.NumReplicas.Rule);
+        if (!OptionRules.MaxOngoingRequests.Accepts(MaxOngoingRequests))
+            throw Invalid(deploymentName, nameof(MaxOngoingRequests), MaxOngoingRequests, OptionRules.MaxOngoingRequests.Rule);
+        if (!OptionRules.MaxQueuedRequests.Accepts(MaxQueuedRequests))
+            throw Invalid(deploymentName, nameof(MaxQueuedRequests), MaxQueuedRequests, OptionRules.MaxQueuedRequests.Rule);
+        if (!OptionRules.NumCpus.Accepts(NumCpus))
+            throw Invalid(deploymentName, nameof(NumCpus), NumCpus, OptionRules.NumCpus.Rule);
+        if (!OptionRules.NumGpus.Accepts(NumGpus))
+            throw Invalid(deploymentName, nameof(NumGpus), NumGpus, OptionRules.NumGpus.Rule);
+        if (!OptionRules.IsWholeEnough(NumGpus))
+            throw Invalid(deploymentName, nameof(NumGpus), NumGpus, OptionRules.WholeGpusRule);
         foreach (var (name, amount) in Resources)
         {
             if (string.IsNullOrWhiteSpace(name))
                 throw Invalid(deploymentName, nameof(Resources), name, "has an empty resource name; name every custom resource");
-            if (!(amount >= 0 && amount <= MaxResourceAmount))
-                throw Invalid(deploymentName, $"{nameof(Resources)}[\"{name}\"]", amount, "must be a finite amount of 0 or more and at most 1e12");
+            if (!OptionRules.ResourceAmount.Accepts(amount))
+                throw Invalid(deploymentName, $"{nameof(Resources)}[\"{name}\"]", amount, OptionRules.ResourceAmount.Rule);
         }
         if (Autoscaling?.FindInvalid() is { } bad)
             throw Invalid(deploymentName, bad.Option, bad.Value, bad.Rule);
-        if (HealthCheckPeriod <= TimeSpan.Zero || HealthCheckPeriod > MaxTimerDuration)
-            throw Invalid(deploymentName, nameof(HealthCheckPeriod), HealthCheckPeriod, "must be positive and at most 49 days (the default is 10 s)");
-        if (HealthCheckTimeout <= TimeSpan.Zero || HealthCheckTimeout > MaxTimerDuration)
-            throw Invalid(deploymentName, nameof(HealthCheckTimeout), HealthCheckTimeout, "must be positive and at most 49 days (the default is 30 s)");
+        if (!Accepts(OptionRules.HealthCheckPeriod, HealthCheckPeriod))
+            throw Invalid(deploymentName, nameof(HealthCheckPeriod), HealthCheckPeriod, OptionRules.HealthCheckPeriod.Rule);
+        if (!Accepts(OptionRules.HealthCheckTimeout, HealthCheckTimeout))
+            throw Invalid(deploymentName, nameof(HealthCheckTimeout), HealthCheckTimeout, OptionRules.HealthCheckTimeout.Rule);
         if (RuntimeEnv is null)
             throw Invalid(deploymentName, nameof(RuntimeEnv), null, "must be set; use RuntimeEnv.Shared (the default), RuntimeEnv.Isolated() or RuntimeEnv.FromDirectory(path)");
-        if (GracefulShutdownTimeout < TimeSpan.Zero || GracefulShutdownTimeout > MaxTimerDuration)
-            throw Invalid(deploymentName, nameof(GracefulShutdownTimeout), GracefulShutdownTimeout, "must be 0 or more and at most 49 days (the default is 20 s)");
+        if (!Accepts(OptionRules.GracefulShutdownTimeout, GracefulShutdownTimeout))
+            throw Invalid(deploymentName, nameof(GracefulShutdownTimeout), GracefulShutdownTimeout, OptionRules.GracefulShutdownTimeout.Rule);
         if (RoutePrefix is { } prefix && Routing.RoutePrefixes.Problem(prefix) is { } problem)
             throw Invalid(deploymentName, nameof(RoutePrefix), prefix, problem);
     }
 
     /// <summary>The longest duration a .NET timer takes (<c>uint.MaxValue - 1</c> ms, about 49.7 days); longer time options are refused.</summary>
-    internal static readonly TimeSpan MaxTimerDuration = TimeSpan.FromMilliseconds(uint.MaxValue - 1);
+    internal static readonly TimeSpan MaxTimerDuration = TimeSpan.FromMilliseconds((long)OptionRules.MaxTimerMilliseconds);
+
+    /// <summary>True when the duration <paramref name="value"/> is in the range of the time option <paramref name="rule"/> (bounds in seconds; the timer bound compared exactly).</summary>
+    internal static bool Accepts(OptionRule rule, TimeSpan value)
+    {
+        var min = TimeSpan.FromSeconds(rule.Min);
+        var max = rule.Max == OptionRules.MaxTimerSeconds ? MaxTimerDuration
+            : rule.Max >= TimeSpan.MaxValue.TotalSeconds ? TimeSpan.MaxValue
+            : TimeSpan.FromSeconds(rule.Max);
+        return (rule.MinExclusive ? value > min : value >= min) && value <= max;
+    }
 
     private static ArgumentOutOfRangeException Invalid(string deployment, string option, object? value, string rule)
     {
