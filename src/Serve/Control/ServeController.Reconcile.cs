@@ -313,11 +313,11 @@ internal sealed partial class ServeController
             apps.Add(new ApplicationSnapshot(app.Name, app.Spec.RoutePrefix, app.Spec.IngressName, health, message, deployments));
         }
         _snapshot = apps;
-        var routes = new List<RouteEntry>(_apps.Count);
+        var routes = new List<Http.IngressRoute>(_apps.Count);
         foreach (var app in _apps.Values)
         {
             if (app.Deployments.TryGetValue(app.Spec.IngressName, out var ingress))
-                routes.Add(new RouteEntry(app.Spec.RoutePrefix, app.Name, ingress.Endpoint, ingress.Endpoint.UntypedHandle, ingress.Spec.Options.AllowUnknownJsonProperties));
+                routes.Add(new Http.IngressRoute(app.Spec.RoutePrefix, app.Name, ingress.Endpoint, ingress.Endpoint.UntypedHandle, ingress.Spec.Options.AllowUnknownJsonProperties));
         }
         _routes = [.. routes.OrderBy(r => r.Application, StringComparer.Ordinal)];
 
@@ -337,9 +337,6 @@ internal sealed partial class ServeController
                     Gpu = r.Replica.Context.Gpu?.ToString(),
                 }).ToArray(),
                 d.Router.QueuedCount) { TargetReplicas = d.TargetReplicas, Restarts = d.Restarts }).ToArray())).ToArray());
-
-    /// <summary>One application's HTTP route: its prefix, a handle to its ingress deployment and how strictly its JSON is read.</summary>
-    internal sealed record RouteEntry(string RoutePrefix, string Application, Routing.DeploymentEndpoint Ingress, DeploymentHandle Handle, bool AllowUnknownJsonProperties = false);
 
     private sealed record ApplicationSnapshot(string Name, string RoutePrefix, string Ingress, ServeHealth Health, string Message, DeploymentSnapshot[] Deployments);
 

@@ -24,7 +24,7 @@ internal sealed partial class ServeController
     private readonly Task _loop;
     private readonly Scheduling.ResourcePool _resources;
     private volatile IReadOnlyList<ApplicationSnapshot> _snapshot = [];
-    private volatile RouteEntry[] _routes = [];
+    private volatile Http.IngressRoute[] _routes = [];
     private bool _shuttingDown;
     private int _replicaSerial;
 
@@ -45,7 +45,7 @@ internal sealed partial class ServeController
     public ServeStatus Status => BuildStatus(_snapshot);
 
     /// <summary>Each application's route prefix and ingress endpoint, published with the status; the HTTP ingress reads it per request.</summary>
-    public IReadOnlyList<RouteEntry> Routes => _routes;
+    public IReadOnlyList<Http.IngressRoute> Routes => _routes;
 
     public bool TryGetEndpoint(string application, string deployment, out DeploymentEndpoint endpoint) =>
         _endpoints.TryGetValue((application, deployment), out endpoint!);

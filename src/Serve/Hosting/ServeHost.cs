@@ -118,7 +118,7 @@ public sealed class ServeHost : IServeClient, IAsyncDisposable
             if (Options.Admin.Enabled && _admin is null)
                 Volatile.Write(ref _admin, await AdminApi.StartAsync(Options.Admin, this, _logger, cancellationToken).ConfigureAwait(false));
             if (Options.Http.Enabled && _http is null)
-                Volatile.Write(ref _http, await HttpIngress.StartAsync(Options.Http, this, _logger, cancellationToken).ConfigureAwait(false));
+                Volatile.Write(ref _http, await HttpIngress.StartAsync(Options.Http, () => _controller.Routes, Metrics, _logger, AccessLogger, cancellationToken).ConfigureAwait(false));
         }
         finally
         {
@@ -177,8 +177,6 @@ public sealed class ServeHost : IServeClient, IAsyncDisposable
 
     /// <inheritdoc />
     public ServeStatus GetStatus() => _controller.Status;
-
-    internal IReadOnlyList<ServeController.RouteEntry> Routes => _controller.Routes;
 
     /// <inheritdoc />
     public Task ShutdownAsync(CancellationToken cancellationToken = default)
