@@ -374,7 +374,7 @@ namespace Serve.Generators
                         Report(DiagnosticDescriptors.ReservedHandleMethodName, identifier, display, model.HandleName);
                         continue;
                     }
-                    if (Emitter.HasGraphShape(model) && Emitter.IsHiddenGraphBuilder(model))
+                    if (model.HasGraphShape && model.IsHiddenGraphBuilder)
                         Report(DiagnosticDescriptors.HiddenGraphBuilder, identifier, display, className + "Handle", model.Name);
                     var handleSignature = model.HandleName + "(" + string.Join(", ", model.Parameters.Where(p => p.Kind != ParameterKind.CancellationToken).Select(p => p.SignatureType)) + ")";
                     if (byHandleSignature.TryGetValue(handleSignature, out var previous))
@@ -491,42 +491,42 @@ namespace Serve.Generators
                     if (verb is null)
                         continue;
                     var template = attribute.ConstructorArguments.Length > 0 && attribute.ConstructorArguments[0].Value is string t ? t : "";
-                    var bindings = new List<string>();
+                    var bindings = new List<HttpBindingModel>();
                     foreach (var p in method.Parameters)
                     {
                         if (Is(p.Type, _known.CancellationToken))
                             continue;
-                        var source = "Auto";
+                        var source = HttpBindingSource.Auto;
                         var name = p.Name;
                         foreach (var a in p.GetAttributes())
                         {
                             var from = a.AttributeClass;
-                            var s = Is(from, _known.FromRouteAttribute) ? "Route"
-                                : Is(from, _known.FromQueryAttribute) ? "Query"
-                                : Is(from, _known.FromBodyAttribute) ? "Body"
-                                : Is(from, _known.FromHeaderAttribute) ? "Header"
+                            HttpBindingSource? s = Is(from, _known.FromRouteAttribute) ? HttpBindingSource.Route
+                                : Is(from, _known.FromQueryAttribute) ? HttpBindingSource.Query
+                                : Is(from, _known.FromBodyAttribute) ? HttpBindingSource.Body
+                                : Is(from, _known.FromHeaderAttribute) ? HttpBindingSource.Header
                                 : null;
                             if (s is null)
                                 continue;
-                            source = s;
+                            source = s.Value;
                             foreach (var named in a.NamedArguments)
                             {
                                 if (named.Key == "Name" && named.Value.Value is string n && n.Length > 0)
                                     name = n;
                             }
                         }
-                        bindings.Add(source + ":" + name);
+                        bindings.Add(new HttpBindingModel(source, name));
                     }
                     foreach (var routeValue in RouteValues(template))
                     {
-                        if (!bindings.Any(b => (b.StartsWith("Route:", StringComparison.Ordinal) || b.StartsWith("Auto:", StringComparison.Ordinal))
-                                && string.Equals(b.Substring(b.IndexOf(':') + 1), routeValue, StringComparison.OrdinalIgnoreCase)))
+                        if (!bindings.Any(b => b.Source is HttpBindingSource.Route or HttpBindingSource.Auto
+                                && string.Equals(b.Name, routeValue, StringComparison.OrdinalIgnoreCase)))
                         {
                             Report(DiagnosticDescriptors.RouteValueWithoutParameter, LocationInfo.From(attribute.ApplicationSyntaxReference?.GetSyntax()),
                                 template, method.Name, routeValue);
                         }
                     }
-                    return model with { HttpVerb = verb, HttpTemplate = template, HttpBindings = string.Join("\n", bindings) };
+                    return model with { Http = new HttpEndpointModel(verb, template, new EquatableArray<HttpBindingModel>(bindings.ToArray())) };
                 }
                 return model;
             }

@@ -168,23 +168,22 @@ namespace Serve.Generators
 
         private static void WriteHttpEndpoints(SourceWriter w, DeploymentModel model)
         {
-            if (!model.Methods.Any(m => m.HttpVerb is not null))
+            if (!model.Methods.Any(m => m.Http is not null))
                 return;
             const string BindingType = CodeGeneration + ".HttpParameterBinding";
             w.WriteLine("HttpEndpoints = new " + CodeGeneration + ".HttpEndpoint[]");
             w.OpenBlock();
             foreach (var m in model.Methods)
             {
-                if (m.HttpVerb is null)
+                if (m.Http is not { } http)
                     continue;
-                var bindings = string.IsNullOrEmpty(m.HttpBindings) ? new string[0] : m.HttpBindings!.Split('\n');
+                var bindings = http.Parameters;
                 var arguments = m.Parameters.Where(p => p.Kind != ParameterKind.CancellationToken).ToList();
-                var parameters = bindings.Length == 0
+                var parameters = bindings.Count == 0
                     ? "global::System.Array.Empty<" + BindingType + ">()"
                     : "new " + BindingType + "[] { " + string.Join(", ", bindings.Select((b, i) =>
                     {
-                        var colon = b.IndexOf(':');
-                        var text = "new " + BindingType + " { Source = " + CodeGeneration + ".HttpParameterSource." + b.Substring(0, colon) + ", Name = " + Literal(b.Substring(colon + 1));
+                        var text = "new " + BindingType + " { Source = " + CodeGeneration + ".HttpParameterSource." + b.Source + ", Name = " + Literal(b.Name);
                         if (i < arguments.Count && arguments[i].DefaultValue is { } value)
                             text += ", HasDefault = true, DefaultValue = (object?)((" + arguments[i].Type + ")(" + value + "))";
                         return text + " }";
@@ -192,8 +191,8 @@ namespace Serve.Generators
                 w.WriteLine("new " + CodeGeneration + ".HttpEndpoint");
                 w.OpenBlock();
                 w.WriteLine("MethodId = " + Literal(m.MethodId) + ",");
-                w.WriteLine("Method = " + Literal(m.HttpVerb) + ",");
-                w.WriteLine("Template = " + Literal(m.HttpTemplate ?? "") + ",");
+                w.WriteLine("Method = " + Literal(http.Verb) + ",");
+                w.WriteLine("Template = " + Literal(http.Template) + ",");
                 w.WriteLine("Parameters = " + parameters + ",");
                 w.CloseBlock(",");
             }
