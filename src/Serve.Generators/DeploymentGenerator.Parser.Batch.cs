@@ -16,11 +16,11 @@ namespace Serve.Generators
 
             private readonly HashSet<string> _batchProperties = new();
 
-            private static AttributeData? FindBatch(IMethodSymbol method)
+            private AttributeData? FindBatch(IMethodSymbol method)
             {
                 foreach (var attribute in method.GetAttributes())
                 {
-                    if (attribute.AttributeClass is { Name: "BatchAttribute", ContainingType: null } c && c.ContainingNamespace?.ToDisplayString() == "Serve")
+                    if (Is(attribute.AttributeClass, _known.BatchAttribute))
                         return attribute;
                 }
                 return null;
@@ -60,9 +60,9 @@ namespace Serve.Generators
 
                 var valid = true;
                 var methodSyntax = SyntaxOf(method) as MethodDeclarationSyntax;
-                var inputs = method.Parameters.Where(p => !IsNamed(p.Type, "System.Threading", "CancellationToken")).ToList();
+                var inputs = method.Parameters.Where(p => !Is(p.Type, _known.CancellationToken)).ToList();
                 ITypeSymbol? item = null;
-                if (inputs.Count == 1 && IsNamed(inputs[0].Type, "System.Collections.Generic", "IReadOnlyList", 1))
+                if (inputs.Count == 1 && Is(inputs[0].Type, _known.IReadOnlyList))
                 {
                     item = ((INamedTypeSymbol)inputs[0].Type).TypeArguments[0];
                 }
@@ -79,7 +79,7 @@ namespace Serve.Generators
                 var returnLocation = methodSyntax is null ? identifier : LocationInfo.From(methodSyntax.ReturnType);
                 ITypeSymbol? resultItem = null;
                 if (shape is ResultShape.Value or ResultShape.TaskOfT or ResultShape.ValueTaskOfT or ResultShape.Stream
-                    && IsNamed(result, "System.Collections.Generic", "IReadOnlyList", 1))
+                    && Is(result, _known.IReadOnlyList))
                 {
                     resultItem = ((INamedTypeSymbol)result!).TypeArguments[0];
                 }

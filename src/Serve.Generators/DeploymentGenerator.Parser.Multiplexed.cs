@@ -12,8 +12,8 @@ namespace Serve.Generators
         {
             private const int DefaultMaxModelsPerReplica = 3;
 
-            private static bool IsMultiplexed(IMethodSymbol method) =>
-                method.GetAttributes().Any(a => IsNamed(a.AttributeClass, "Serve", "MultiplexedAttribute"));
+            private bool IsMultiplexed(IMethodSymbol method) =>
+                method.GetAttributes().Any(a => Is(a.AttributeClass, _known.MultiplexedAttribute));
 
             /// <summary>Finds the one [Multiplexed] loader of a class and checks its shape; reports every misuse.</summary>
             private MultiplexedModel? ParseMultiplexed(INamedTypeSymbol type, string className, ref bool canEmit)
@@ -24,7 +24,7 @@ namespace Serve.Generators
                 {
                     if (member is not IMethodSymbol method || !IsMultiplexed(method))
                         continue;
-                    var attribute = method.GetAttributes().First(a => IsNamed(a.AttributeClass, "Serve", "MultiplexedAttribute"));
+                    var attribute = method.GetAttributes().First(a => Is(a.AttributeClass, _known.MultiplexedAttribute));
                     var syntax = SyntaxOf(method) as MethodDeclarationSyntax;
                     var where = syntax is null ? null : LocationInfo.From(syntax.Identifier);
                     var display = className + "." + method.Name;
@@ -50,7 +50,7 @@ namespace Serve.Generators
                     }
 
                     var parameters = method.Parameters;
-                    var takesToken = parameters.Length == 2 && IsNamed(parameters[1].Type, "System.Threading", "CancellationToken");
+                    var takesToken = parameters.Length == 2 && Is(parameters[1].Type, _known.CancellationToken);
                     var shapeOk = !method.IsStatic && !method.IsGenericMethod
                                   && (parameters.Length == 1 || takesToken)
                                   && parameters[0].Type.SpecialType == SpecialType.System_String
@@ -60,9 +60,9 @@ namespace Serve.Generators
                     if (method.ReturnType is INamedTypeSymbol { IsGenericType: true, TypeArguments.Length: 1 } returns)
                     {
                         var definition = returns.ConstructedFrom;
-                        if (IsNamed(definition, "System.Threading.Tasks", "Task", 1))
+                        if (Is(definition, _known.TaskOfT))
                             modelType = returns.TypeArguments[0];
-                        else if (IsNamed(definition, "System.Threading.Tasks", "ValueTask", 1))
+                        else if (Is(definition, _known.ValueTaskOfT))
                         {
                             modelType = returns.TypeArguments[0];
                             returnsValueTask = true;

@@ -36,17 +36,22 @@ namespace Serve.Generators
                 .AddMiscellaneousOptions(SymbolDisplayMiscellaneousOptions.ExpandValueTuple);
 
             private readonly List<DiagnosticInfo> _diagnostics = new();
+            private readonly KnownTypeSymbols _known;
             private readonly CancellationToken _cancellationToken;
 
-            private Parser(CancellationToken cancellationToken) => _cancellationToken = cancellationToken;
+            private Parser(KnownTypeSymbols known, CancellationToken cancellationToken)
+            {
+                _known = known;
+                _cancellationToken = cancellationToken;
+            }
 
             public static ParseResult Parse(GeneratorAttributeSyntaxContext context, CancellationToken cancellationToken)
             {
-                var parser = new Parser(cancellationToken);
+                var parser = new Parser(KnownTypeSymbols.For(context.SemanticModel.Compilation), cancellationToken);
                 try
                 {
                     var attribute = context.Attributes.Length > 0 ? context.Attributes[0] : null;
-                    if (!IsFirstDeploymentDeclaration(context.TargetSymbol, context.TargetNode))
+                    if (!parser.IsFirstDeploymentDeclaration(context.TargetSymbol, context.TargetNode))
                         return new ParseResult(null, EquatableArray<DiagnosticInfo>.Empty, null);
                     return context.TargetSymbol switch
                     {
@@ -72,11 +77,11 @@ namespace Serve.Generators
 
             // [Deployment] repeated on two parts of a partial class is already CS0579; parse the symbol once, at the
             // part that holds its first [Deployment], so no two results share a hint name.
-            private static bool IsFirstDeploymentDeclaration(ISymbol target, SyntaxNode node)
+            private bool IsFirstDeploymentDeclaration(ISymbol target, SyntaxNode node)
             {
                 foreach (var attribute in target.GetAttributes())
                 {
-                    if (attribute.AttributeClass is { Name: "DeploymentAttribute" } && attribute.ApplicationSyntaxReference is { } first)
+                    if (Is(attribute.AttributeClass, _known.DeploymentAttribute) && attribute.ApplicationSyntaxReference is { } first)
                         return first.SyntaxTree == node.SyntaxTree && node.Span.Contains(first.Span);
                 }
                 return true;
@@ -303,8 +308,10 @@ namespace Serve.Generators
             {
                 var type = p.Type;
                 var model = Parameter(p, ParameterKind.Value);
-                if (IsNamed(type, "Serve", "ReplicaContext"))
+                if (Is(type, _known.ReplicaContext))
                     return model with { Kind = ParameterKind.Context, DefaultValue = null };
+                // By name on purpose (the one type not looked up in KnownTypeSymbols): Serve's, ASP.NET Core's or a
+                // project's own FromServicesAttribute all mark an injected parameter (see the InjectedParameters snapshot).
                 if (p.GetAttributes().Any(a => a.AttributeClass?.Name == "FromServicesAttribute"))
                 {
                     var optional = type.IsReferenceType && type.NullableAnnotation == NullableAnnotation.Annotated;
@@ -320,11 +327,11 @@ namespace Serve.Generators
                     var written = syntax?.Type?.ToString() ?? unresolved.Name;
                     return model with { Kind = ParameterKind.UnresolvedHandle, Type = written, TypeOf = written, SignatureType = written, DefaultValue = null };
                 }
-                if (IsNamed(type, "Serve", "DeploymentHandle"))
+                if (Is(type, _known.DeploymentHandle))
                     return model with { Kind = ParameterKind.UntypedHandle, DefaultValue = null };
                 for (var b = type.BaseType; b is not null; b = b.BaseType)
                 {
-                    if (IsNamed(b, "Serve", "DeploymentHandle"))
+                    if (Is(b, _known.DeploymentHandle))
                     {
                         var handle = type.WithNullableAnnotation(NullableAnnotation.NotAnnotated).ToDisplayString(s_typeOfFormat);
                         return model with { Kind = ParameterKind.Handle, Type = handle, TypeOf = handle, DefaultValue = null };
@@ -367,7 +374,7 @@ namespace Serve.Generators
                         Report(DiagnosticDescriptors.ReservedHandleMethodName, identifier, display, model.HandleName);
                         continue;
                     }
-                    if (Emitter.HasGraphShape(model) && Emitter.IsHiddenGraphBuilder(model))
+                    if (model.HasGraphShape && model.IsHiddenGraphBuilder)
                         Report(DiagnosticDescriptors.HiddenGraphBuilder, identifier, display, className + "Handle", model.Name);
                     var handleSignature = model.HandleName + "(" + string.Join(", ", model.Parameters.Where(p => p.Kind != ParameterKind.CancellationToken).Select(p => p.SignatureType)) + ")";
                     if (byHandleSignature.TryGetValue(handleSignature, out var previous))
@@ -387,7 +394,7 @@ namespace Serve.Generators
                 return new EquatableArray<MethodModel>(result.ToArray());
             }
 
-            private static bool IsLifecycleMethod(IMethodSymbol method, IMethodSymbol? reconfigure)
+            private bool IsLifecycleMethod(IMethodSymbol method, IMethodSymbol? reconfigure)
             {
                 if (method.Name is "Dispose" or "DisposeAsync" or "CheckHealthAsync" || IsMultiplexed(method))
                     return true;
@@ -419,7 +426,7 @@ namespace Serve.Generators
                         valid = false;
                         continue;
                     }
-                    parameters.Add(IsNamed(p.Type, "System.Threading", "CancellationToken")
+                    parameters.Add(Is(p.Type, _known.CancellationToken)
                         ? Parameter(p, ParameterKind.CancellationToken) with { DefaultValue = null }
                         : Parameter(p, ParameterKind.Value));
                 }
@@ -475,55 +482,51 @@ namespace Serve.Generators
             {
                 foreach (var attribute in method.GetAttributes())
                 {
-                    var verb = AttributeName(attribute) switch
-                    {
-                        "Microsoft.AspNetCore.Mvc.HttpGetAttribute" => "GET",
-                        "Microsoft.AspNetCore.Mvc.HttpPostAttribute" => "POST",
-                        "Microsoft.AspNetCore.Mvc.HttpPutAttribute" => "PUT",
-                        "Microsoft.AspNetCore.Mvc.HttpDeleteAttribute" => "DELETE",
-                        _ => null,
-                    };
+                    var type = attribute.AttributeClass;
+                    var verb = Is(type, _known.HttpGetAttribute) ? "GET"
+                        : Is(type, _known.HttpPostAttribute) ? "POST"
+                        : Is(type, _known.HttpPutAttribute) ? "PUT"
+                        : Is(type, _known.HttpDeleteAttribute) ? "DELETE"
+                        : null;
                     if (verb is null)
                         continue;
                     var template = attribute.ConstructorArguments.Length > 0 && attribute.ConstructorArguments[0].Value is string t ? t : "";
-                    var bindings = new List<string>();
+                    var bindings = new List<HttpBindingModel>();
                     foreach (var p in method.Parameters)
                     {
-                        if (IsNamed(p.Type, "System.Threading", "CancellationToken"))
+                        if (Is(p.Type, _known.CancellationToken))
                             continue;
-                        var source = "Auto";
+                        var source = HttpBindingSource.Auto;
                         var name = p.Name;
                         foreach (var a in p.GetAttributes())
                         {
-                            var s = AttributeName(a) switch
-                            {
-                                "Microsoft.AspNetCore.Mvc.FromRouteAttribute" => "Route",
-                                "Microsoft.AspNetCore.Mvc.FromQueryAttribute" => "Query",
-                                "Microsoft.AspNetCore.Mvc.FromBodyAttribute" => "Body",
-                                "Microsoft.AspNetCore.Mvc.FromHeaderAttribute" => "Header",
-                                _ => null,
-                            };
+                            var from = a.AttributeClass;
+                            HttpBindingSource? s = Is(from, _known.FromRouteAttribute) ? HttpBindingSource.Route
+                                : Is(from, _known.FromQueryAttribute) ? HttpBindingSource.Query
+                                : Is(from, _known.FromBodyAttribute) ? HttpBindingSource.Body
+                                : Is(from, _known.FromHeaderAttribute) ? HttpBindingSource.Header
+                                : null;
                             if (s is null)
                                 continue;
-                            source = s;
+                            source = s.Value;
                             foreach (var named in a.NamedArguments)
                             {
                                 if (named.Key == "Name" && named.Value.Value is string n && n.Length > 0)
                                     name = n;
                             }
                         }
-                        bindings.Add(source + ":" + name);
+                        bindings.Add(new HttpBindingModel(source, name));
                     }
                     foreach (var routeValue in RouteValues(template))
                     {
-                        if (!bindings.Any(b => (b.StartsWith("Route:", StringComparison.Ordinal) || b.StartsWith("Auto:", StringComparison.Ordinal))
-                                && string.Equals(b.Substring(b.IndexOf(':') + 1), routeValue, StringComparison.OrdinalIgnoreCase)))
+                        if (!bindings.Any(b => b.Source is HttpBindingSource.Route or HttpBindingSource.Auto
+                                && string.Equals(b.Name, routeValue, StringComparison.OrdinalIgnoreCase)))
                         {
                             Report(DiagnosticDescriptors.RouteValueWithoutParameter, LocationInfo.From(attribute.ApplicationSyntaxReference?.GetSyntax()),
                                 template, method.Name, routeValue);
                         }
                     }
-                    return model with { HttpVerb = verb, HttpTemplate = template, HttpBindings = string.Join("\n", bindings) };
+                    return model with { Http = new HttpEndpointModel(verb, template, new EquatableArray<HttpBindingModel>(bindings.ToArray())) };
                 }
                 return model;
             }
@@ -552,26 +555,23 @@ namespace Serve.Generators
                 }
             }
 
-            private static string? AttributeName(AttributeData attribute) =>
-                attribute.AttributeClass is { } c ? c.ContainingNamespace.ToDisplayString() + "." + c.MetadataName : null;
-
-            private static (ResultShape Shape, ITypeSymbol? Result) Shape(IMethodSymbol method)
+            private (ResultShape Shape, ITypeSymbol? Result) Shape(IMethodSymbol method)
             {
                 if (method.ReturnsVoid)
                     return (ResultShape.Void, null);
                 var type = method.ReturnType;
-                if (IsNamed(type, "System.Threading.Tasks", "Task"))
+                if (Is(type, _known.Task))
                     return (ResultShape.Task, null);
-                if (IsNamed(type, "System.Threading.Tasks", "ValueTask"))
+                if (Is(type, _known.ValueTask))
                     return (ResultShape.ValueTask, null);
                 if (type is INamedTypeSymbol { Arity: 1 } generic)
                 {
                     var argument = generic.TypeArguments[0];
-                    if (IsNamed(type, "System.Threading.Tasks", "Task", 1))
+                    if (Is(type, _known.TaskOfT))
                         return (ResultShape.TaskOfT, argument);
-                    if (IsNamed(type, "System.Threading.Tasks", "ValueTask", 1))
+                    if (Is(type, _known.ValueTaskOfT))
                         return (ResultShape.ValueTaskOfT, argument);
-                    if (IsNamed(type, "System.Collections.Generic", "IAsyncEnumerable", 1))
+                    if (Is(type, _known.IAsyncEnumerable))
                         return (ResultShape.Stream, argument);
                 }
                 return (ResultShape.Value, type);
@@ -614,28 +614,28 @@ namespace Serve.Generators
             }
 
             /// <summary>For a Serve graph node type (<c>GraphNode&lt;TInput, T&gt;</c>, <c>InputNode&lt;T&gt;</c>, <c>GraphNode</c>), the value type to declare instead; else null.</summary>
-            private static string? GraphNodeValueType(ITypeSymbol? type)
+            private string? GraphNodeValueType(ITypeSymbol? type)
             {
                 for (var t = type as INamedTypeSymbol; t is not null; t = t.BaseType)
                 {
-                    if (IsNamed(t, "Serve", "InputNode", 1))
+                    if (Is(t, _known.InputNode))
                         return Minimal(t.TypeArguments[0]);
-                    if (IsNamed(t, "Serve", "GraphNode", 2))
+                    if (Is(t, _known.GraphNodeOfT))
                         return Minimal(t.TypeArguments[1]);
-                    if (IsNamed(t, "Serve", "GraphNode"))
+                    if (Is(t, _known.GraphNode))
                         return "object";
                 }
                 return null;
             }
 
-            private static string RefLikeAlternative(ITypeSymbol type)
+            private string RefLikeAlternative(ITypeSymbol type)
             {
-                if (type is INamedTypeSymbol { Arity: 1 } named && named.ContainingNamespace?.ToDisplayString() == "System")
+                if (type is INamedTypeSymbol { Arity: 1 } named)
                 {
                     var item = Minimal(named.TypeArguments[0]);
-                    if (named.Name == "ReadOnlySpan")
+                    if (Is(named, _known.ReadOnlySpan))
                         return item == "char" ? "'string' or 'ReadOnlyMemory<char>'" : "'" + item + "[]' or 'ReadOnlyMemory<" + item + ">'";
-                    if (named.Name == "Span")
+                    if (Is(named, _known.Span))
                         return "'" + item + "[]' or 'Memory<" + item + ">'";
                 }
                 return "a class, array or non-ref struct type";
@@ -650,11 +650,11 @@ namespace Serve.Generators
                 DefaultValue: DefaultValue(p),
                 NotNull: p.Type.IsReferenceType && p.NullableAnnotation == NullableAnnotation.NotAnnotated);
 
-            private static (string? Type, string? TypeOf, IMethodSymbol? Reconfigure) FindReconfigurable(INamedTypeSymbol type)
+            private (string? Type, string? TypeOf, IMethodSymbol? Reconfigure) FindReconfigurable(INamedTypeSymbol type)
             {
                 foreach (var iface in type.AllInterfaces)
                 {
-                    if (!IsNamed(iface, "Serve", "IReconfigurable", 1))
+                    if (!Is(iface, _known.IReconfigurable))
                         continue;
                     var config = iface.TypeArguments[0];
                     IMethodSymbol? implementation = null;
@@ -746,12 +746,7 @@ namespace Serve.Generators
                 }
             }
 
-            private static bool IsNamed(ITypeSymbol? type, string ns, string name, int arity = 0)
-                => type is INamedTypeSymbol named
-                   && named.Name == name
-                   && named.Arity == arity
-                   && named.ContainingType is null
-                   && named.ContainingNamespace?.ToDisplayString() == ns;
+            private static bool Is(ITypeSymbol? type, INamedTypeSymbol? known) => KnownTypeSymbols.Is(type, known);
 
             private static string Minimal(ITypeSymbol type) => type.ToDisplayString(SymbolDisplayFormat.MinimallyQualifiedFormat);
 

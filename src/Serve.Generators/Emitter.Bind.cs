@@ -168,27 +168,33 @@ namespace Serve.Generators
 
         private static void WriteHttpEndpoints(SourceWriter w, DeploymentModel model)
         {
-            if (!model.Methods.Any(m => m.HttpVerb is not null))
+            if (!model.Methods.Any(m => m.Http is not null))
                 return;
+            const string BindingType = CodeGeneration + ".HttpParameterBinding";
             w.WriteLine("HttpEndpoints = new " + CodeGeneration + ".HttpEndpoint[]");
             w.OpenBlock();
             foreach (var m in model.Methods)
             {
-                if (m.HttpVerb is null)
+                if (m.Http is not { } http)
                     continue;
-                var bindings = string.IsNullOrEmpty(m.HttpBindings) ? new string[0] : m.HttpBindings!.Split('\n');
+                var bindings = http.Parameters;
                 var arguments = m.Parameters.Where(p => p.Kind != ParameterKind.CancellationToken).ToList();
-                var parameters = bindings.Length == 0
-                    ? "global::System.Array.Empty<" + CodeGeneration + ".HttpParameterBinding>()"
-                    : "new " + CodeGeneration + ".HttpParameterBinding[] { " + string.Join(", ", bindings.Select((b, i) =>
+                var parameters = bindings.Count == 0
+                    ? "global::System.Array.Empty<" + BindingType + ">()"
+                    : "new " + BindingType + "[] { " + string.Join(", ", bindings.Select((b, i) =>
                     {
-                        var colon = b.IndexOf(':');
-                        var text = "new(" + CodeGeneration + ".HttpParameterSource." + b.Substring(0, colon) + ", " + Literal(b.Substring(colon + 1));
+                        var text = "new " + BindingType + " { Source = " + CodeGeneration + ".HttpParameterSource." + b.Source + ", Name = " + Literal(b.Name);
                         if (i < arguments.Count && arguments[i].DefaultValue is { } value)
-                            text += ", true, (object?)((" + arguments[i].Type + ")(" + value + "))";
-                        return text + ")";
+                            text += ", HasDefault = true, DefaultValue = (object?)((" + arguments[i].Type + ")(" + value + "))";
+                        return text + " }";
                     })) + " }";
-                w.WriteLine("new(" + Literal(m.MethodId) + ", " + Literal(m.HttpVerb) + ", " + Literal(m.HttpTemplate ?? "") + ", " + parameters + "),");
+                w.WriteLine("new " + CodeGeneration + ".HttpEndpoint");
+                w.OpenBlock();
+                w.WriteLine("MethodId = " + Literal(m.MethodId) + ",");
+                w.WriteLine("Method = " + Literal(http.Verb) + ",");
+                w.WriteLine("Template = " + Literal(http.Template) + ",");
+                w.WriteLine("Parameters = " + parameters + ",");
+                w.CloseBlock(",");
             }
             w.CloseBlock(",");
         }
@@ -213,17 +219,21 @@ namespace Serve.Generators
                 var types = arguments.Count == 0
                     ? "global::System.Array.Empty<global::System.Type>()"
                     : "new[] { " + string.Join(", ", arguments.Select(p => "typeof(" + p.TypeOf + ")")) + " }";
-                w.WriteLine("new(" + string.Join(", ", new[]
-                {
-                    Literal(m.Name),
-                    Literal(m.HandleName),
-                    Literal(m.MethodId),
-                    m.IsCall ? "true" : "false",
-                    CodeGeneration + ".DeploymentMethodKind." + kind,
-                    m.ResultTypeOf is null ? "null" : "typeof(" + m.ResultTypeOf + ")",
-                    names,
-                    types,
-                }) + ")" + (m.Batch is { } batch ? " { MaxBatchSize = " + Literal(batch.MaxBatchSize) + " }" : "") + ",");
+                w.WriteLine("new " + MethodType);
+                w.OpenBlock();
+                w.WriteLine("Name = " + Literal(m.Name) + ",");
+                w.WriteLine("HandleName = " + Literal(m.HandleName) + ",");
+                w.WriteLine("MethodId = " + Literal(m.MethodId) + ",");
+                if (m.IsCall)
+                    w.WriteLine("IsCall = true,");
+                w.WriteLine("Kind = " + CodeGeneration + ".DeploymentMethodKind." + kind + ",");
+                if (m.ResultTypeOf is not null)
+                    w.WriteLine("ResultType = typeof(" + m.ResultTypeOf + "),");
+                w.WriteLine("ParameterNames = " + names + ",");
+                w.WriteLine("ParameterTypes = " + types + ",");
+                if (m.Batch is { } batch)
+                    w.WriteLine("MaxBatchSize = " + Literal(batch.MaxBatchSize) + ",");
+                w.CloseBlock(",");
             }
             w.CloseBlock(",");
         }

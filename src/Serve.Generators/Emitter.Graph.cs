@@ -14,15 +14,7 @@ namespace Serve.Generators
         /// node to infer the graph's input type from), and no member of <c>Application&lt;T&gt;</c> hides the builder.
         /// </summary>
         internal static IEnumerable<MethodModel> GraphMethods(DeploymentModel model) =>
-            model.Methods.Where(m => HasGraphShape(m) && (model.IsFunction || !IsHiddenGraphBuilder(m)));
-
-        internal static bool HasGraphShape(MethodModel method) =>
-            method.Shape is ResultShape.Value or ResultShape.TaskOfT or ResultShape.ValueTaskOfT
-            && method.Parameters.Any(p => p.Kind != ParameterKind.CancellationToken);
-
-        /// <summary>Names that <c>Application&lt;T&gt;</c> already uses for a property or an always-applicable method (SERVE041).</summary>
-        internal static bool IsHiddenGraphBuilder(MethodModel method) =>
-            method.Name is "Definition" or "DeploymentName" or "ConstructorIndex" or "Arguments" or "Equals" or "ReferenceEquals";
+            model.Methods.Where(m => m.HasGraphShape && (model.IsFunction || !m.IsHiddenGraphBuilder));
 
         // A function deployment: Bind<TInput>(GraphNode<TInput, P> p, ...) beside Bind(), returning a call node.
         private static void WriteFunctionGraphBind(SourceWriter w, DeploymentModel model)

@@ -77,6 +77,32 @@ public sealed class IncrementalTests
     }
 
     [Fact]
+    public void EditingAnHttpEndpointBodyKeepsOutputsCached()
+    {
+        // The HTTP route is an equatable model (verb, template, bindings): an equal parse keeps everything cached.
+        var compilation = GeneratorHarness.CreateCompilation(new[] { """
+            using Microsoft.AspNetCore.Mvc;
+            using Serve;
+
+            namespace Demo;
+
+            [Deployment]
+            public partial class Api
+            {
+                [HttpGet("items/{id}")]
+                public string Get(int id, [FromQuery(Name = "q")] string? query = null, [FromHeader(Name = "x-user")] string? user = null) => "a";
+            }
+            """ });
+        var driver = GeneratorHarness.CreateDriver().RunGenerators(compilation);
+
+        var result = driver.RunGenerators(Replace(compilation, "=> \"a\";", "=> \"b\";")).GetRunResult().Results.Single();
+
+        AssertAllStepsCachedOrUnchanged(result);
+        AssertOutputsCached(result);
+        Assert.Contains("HttpParameterSource.Header, Name = \"x-user\"", result.GeneratedSources.Single(s => s.HintName == "Demo.Api.Serve.g.cs").SourceText.ToString());
+    }
+
+    [Fact]
     public void MovingADeploymentOnlyReparsesIt()
     {
         // Lines inserted above every deployment move their locations: the parse results change (they carry the

@@ -11,14 +11,17 @@ namespace Serve.Tests;
 /// <summary>The parts of the HTTP ingress on their own, without Kestrel: binding, error mapping, result writing, route matching.</summary>
 public class HttpPartsTests
 {
-    private static readonly DeploymentMethod AddCall =
-        new("Call", "CallAsync", 1, IsCall: true, DeploymentMethodKind.Value, typeof(int), ["a", "b"], [typeof(int), typeof(int)]);
+    private static readonly DeploymentMethod AddCall = Call(1, typeof(int), ["a", "b"], [typeof(int), typeof(int)]);
 
-    private static readonly DeploymentMethod NoArgumentCall =
-        new("Call", "CallAsync", 2, IsCall: true, DeploymentMethodKind.Value, typeof(string), [], []);
+    private static readonly DeploymentMethod NoArgumentCall = Call(2, typeof(string), [], []);
 
-    private static readonly DeploymentMethod RequestCall =
-        new("Call", "CallAsync", 3, IsCall: true, DeploymentMethodKind.Value, typeof(string), ["request"], [typeof(HttpRequest)]);
+    private static readonly DeploymentMethod RequestCall = Call(3, typeof(string), ["request"], [typeof(HttpRequest)]);
+
+    private static DeploymentMethod Call(int id, Type result, string[] names, Type[] types) => new()
+    {
+        Name = "Call", HandleName = "CallAsync", MethodId = id, IsCall = true, Kind = DeploymentMethodKind.Value,
+        ResultType = result, ParameterNames = names, ParameterTypes = types,
+    };
 
     private static DefaultHttpContext Request(string method, string query = "", string? body = null)
     {
@@ -112,10 +115,21 @@ public class HttpPartsTests
 
     private static HttpEndpointRoutes.Route ItemEndpoint()
     {
-        var method = new DeploymentMethod("Item", "ItemAsync", 7, IsCall: false, DeploymentMethodKind.Value, typeof(string),
-            ["id", "user", "limit"], [typeof(int), typeof(string), typeof(int)]);
-        var endpoint = new HttpEndpoint(7, "GET", "items/{id}",
-            [new(HttpParameterSource.Auto, "id"), new(HttpParameterSource.Header, "x-user"), new(HttpParameterSource.Query, "limit", HasDefault: true, DefaultValue: 10)]);
+        var method = new DeploymentMethod
+        {
+            Name = "Item", HandleName = "ItemAsync", MethodId = 7, Kind = DeploymentMethodKind.Value, ResultType = typeof(string),
+            ParameterNames = ["id", "user", "limit"], ParameterTypes = [typeof(int), typeof(string), typeof(int)],
+        };
+        var endpoint = new HttpEndpoint
+        {
+            MethodId = 7, Method = "GET", Template = "items/{id}",
+            Parameters =
+            [
+                new() { Source = HttpParameterSource.Auto, Name = "id" },
+                new() { Source = HttpParameterSource.Header, Name = "x-user" },
+                new() { Source = HttpParameterSource.Query, Name = "limit", HasDefault = true, DefaultValue = 10 },
+            ],
+        };
         return new HttpEndpointRoutes.Route(endpoint, method, new TemplateMatcher(TemplateParser.Parse(endpoint.Template), new RouteValueDictionary()));
     }
 

@@ -1,3 +1,4 @@
+using System.Linq;
 using Serve.Generators.Helpers;
 
 namespace Serve.Generators.Model
@@ -13,9 +14,7 @@ namespace Serve.Generators.Model
     /// <param name="ResultTypeOf">The same type for <c>typeof</c>; null for void shapes.</param>
     /// <param name="Parameters">All parameters of the user method, cancellation tokens included.</param>
     /// <param name="Index">The method's position among the handle methods (the struct is <c>{Name}_{Index}</c>).</param>
-    /// <param name="HttpVerb">The verb of an ASP.NET Core <c>[HttpGet]</c>-style attribute (<c>GET</c>), or null.</param>
-    /// <param name="HttpTemplate">That attribute's route template (empty when none).</param>
-    /// <param name="HttpBindings">Per handle parameter, <c>Source:Name</c> joined by '\n' (Source: Body, Query, Route, Header, Auto).</param>
+    /// <param name="Http">The route of an ASP.NET Core <c>[HttpGet]</c>-style attribute, or null.</param>
     /// <param name="Batch">Set for a <c>[Batch]</c> method: then <paramref name="Parameters"/> hold the item parameter (one <c>T</c>
     /// instead of the user's <c>IReadOnlyList&lt;T&gt;</c>) and <paramref name="ResultType"/> is one call's result.</param>
     internal sealed record MethodModel(
@@ -28,11 +27,18 @@ namespace Serve.Generators.Model
         string? ResultTypeOf,
         EquatableArray<ParameterModel> Parameters,
         int Index,
-        string? HttpVerb = null,
-        string? HttpTemplate = null,
-        string? HttpBindings = null,
+        HttpEndpointModel? Http = null,
         BatchModel? Batch = null)
     {
         public string StructName => Name + "_" + Index;
+
+        /// <summary>True when a graph builder can call the method: it returns a value and takes at least one input.</summary>
+        public bool HasGraphShape =>
+            Shape is ResultShape.Value or ResultShape.TaskOfT or ResultShape.ValueTaskOfT
+            && Parameters.Any(p => p.Kind != ParameterKind.CancellationToken);
+
+        /// <summary>Names that <c>Application&lt;T&gt;</c> already uses for a property or an always-applicable method (SERVE041).</summary>
+        public bool IsHiddenGraphBuilder =>
+            Name is "Definition" or "DeploymentName" or "ConstructorIndex" or "Arguments" or "Equals" or "ReferenceEquals";
     }
 }

@@ -84,25 +84,36 @@ public enum DeploymentMethodKind
     Stream,
 }
 
-/// <summary>Describes one handle method of a deployment.</summary>
-/// <param name="Name">The user method's name, e.g. <c>Shout</c>.</param>
-/// <param name="HandleName">The handle method's name, e.g. <c>ShoutAsync</c>.</param>
-/// <param name="MethodId">The stable method id.</param>
-/// <param name="IsCall">True for the call method (<c>Call</c>/<c>CallAsync</c>).</param>
-/// <param name="Kind">How the method returns.</param>
-/// <param name="ResultType">The value or item type; <c>null</c> for void methods.</param>
-/// <param name="ParameterNames">The parameter names, cancellation token excluded.</param>
-/// <param name="ParameterTypes">The parameter types, cancellation token excluded.</param>
-public sealed record DeploymentMethod(
-    string Name,
-    string HandleName,
-    int MethodId,
-    bool IsCall,
-    DeploymentMethodKind Kind,
-    Type? ResultType,
-    string[] ParameterNames,
-    Type[] ParameterTypes)
+/// <summary>
+/// Describes one handle method of a deployment. Generated code sets it with named properties (never a positional
+/// constructor), so a newer Serve can add properties without breaking assemblies compiled against an older one.
+/// </summary>
+public sealed record DeploymentMethod
 {
+    /// <summary>The user method's name, e.g. <c>Shout</c>.</summary>
+    public required string Name { get; init; }
+
+    /// <summary>The handle method's name, e.g. <c>ShoutAsync</c>.</summary>
+    public required string HandleName { get; init; }
+
+    /// <summary>The stable method id.</summary>
+    public required int MethodId { get; init; }
+
+    /// <summary>True for the call method (<c>Call</c>/<c>CallAsync</c>).</summary>
+    public bool IsCall { get; init; }
+
+    /// <summary>How the method returns.</summary>
+    public required DeploymentMethodKind Kind { get; init; }
+
+    /// <summary>The value or item type; <c>null</c> for void methods.</summary>
+    public Type? ResultType { get; init; }
+
+    /// <summary>The parameter names, cancellation token excluded.</summary>
+    public required string[] ParameterNames { get; init; }
+
+    /// <summary>The parameter types, cancellation token excluded.</summary>
+    public required Type[] ParameterTypes { get; init; }
+
     /// <summary>
     /// The <see cref="BatchAttribute.MaxBatchSize"/> of a <c>[Batch]</c> method as compiled (the replica may change it at
     /// run time), or <c>null</c> for a method that is not batched.

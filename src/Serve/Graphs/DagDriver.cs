@@ -101,7 +101,20 @@ internal static class DagDriverDefinition<TInput, TResult>
         CreateHandle = static target => new DagDriverHandle<TInput, TResult>(target),
         CreateInstance = Create,
         Invoker = new Invoker(),
-        Methods = [new DeploymentMethod("Call", "CallAsync", DagDriverCall<TInput, TResult>.Id, true, DeploymentMethodKind.Value, typeof(TResult), ["input"], [typeof(TInput)])],
+        Methods =
+        [
+            new DeploymentMethod
+            {
+                Name = "Call",
+                HandleName = "CallAsync",
+                MethodId = DagDriverCall<TInput, TResult>.Id,
+                IsCall = true,
+                Kind = DeploymentMethodKind.Value,
+                ResultType = typeof(TResult),
+                ParameterNames = ["input"],
+                ParameterTypes = [typeof(TInput)],
+            },
+        ],
     };
 
     private static object Create(DeploymentActivation activation)

@@ -57,7 +57,7 @@ internal static class RequestBinder
         for (var i = 0; i < arguments.Length; i++)
         {
             var type = method.ParameterTypes[i];
-            var binding = i < bindings.Length ? bindings[i] : new HttpParameterBinding(HttpParameterSource.Auto, method.ParameterNames[i]);
+            var binding = i < bindings.Length ? bindings[i] : new HttpParameterBinding { Source = HttpParameterSource.Auto, Name = method.ParameterNames[i] };
             var source = binding.Source;
             if (source == HttpParameterSource.Auto)
                 source = values.ContainsKey(binding.Name) ? HttpParameterSource.Route : HttpParameterSource.Query;

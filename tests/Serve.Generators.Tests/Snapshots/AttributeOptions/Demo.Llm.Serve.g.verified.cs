@@ -39,7 +39,17 @@ namespace Demo
             Invoker = new __ServeInvoker(),
             Methods = new global::Serve.CodeGeneration.DeploymentMethod[]
             {
-                new("Call", "CallAsync", 1612852461, true, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(string), new[] { "prompt" }, new[] { typeof(string) }),
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "Call",
+                    HandleName = "CallAsync",
+                    MethodId = 1612852461,
+                    IsCall = true,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(string),
+                    ParameterNames = new[] { "prompt" },
+                    ParameterTypes = new[] { typeof(string) },
+                },
             },
         };
 

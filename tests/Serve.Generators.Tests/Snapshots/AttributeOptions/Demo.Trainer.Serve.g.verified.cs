@@ -39,7 +39,16 @@ namespace Demo
             Invoker = new __ServeInvoker(),
             Methods = new global::Serve.CodeGeneration.DeploymentMethod[]
             {
-                new("Call", "CallAsync", -2071478546, true, global::Serve.CodeGeneration.DeploymentMethodKind.Void, null, global::System.Array.Empty<string>(), global::System.Array.Empty<global::System.Type>()),
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "Call",
+                    HandleName = "CallAsync",
+                    MethodId = -2071478546,
+                    IsCall = true,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Void,
+                    ParameterNames = global::System.Array.Empty<string>(),
+                    ParameterTypes = global::System.Array.Empty<global::System.Type>(),
+                },
             },
         };
 

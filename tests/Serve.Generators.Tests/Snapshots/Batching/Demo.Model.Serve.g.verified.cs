@@ -99,11 +99,60 @@ namespace Demo
             Invoker = new __ServeInvoker(),
             Methods = new global::Serve.CodeGeneration.DeploymentMethod[]
             {
-                new("Predict", "PredictAsync", 1253864863, false, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(float), new[] { "inputs" }, new[] { typeof(float[]) }) { MaxBatchSize = 32 },
-                new("Label", "LabelAsync", -1159264379, false, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(string), new[] { "ids" }, new[] { typeof(int) }) { MaxBatchSize = 10 },
-                new("Count", "CountAsync", 1477885718, false, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(int), new[] { "texts" }, new[] { typeof(string) }) { MaxBatchSize = 4 },
-                new("Generate", "GenerateAsync", -1147005908, false, global::Serve.CodeGeneration.DeploymentMethodKind.Stream, typeof(string), new[] { "prompts" }, new[] { typeof(string) }) { MaxBatchSize = 8 },
-                new("Plain", "PlainAsync", -2095891715, false, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(string), new[] { "x" }, new[] { typeof(int) }),
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "Predict",
+                    HandleName = "PredictAsync",
+                    MethodId = 1253864863,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(float),
+                    ParameterNames = new[] { "inputs" },
+                    ParameterTypes = new[] { typeof(float[]) },
+                    MaxBatchSize = 32,
+                },
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "Label",
+                    HandleName = "LabelAsync",
+                    MethodId = -1159264379,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(string),
+                    ParameterNames = new[] { "ids" },
+                    ParameterTypes = new[] { typeof(int) },
+                    MaxBatchSize = 10,
+                },
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "Count",
+                    HandleName = "CountAsync",
+                    MethodId = 1477885718,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(int),
+                    ParameterNames = new[] { "texts" },
+                    ParameterTypes = new[] { typeof(string) },
+                    MaxBatchSize = 4,
+                },
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "Generate",
+                    HandleName = "GenerateAsync",
+                    MethodId = -1147005908,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Stream,
+                    ResultType = typeof(string),
+                    ParameterNames = new[] { "prompts" },
+                    ParameterTypes = new[] { typeof(string) },
+                    MaxBatchSize = 8,
+                },
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "Plain",
+                    HandleName = "PlainAsync",
+                    MethodId = -2095891715,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(string),
+                    ParameterNames = new[] { "x" },
+                    ParameterTypes = new[] { typeof(int) },
+                },
             },
             UserConfigType = typeof(global::Demo.Config),
             Reconfigure = static (instance, config, cancellationToken) => ((global::Serve.IReconfigurable<global::Demo.Config>)instance)

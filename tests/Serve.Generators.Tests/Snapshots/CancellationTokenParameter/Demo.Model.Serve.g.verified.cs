@@ -51,10 +51,45 @@ namespace Demo
             Invoker = new __ServeInvoker(),
             Methods = new global::Serve.CodeGeneration.DeploymentMethod[]
             {
-                new("PredictAsync", "PredictAsync", -23214409, false, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(float[]), new[] { "input" }, new[] { typeof(float[]) }),
-                new("WarmUp", "WarmUpAsync", 1024191450, false, global::Serve.CodeGeneration.DeploymentMethodKind.Void, null, global::System.Array.Empty<string>(), global::System.Array.Empty<global::System.Type>()),
-                new("Generate", "GenerateAsync", -1390991230, false, global::Serve.CodeGeneration.DeploymentMethodKind.Stream, typeof(string), new[] { "prompt" }, new[] { typeof(string) }),
-                new("Echo", "EchoAsync", -2138820420, false, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(int), new[] { "cancellationToken" }, new[] { typeof(int) }),
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "PredictAsync",
+                    HandleName = "PredictAsync",
+                    MethodId = -23214409,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(float[]),
+                    ParameterNames = new[] { "input" },
+                    ParameterTypes = new[] { typeof(float[]) },
+                },
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "WarmUp",
+                    HandleName = "WarmUpAsync",
+                    MethodId = 1024191450,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Void,
+                    ParameterNames = global::System.Array.Empty<string>(),
+                    ParameterTypes = global::System.Array.Empty<global::System.Type>(),
+                },
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "Generate",
+                    HandleName = "GenerateAsync",
+                    MethodId = -1390991230,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Stream,
+                    ResultType = typeof(string),
+                    ParameterNames = new[] { "prompt" },
+                    ParameterTypes = new[] { typeof(string) },
+                },
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "Echo",
+                    HandleName = "EchoAsync",
+                    MethodId = -2138820420,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(int),
+                    ParameterNames = new[] { "cancellationToken" },
+                    ParameterTypes = new[] { typeof(int) },
+                },
             },
         };
 

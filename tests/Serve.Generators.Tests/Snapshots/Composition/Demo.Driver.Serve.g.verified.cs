@@ -39,7 +39,17 @@ namespace Demo
             Invoker = new __ServeInvoker(),
             Methods = new global::Serve.CodeGeneration.DeploymentMethod[]
             {
-                new("CallAsync", "CallAsync", 59405201, true, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(int), new[] { "request" }, new[] { typeof(int) }),
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "CallAsync",
+                    HandleName = "CallAsync",
+                    MethodId = 59405201,
+                    IsCall = true,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(int),
+                    ParameterNames = new[] { "request" },
+                    ParameterTypes = new[] { typeof(int) },
+                },
             },
         };
 

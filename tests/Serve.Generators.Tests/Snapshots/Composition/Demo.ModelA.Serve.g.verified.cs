@@ -39,7 +39,17 @@ namespace Demo
             Invoker = new __ServeInvoker(),
             Methods = new global::Serve.CodeGeneration.DeploymentMethod[]
             {
-                new("Call", "CallAsync", -1270602833, true, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(int), new[] { "request" }, new[] { typeof(int) }),
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "Call",
+                    HandleName = "CallAsync",
+                    MethodId = -1270602833,
+                    IsCall = true,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(int),
+                    ParameterNames = new[] { "request" },
+                    ParameterTypes = new[] { typeof(int) },
+                },
             },
         };
 

@@ -39,7 +39,17 @@ namespace Lib.Text.Apps
             Invoker = new __ServeInvoker(),
             Methods = new global::Serve.CodeGeneration.DeploymentMethod[]
             {
-                new("CallAsync", "CallAsync", 515776527, true, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(string), new[] { "s" }, new[] { typeof(string) }),
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "CallAsync",
+                    HandleName = "CallAsync",
+                    MethodId = 515776527,
+                    IsCall = true,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(string),
+                    ParameterNames = new[] { "s" },
+                    ParameterTypes = new[] { typeof(string) },
+                },
             },
         };
 

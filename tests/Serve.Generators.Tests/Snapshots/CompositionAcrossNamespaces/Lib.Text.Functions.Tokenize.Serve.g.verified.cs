@@ -40,7 +40,17 @@ namespace Lib.Text
             Invoker = new __ServeInvoker(),
             Methods = new global::Serve.CodeGeneration.DeploymentMethod[]
             {
-                new("Tokenize", "CallAsync", -336044820, true, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(string), new[] { "s" }, new[] { typeof(string) }),
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "Tokenize",
+                    HandleName = "CallAsync",
+                    MethodId = -336044820,
+                    IsCall = true,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(string),
+                    ParameterNames = new[] { "s" },
+                    ParameterTypes = new[] { typeof(string) },
+                },
             },
             IsFunction = true,
         };

@@ -39,7 +39,17 @@ namespace Lib.Vision
             Invoker = new __ServeInvoker(),
             Methods = new global::Serve.CodeGeneration.DeploymentMethod[]
             {
-                new("Call", "CallAsync", -1270602833, true, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(int), new[] { "image" }, new[] { typeof(int) }),
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "Call",
+                    HandleName = "CallAsync",
+                    MethodId = -1270602833,
+                    IsCall = true,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(int),
+                    ParameterNames = new[] { "image" },
+                    ParameterTypes = new[] { typeof(int) },
+                },
             },
         };
 

@@ -43,8 +43,27 @@ namespace Demo
             Invoker = new __ServeInvoker(),
             Methods = new global::Serve.CodeGeneration.DeploymentMethod[]
             {
-                new("event", "eventAsync", 2092236495, false, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(string), new[] { "params", "count", "mode", "rest" }, new[] { typeof(string), typeof(int), typeof(global::Demo.Mode), typeof(int[]) }),
-                new("Call", "CallAsync", 1051256581, true, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(string), new[] { "u", "ul" }, new[] { typeof(uint), typeof(ulong) }),
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "event",
+                    HandleName = "eventAsync",
+                    MethodId = 2092236495,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(string),
+                    ParameterNames = new[] { "params", "count", "mode", "rest" },
+                    ParameterTypes = new[] { typeof(string), typeof(int), typeof(global::Demo.Mode), typeof(int[]) },
+                },
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "Call",
+                    HandleName = "CallAsync",
+                    MethodId = 1051256581,
+                    IsCall = true,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(string),
+                    ParameterNames = new[] { "u", "ul" },
+                    ParameterTypes = new[] { typeof(uint), typeof(ulong) },
+                },
             },
         };
 

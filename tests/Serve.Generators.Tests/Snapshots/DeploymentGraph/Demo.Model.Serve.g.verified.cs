@@ -51,10 +51,45 @@ namespace Demo
             Invoker = new __ServeInvoker(),
             Methods = new global::Serve.CodeGeneration.DeploymentMethod[]
             {
-                new("Predict", "PredictAsync", 1748149514, false, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(int), new[] { "inp" }, new[] { typeof(int) }),
-                new("DescribeAsync", "DescribeAsync", 927562341, false, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(string), new[] { "deployment", "TInput" }, new[] { typeof(int), typeof(string) }),
-                new("Forget", "ForgetAsync", 194073108, false, global::Serve.CodeGeneration.DeploymentMethodKind.Void, null, new[] { "x" }, new[] { typeof(int) }),
-                new("Zero", "ZeroAsync", -469334072, false, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(int), global::System.Array.Empty<string>(), global::System.Array.Empty<global::System.Type>()),
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "Predict",
+                    HandleName = "PredictAsync",
+                    MethodId = 1748149514,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(int),
+                    ParameterNames = new[] { "inp" },
+                    ParameterTypes = new[] { typeof(int) },
+                },
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "DescribeAsync",
+                    HandleName = "DescribeAsync",
+                    MethodId = 927562341,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(string),
+                    ParameterNames = new[] { "deployment", "TInput" },
+                    ParameterTypes = new[] { typeof(int), typeof(string) },
+                },
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "Forget",
+                    HandleName = "ForgetAsync",
+                    MethodId = 194073108,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Void,
+                    ParameterNames = new[] { "x" },
+                    ParameterTypes = new[] { typeof(int) },
+                },
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "Zero",
+                    HandleName = "ZeroAsync",
+                    MethodId = -469334072,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(int),
+                    ParameterNames = global::System.Array.Empty<string>(),
+                    ParameterTypes = global::System.Array.Empty<global::System.Type>(),
+                },
             },
         };
 

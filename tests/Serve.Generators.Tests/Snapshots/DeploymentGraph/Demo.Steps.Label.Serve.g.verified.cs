@@ -40,7 +40,17 @@ namespace Demo
             Invoker = new __ServeInvoker(),
             Methods = new global::Serve.CodeGeneration.DeploymentMethod[]
             {
-                new("Label", "CallAsync", -933158172, true, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(string), new[] { "value", "unit" }, new[] { typeof(int), typeof(string) }),
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "Label",
+                    HandleName = "CallAsync",
+                    MethodId = -933158172,
+                    IsCall = true,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(string),
+                    ParameterNames = new[] { "value", "unit" },
+                    ParameterTypes = new[] { typeof(int), typeof(string) },
+                },
             },
             IsFunction = true,
         };

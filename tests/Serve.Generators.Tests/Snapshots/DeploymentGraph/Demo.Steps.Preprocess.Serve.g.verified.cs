@@ -40,7 +40,17 @@ namespace Demo
             Invoker = new __ServeInvoker(),
             Methods = new global::Serve.CodeGeneration.DeploymentMethod[]
             {
-                new("Preprocess", "CallAsync", 1829363497, true, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(int), new[] { "inp" }, new[] { typeof(int) }),
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "Preprocess",
+                    HandleName = "CallAsync",
+                    MethodId = 1829363497,
+                    IsCall = true,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(int),
+                    ParameterNames = new[] { "inp" },
+                    ParameterTypes = new[] { typeof(int) },
+                },
             },
             IsFunction = true,
         };

@@ -40,7 +40,17 @@ namespace Demo
             Invoker = new __ServeInvoker(),
             Methods = new global::Serve.CodeGeneration.DeploymentMethod[]
             {
-                new("Normalize", "CallAsync", -896293236, true, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(string), new[] { "text" }, new[] { typeof(string) }),
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "Normalize",
+                    HandleName = "CallAsync",
+                    MethodId = -896293236,
+                    IsCall = true,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(string),
+                    ParameterNames = new[] { "text" },
+                    ParameterTypes = new[] { typeof(string) },
+                },
             },
             IsFunction = true,
         };

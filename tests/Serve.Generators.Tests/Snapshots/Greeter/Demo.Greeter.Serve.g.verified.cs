@@ -43,8 +43,27 @@ namespace Demo
             Invoker = new __ServeInvoker(),
             Methods = new global::Serve.CodeGeneration.DeploymentMethod[]
             {
-                new("Call", "CallAsync", -2071478546, true, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(string), global::System.Array.Empty<string>(), global::System.Array.Empty<global::System.Type>()),
-                new("Shout", "ShoutAsync", 1772404786, false, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(string), new[] { "suffix" }, new[] { typeof(string) }),
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "Call",
+                    HandleName = "CallAsync",
+                    MethodId = -2071478546,
+                    IsCall = true,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(string),
+                    ParameterNames = global::System.Array.Empty<string>(),
+                    ParameterTypes = global::System.Array.Empty<global::System.Type>(),
+                },
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "Shout",
+                    HandleName = "ShoutAsync",
+                    MethodId = 1772404786,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(string),
+                    ParameterNames = new[] { "suffix" },
+                    ParameterTypes = new[] { typeof(string) },
+                },
             },
         };
 

@@ -51,16 +51,70 @@ namespace Demo
             Invoker = new __ServeInvoker(),
             Methods = new global::Serve.CodeGeneration.DeploymentMethod[]
             {
-                new("Hi", "HiAsync", 583994977, false, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(string), new[] { "name", "times" }, new[] { typeof(string), typeof(int) }),
-                new("Add", "AddAsync", 1393254237, false, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(global::Demo.Item), new[] { "item", "user", "tag" }, new[] { typeof(global::Demo.Item), typeof(string), typeof(string) }),
-                new("Root", "RootAsync", -661089222, false, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(string), global::System.Array.Empty<string>(), global::System.Array.Empty<global::System.Type>()),
-                new("NotAnEndpoint", "NotAnEndpointAsync", -946853449, false, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(string), global::System.Array.Empty<string>(), global::System.Array.Empty<global::System.Type>()),
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "Hi",
+                    HandleName = "HiAsync",
+                    MethodId = 583994977,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(string),
+                    ParameterNames = new[] { "name", "times" },
+                    ParameterTypes = new[] { typeof(string), typeof(int) },
+                },
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "Add",
+                    HandleName = "AddAsync",
+                    MethodId = 1393254237,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(global::Demo.Item),
+                    ParameterNames = new[] { "item", "user", "tag" },
+                    ParameterTypes = new[] { typeof(global::Demo.Item), typeof(string), typeof(string) },
+                },
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "Root",
+                    HandleName = "RootAsync",
+                    MethodId = -661089222,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(string),
+                    ParameterNames = global::System.Array.Empty<string>(),
+                    ParameterTypes = global::System.Array.Empty<global::System.Type>(),
+                },
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "NotAnEndpoint",
+                    HandleName = "NotAnEndpointAsync",
+                    MethodId = -946853449,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(string),
+                    ParameterNames = global::System.Array.Empty<string>(),
+                    ParameterTypes = global::System.Array.Empty<global::System.Type>(),
+                },
             },
             HttpEndpoints = new global::Serve.CodeGeneration.HttpEndpoint[]
             {
-                new(583994977, "GET", "hi/{name}", new global::Serve.CodeGeneration.HttpParameterBinding[] { new(global::Serve.CodeGeneration.HttpParameterSource.Route, "name"), new(global::Serve.CodeGeneration.HttpParameterSource.Query, "n", true, (object?)((int)(1))) }),
-                new(1393254237, "POST", "items", new global::Serve.CodeGeneration.HttpParameterBinding[] { new(global::Serve.CodeGeneration.HttpParameterSource.Body, "item"), new(global::Serve.CodeGeneration.HttpParameterSource.Header, "x-user"), new(global::Serve.CodeGeneration.HttpParameterSource.Auto, "tag", true, (object?)((string?)(null))) }),
-                new(-661089222, "GET", "", global::System.Array.Empty<global::Serve.CodeGeneration.HttpParameterBinding>()),
+                new global::Serve.CodeGeneration.HttpEndpoint
+                {
+                    MethodId = 583994977,
+                    Method = "GET",
+                    Template = "hi/{name}",
+                    Parameters = new global::Serve.CodeGeneration.HttpParameterBinding[] { new global::Serve.CodeGeneration.HttpParameterBinding { Source = global::Serve.CodeGeneration.HttpParameterSource.Route, Name = "name" }, new global::Serve.CodeGeneration.HttpParameterBinding { Source = global::Serve.CodeGeneration.HttpParameterSource.Query, Name = "n", HasDefault = true, DefaultValue = (object?)((int)(1)) } },
+                },
+                new global::Serve.CodeGeneration.HttpEndpoint
+                {
+                    MethodId = 1393254237,
+                    Method = "POST",
+                    Template = "items",
+                    Parameters = new global::Serve.CodeGeneration.HttpParameterBinding[] { new global::Serve.CodeGeneration.HttpParameterBinding { Source = global::Serve.CodeGeneration.HttpParameterSource.Body, Name = "item" }, new global::Serve.CodeGeneration.HttpParameterBinding { Source = global::Serve.CodeGeneration.HttpParameterSource.Header, Name = "x-user" }, new global::Serve.CodeGeneration.HttpParameterBinding { Source = global::Serve.CodeGeneration.HttpParameterSource.Auto, Name = "tag", HasDefault = true, DefaultValue = (object?)((string?)(null)) } },
+                },
+                new global::Serve.CodeGeneration.HttpEndpoint
+                {
+                    MethodId = -661089222,
+                    Method = "GET",
+                    Template = "",
+                    Parameters = global::System.Array.Empty<global::Serve.CodeGeneration.HttpParameterBinding>(),
+                },
             },
         };
 

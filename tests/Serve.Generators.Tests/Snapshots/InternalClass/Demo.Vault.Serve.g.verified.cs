@@ -39,7 +39,17 @@ namespace Demo
             Invoker = new __ServeInvoker(),
             Methods = new global::Serve.CodeGeneration.DeploymentMethod[]
             {
-                new("Call", "CallAsync", 1612852461, true, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(global::Demo.Secret), new[] { "key" }, new[] { typeof(string) }),
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "Call",
+                    HandleName = "CallAsync",
+                    MethodId = 1612852461,
+                    IsCall = true,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(global::Demo.Secret),
+                    ParameterNames = new[] { "key" },
+                    ParameterTypes = new[] { typeof(string) },
+                },
             },
         };
 

@@ -43,7 +43,15 @@ namespace Demo.Nested
                     Invoker = new __ServeInvoker(),
                     Methods = new global::Serve.CodeGeneration.DeploymentMethod[]
                     {
-                        new("Feed", "FeedAsync", -195963983, false, global::Serve.CodeGeneration.DeploymentMethodKind.Void, null, new[] { "animal" }, new[] { typeof(string) }),
+                        new global::Serve.CodeGeneration.DeploymentMethod
+                        {
+                            Name = "Feed",
+                            HandleName = "FeedAsync",
+                            MethodId = -195963983,
+                            Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Void,
+                            ParameterNames = new[] { "animal" },
+                            ParameterTypes = new[] { typeof(string) },
+                        },
                     },
                 };
 

@@ -47,9 +47,36 @@ namespace Demo
             Invoker = new __ServeInvoker(),
             Methods = new global::Serve.CodeGeneration.DeploymentMethod[]
             {
-                new("Find", "FindAsync", -1752088406, false, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(string), new[] { "key" }, new[] { typeof(string) }),
-                new("Keys", "KeysAsync", -1514406724, false, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(global::System.Collections.Generic.List<string>), new[] { "limit" }, new[] { typeof(int?) }),
-                new("Stats", "StatsAsync", 1906153023, false, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(global::System.ValueTuple<int, string>), new[] { "filter" }, new[] { typeof(global::System.ValueTuple<string, int>) }),
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "Find",
+                    HandleName = "FindAsync",
+                    MethodId = -1752088406,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(string),
+                    ParameterNames = new[] { "key" },
+                    ParameterTypes = new[] { typeof(string) },
+                },
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "Keys",
+                    HandleName = "KeysAsync",
+                    MethodId = -1514406724,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(global::System.Collections.Generic.List<string>),
+                    ParameterNames = new[] { "limit" },
+                    ParameterTypes = new[] { typeof(int?) },
+                },
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "Stats",
+                    HandleName = "StatsAsync",
+                    MethodId = 1906153023,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(global::System.ValueTuple<int, string>),
+                    ParameterNames = new[] { "filter" },
+                    ParameterTypes = new[] { typeof(global::System.ValueTuple<string, int>) },
+                },
             },
         };
 

@@ -39,7 +39,17 @@ namespace Demo
             Invoker = new __ServeInvoker(),
             Methods = new global::Serve.CodeGeneration.DeploymentMethod[]
             {
-                new("Call", "CallAsync", 508983989, true, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(bool), new[] { "x" }, new[] { typeof(double) }),
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "Call",
+                    HandleName = "CallAsync",
+                    MethodId = 508983989,
+                    IsCall = true,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(bool),
+                    ParameterNames = new[] { "x" },
+                    ParameterTypes = new[] { typeof(double) },
+                },
             },
             UserConfigType = typeof(global::Demo.Thresholds),
             Reconfigure = static (instance, config, cancellationToken) => ((global::Serve.IReconfigurable<global::Demo.Thresholds>)instance)

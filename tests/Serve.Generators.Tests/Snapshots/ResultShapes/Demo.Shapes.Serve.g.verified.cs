@@ -63,13 +63,73 @@ namespace Demo
             Invoker = new __ServeInvoker(),
             Methods = new global::Serve.CodeGeneration.DeploymentMethod[]
             {
-                new("Value", "ValueAsync", 1217965226, false, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(int), new[] { "x" }, new[] { typeof(int) }),
-                new("TaskOfT", "TaskOfTAsync", -1456933129, false, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(string), new[] { "s" }, new[] { typeof(string) }),
-                new("ValueTaskOfT", "ValueTaskOfTAsync", 260096923, false, global::Serve.CodeGeneration.DeploymentMethodKind.Value, typeof(long), new[] { "n" }, new[] { typeof(long) }),
-                new("Void", "VoidAsync", 1024222437, false, global::Serve.CodeGeneration.DeploymentMethodKind.Void, null, new[] { "x" }, new[] { typeof(int) }),
-                new("Done", "DoneAsync", 1096066134, false, global::Serve.CodeGeneration.DeploymentMethodKind.Void, null, global::System.Array.Empty<string>(), global::System.Array.Empty<global::System.Type>()),
-                new("ValueTaskAsync", "ValueTaskAsync", -778442962, false, global::Serve.CodeGeneration.DeploymentMethodKind.Void, null, global::System.Array.Empty<string>(), global::System.Array.Empty<global::System.Type>()),
-                new("Stream", "StreamAsync", 995585347, false, global::Serve.CodeGeneration.DeploymentMethodKind.Stream, typeof(int), new[] { "count" }, new[] { typeof(int) }),
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "Value",
+                    HandleName = "ValueAsync",
+                    MethodId = 1217965226,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(int),
+                    ParameterNames = new[] { "x" },
+                    ParameterTypes = new[] { typeof(int) },
+                },
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "TaskOfT",
+                    HandleName = "TaskOfTAsync",
+                    MethodId = -1456933129,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(string),
+                    ParameterNames = new[] { "s" },
+                    ParameterTypes = new[] { typeof(string) },
+                },
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "ValueTaskOfT",
+                    HandleName = "ValueTaskOfTAsync",
+                    MethodId = 260096923,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Value,
+                    ResultType = typeof(long),
+                    ParameterNames = new[] { "n" },
+                    ParameterTypes = new[] { typeof(long) },
+                },
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "Void",
+                    HandleName = "VoidAsync",
+                    MethodId = 1024222437,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Void,
+                    ParameterNames = new[] { "x" },
+                    ParameterTypes = new[] { typeof(int) },
+                },
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "Done",
+                    HandleName = "DoneAsync",
+                    MethodId = 1096066134,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Void,
+                    ParameterNames = global::System.Array.Empty<string>(),
+                    ParameterTypes = global::System.Array.Empty<global::System.Type>(),
+                },
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "ValueTaskAsync",
+                    HandleName = "ValueTaskAsync",
+                    MethodId = -778442962,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Void,
+                    ParameterNames = global::System.Array.Empty<string>(),
+                    ParameterTypes = global::System.Array.Empty<global::System.Type>(),
+                },
+                new global::Serve.CodeGeneration.DeploymentMethod
+                {
+                    Name = "Stream",
+                    HandleName = "StreamAsync",
+                    MethodId = 995585347,
+                    Kind = global::Serve.CodeGeneration.DeploymentMethodKind.Stream,
+                    ResultType = typeof(int),
+                    ParameterNames = new[] { "count" },
+                    ParameterTypes = new[] { typeof(int) },
+                },
             },
         };
 
