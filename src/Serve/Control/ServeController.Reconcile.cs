@@ -88,15 +88,21 @@ internal sealed partial class ServeController
     /// </summary>
     private void KeepServingCapacity(DeploymentState d, DeploymentSpec serving, int target)
     {
+        for (var i = target - Alive(d); i > 0 && StartReplica(d, serving, d.ServingGeneration, fallback: true); i--)
+        {
+        }
+    }
+
+    /// <summary>Replicas running or on their way.</summary>
+    private static int Alive(DeploymentState d)
+    {
         var alive = 0;
         foreach (var r in d.Replicas)
         {
             if (r.State is ReplicaState.Starting or ReplicaState.Running)
                 alive++;
         }
-        for (var i = target - alive; i > 0 && StartReplica(d, serving, d.ServingGeneration, fallback: true); i--)
-        {
-        }
+        return alive;
     }
 
     /// <summary>
@@ -105,18 +111,7 @@ internal sealed partial class ServeController
     /// </summary>
     private static void PublishFailure(DeploymentState d)
     {
-        var stranded = d.Failed && !d.Removing && d.ServingSpec is null;
-        if (stranded)
-        {
-            foreach (var r in d.Replicas)
-            {
-                if (r.State is ReplicaState.Starting or ReplicaState.Running)
-                {
-                    stranded = false;
-                    break;
-                }
-            }
-        }
+        var stranded = d.Failed && !d.Removing && d.ServingSpec is null && Alive(d) == 0;
         d.Endpoint.Router.SetFailure(stranded ? d.FailureMessage : null, d.FailureException);
     }
 

@@ -8,6 +8,9 @@ namespace Serve.Http;
 /// </summary>
 internal sealed record IngressRoute(string RoutePrefix, string Application, DeploymentEndpoint Ingress, DeploymentHandle Handle, bool AllowUnknownJsonProperties = false)
 {
+    // Normalized once here (RoutePrefixes' rule), not for every route on every request.
+    private readonly string _prefix = RoutePrefixes.Normalize(RoutePrefix);
+
     /// <summary>The application whose route prefix is the longest match of <paramref name="path"/> on a '/' boundary.</summary>
     public static IngressRoute? Match(IReadOnlyList<IngressRoute> applications, string path)
     {
@@ -15,7 +18,7 @@ internal sealed record IngressRoute(string RoutePrefix, string Application, Depl
         var bestLength = -1;
         foreach (var app in applications)
         {
-            var prefix = Normalize(app.RoutePrefix);
+            var prefix = app._prefix;
             if (prefix.Length > bestLength && Matches(prefix, path))
             {
                 best = app;
@@ -28,18 +31,8 @@ internal sealed record IngressRoute(string RoutePrefix, string Application, Depl
     /// <summary>The part of <paramref name="path"/> under this route's prefix ("/" when nothing is left).</summary>
     public string SubPath(string path)
     {
-        var prefix = Normalize(RoutePrefix);
-        var rest = prefix == "/" ? path : path[prefix.Length..];
+        var rest = _prefix == "/" ? path : path[_prefix.Length..];
         return rest.Length == 0 ? "/" : rest;
-    }
-
-    private static string Normalize(string prefix)
-    {
-        if (string.IsNullOrEmpty(prefix))
-            return "/";
-        if (prefix[0] != '/')
-            prefix = "/" + prefix;
-        return prefix.Length > 1 ? prefix.TrimEnd('/') is { Length: > 0 } t ? t : "/" : prefix;
     }
 
     private static bool Matches(string prefix, string path)
