@@ -157,3 +157,23 @@ public partial class HttpStreamBreaks
         yield return 2;
     }
 }
+
+public sealed class BlockerProbe : IDisposable
+{
+    public ManualResetEventSlim Gate { get; } = new();
+    public volatile bool Returned;
+
+    public void Dispose() => Gate.Dispose();
+}
+
+/// <summary>Blocks its thread (ignoring its token) until the test opens the gate, at most 10 s.</summary>
+[Deployment]
+public partial class HttpBlocker(BlockerProbe probe)
+{
+    public string Call(int x)
+    {
+        probe.Gate.Wait(TimeSpan.FromSeconds(10));
+        probe.Returned = true;
+        return "done " + x;
+    }
+}

@@ -298,6 +298,27 @@ public class HttpIngressTests
     }
 
     [Fact]
+    public async Task RequestTimeout_answers_504_at_the_deadline_when_the_method_blocks_its_thread()
+    {
+        using var probe = new BlockerProbe();
+        await using var serve = await StartAsync(o => o.Http.RequestTimeout = TimeSpan.FromMilliseconds(200));
+        await serve.RunAsync(HttpBlocker.Bind(probe)).WaitAsync(Bound);
+        using var http = Client(serve);
+        try
+        {
+            // Answered while the method still blocks its thread (it returns only once the gate opens below).
+            var timedOut = await PostAsync(http, "/", "1");
+            Assert.Equal(HttpStatusCode.GatewayTimeout, timedOut.Status);
+            Assert.False(probe.Returned);
+        }
+        finally
+        {
+            probe.Gate.Set();
+        }
+        await TestUtil.WaitUntilAsync(() => serve.GetDeployment("HttpBlocker").Replicas.All(r => r.OngoingRequests == 0), "the blocked call returned and freed its slot");
+    }
+
+    [Fact]
     public async Task A_port_in_use_fails_StartAsync_with_a_message_naming_the_address()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);

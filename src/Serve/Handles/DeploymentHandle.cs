@@ -177,13 +177,21 @@ public class DeploymentHandle
     /// <summary>Calls the deployment's call method (<c>Call</c>/<c>CallAsync</c>) with boxed arguments.</summary>
     /// <exception cref="MissingMethodException">The deployment has no call method.</exception>
     /// <exception cref="NotSupportedException">The call method returns a stream; use <see cref="InvokeCallStreamAsync"/>.</exception>
-    public ValueTask<object?> InvokeCallAsync(object?[] arguments, CancellationToken cancellationToken = default)
+    public ValueTask<object?> InvokeCallAsync(object?[] arguments, CancellationToken cancellationToken = default) =>
+        InvokeCallAsync(arguments, cancellationToken, offCaller: false);
+
+    /// <summary>
+    /// <see cref="InvokeCallAsync(object?[], CancellationToken)"/>; with <paramref name="offCaller"/> the method never
+    /// runs on the calling thread, so a caller racing the call against a deadline (the HTTP ingress's RequestTimeout)
+    /// can stop waiting even when the method blocks its thread.
+    /// </summary>
+    internal ValueTask<object?> InvokeCallAsync(object?[] arguments, CancellationToken cancellationToken, bool offCaller)
     {
         ArgumentNullException.ThrowIfNull(arguments);
         var method = FindCall(arguments.Length);
         if (method.Kind == DeploymentMethodKind.Stream)
             throw new NotSupportedException($"The call method of deployment '{DeploymentName}' returns a stream; call it with InvokeCallStreamAsync (or through the typed {Definition.HandleType.Name}).");
-        return InvokeBoxedAsync(method.MethodId, arguments, cancellationToken);
+        return InvokeBoxedAsync(method.MethodId, arguments, cancellationToken, offCaller);
     }
 
     /// <summary>
@@ -199,7 +207,7 @@ public class DeploymentHandle
     /// <param name="arguments">The call method's arguments; <see cref="System.Text.Json.JsonElement"/>s are deserialized to the parameter types.</param>
     /// <param name="cancellationToken">Cancels the wait for a slot and the stream.</param>
     /// <exception cref="MissingMethodException">The deployment has no call method taking that many arguments.</exception>
-    /// <exception cref="NotSupportedException">The call method does not return a stream; use <see cref="InvokeCallAsync"/>.</exception>
+    /// <exception cref="NotSupportedException">The call method does not return a stream; use <see cref="InvokeCallAsync(object?[], CancellationToken)"/>.</exception>
     public IAsyncEnumerable<object?> InvokeCallStreamAsync(object?[] arguments, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(arguments);
@@ -231,17 +239,17 @@ public class DeploymentHandle
     }
 
     /// <summary>Calls a method by id with boxed arguments through the router (the HTTP endpoints' path).</summary>
-    internal ValueTask<object?> InvokeByIdAsync(int methodId, object?[] arguments, CancellationToken cancellationToken) =>
-        InvokeBoxedAsync(methodId, arguments, cancellationToken);
+    internal ValueTask<object?> InvokeByIdAsync(int methodId, object?[] arguments, CancellationToken cancellationToken, bool offCaller = false) =>
+        InvokeBoxedAsync(methodId, arguments, cancellationToken, offCaller);
 
     /// <summary>Streams a method by id with boxed arguments through the router (the HTTP endpoints' path for <c>IAsyncEnumerable&lt;T&gt;</c>).</summary>
     internal IAsyncEnumerable<object?> InvokeStreamByIdAsync(int methodId, object?[] arguments, CancellationToken cancellationToken) =>
         StreamAsync<BoxedStream, object?>(new BoxedStream(methodId, arguments), cancellationToken);
 
-    private ValueTask<object?> InvokeBoxedAsync(int methodId, object?[] arguments, CancellationToken cancellationToken)
+    private ValueTask<object?> InvokeBoxedAsync(int methodId, object?[] arguments, CancellationToken cancellationToken, bool offCaller = false)
     {
         if (_timeout is null)
-            return InvokeBoxedCoreAsync(methodId, arguments, cancellationToken, offCaller: false);
+            return InvokeBoxedCoreAsync(methodId, arguments, cancellationToken, offCaller);
         var deadline = new CallDeadline(this, methodId, _timeout, cancellationToken);
         return deadline.WaitAsync(InvokeBoxedCoreAsync(methodId, arguments, deadline.Token, offCaller: true));
     }

@@ -202,7 +202,8 @@ internal sealed class HttpIngress : IAsyncDisposable
         try
         {
             // A method holding the live request is awaited to the end: the request must outlive it.
-            var pending = handle.InvokeCallAsync(arguments, cancellationToken);
+            // With a RequestTimeout the method runs off this thread, so the 504 can go out at the deadline even when it blocks.
+            var pending = handle.InvokeCallAsync(arguments, cancellationToken, offCaller: timeout is not null && !takesRequest);
             result = await (takesRequest ? pending : WithinTimeoutAsync(pending, timeout, cancellationToken, context, route, requestId)).ConfigureAwait(false);
         }
         catch (Exception e)
@@ -248,7 +249,7 @@ internal sealed class HttpIngress : IAsyncDisposable
         object? result;
         try
         {
-            result = await WithinTimeoutAsync(route.Handle.InvokeByIdAsync(method.MethodId, arguments, cancellationToken), timeout, cancellationToken, context, route, requestId).ConfigureAwait(false);
+            result = await WithinTimeoutAsync(route.Handle.InvokeByIdAsync(method.MethodId, arguments, cancellationToken, offCaller: timeout is not null), timeout, cancellationToken, context, route, requestId).ConfigureAwait(false);
         }
         catch (Exception e)
         {
