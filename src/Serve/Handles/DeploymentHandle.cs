@@ -21,7 +21,7 @@ namespace Serve;
 /// once it gets one from the replica's CPU queue; when every replica is full it waits in the deployment's queue. A
 /// handle with a <see cref="Timeout"/> never runs the method on the calling thread.
 /// </remarks>
-public class DeploymentHandle
+public partial class DeploymentHandle
 {
     private readonly DeploymentEndpoint _endpoint;
     private readonly DeploymentRouter _router;
@@ -75,10 +75,6 @@ public class DeploymentHandle
         return GetType() == typeof(DeploymentHandle) ? new DeploymentHandle(target) : _definition.CreateHandle(target);
     }
 
-    /// <summary>Takes a replica slot: for a model id, preferring replicas that hold the model (multiplexing).</summary>
-    private ValueTask<IReplica> AcquireAsync(CancellationToken cancellationToken) =>
-        _modelId is null ? _router.AcquireAsync(cancellationToken) : _router.AcquireForModelAsync(_modelId, cancellationToken);
-
     /// <summary>Makes the handle's model id the current call's (<see cref="ReplicaContext.ModelId"/>); called inside the async call paths, so it does not leak to the caller.</summary>
     private void EnterModel()
     {
@@ -92,66 +88,14 @@ public class DeploymentHandle
     /// <summary>Calls a value method through the router; used by generated handles.</summary>
     [EditorBrowsable(EditorBrowsableState.Never)]
     protected ValueTask<TResult> InvokeAsync<TArgs, TResult>(TArgs arguments, CancellationToken cancellationToken)
-        where TArgs : struct, IInvocation<TResult>
-    {
-        if (_timeout is not null || _modelId is not null)
-            return InvokeWithDeadlineAsync<TArgs, TResult>(arguments, cancellationToken);
-        if (!_router.TryAcquire(out var replica))
-            return InvokeQueuedAsync<TArgs, TResult>(arguments, cancellationToken, offCaller: false);
-        var started = _router.CallStarting();
-        var token = CallToken(replica, cancellationToken, out var linked);
-        ValueTask<TResult> pending;
-        try
-        {
-            pending = Run<TArgs, TResult>(arguments, replica, token);
-        }
-        catch (Exception e)
-        {
-            linked?.Dispose();
-            _router.Release(replica, started, failed: true);
-            return ValueTask.FromException<TResult>(StoppedOr(e, replica, cancellationToken));
-        }
-        if (pending.IsCompletedSuccessfully)
-        {
-            var result = pending.Result;
-            linked?.Dispose();
-            _router.Release(replica, started, failed: false);
-            return new ValueTask<TResult>(result);
-        }
-        return AwaitAndReleaseAsync(pending, replica, started, linked, cancellationToken);
-    }
+        where TArgs : struct, IInvocation<TResult> =>
+        Call<TypedCall<TArgs, TResult>, TResult>(new TypedCall<TArgs, TResult>(arguments), cancellationToken, offCaller: false);
 
     /// <summary>Calls a void method through the router; used by generated handles.</summary>
     [EditorBrowsable(EditorBrowsableState.Never)]
     protected ValueTask InvokeVoidAsync<TArgs>(TArgs arguments, CancellationToken cancellationToken)
-        where TArgs : struct, IVoidInvocation
-    {
-        if (_timeout is not null || _modelId is not null)
-            return InvokeVoidWithDeadlineAsync(arguments, cancellationToken);
-        if (!_router.TryAcquire(out var replica))
-            return InvokeVoidQueuedAsync(arguments, cancellationToken, offCaller: false);
-        var started = _router.CallStarting();
-        var token = CallToken(replica, cancellationToken, out var linked);
-        ValueTask pending;
-        try
-        {
-            pending = RunVoid(arguments, replica, token);
-        }
-        catch (Exception e)
-        {
-            linked?.Dispose();
-            _router.Release(replica, started, failed: true);
-            return ValueTask.FromException(StoppedOr(e, replica, cancellationToken));
-        }
-        if (pending.IsCompletedSuccessfully)
-        {
-            pending.GetAwaiter().GetResult();
-            linked?.Dispose();
-            _router.Release(replica, started, failed: false);
-            return default;
-        }
-        return AwaitAndReleaseAsync(pending, replica, started, linked, cancellationToken);
-    }
+        where TArgs : struct, IVoidInvocation =>
+        CallVoid(arguments, cancellationToken);
 
     /// <summary>Calls a stream method through the router; used by generated handles. The replica slot is held until the stream ends.</summary>
     [EditorBrowsable(EditorBrowsableState.Never)]
@@ -176,7 +120,7 @@ public class DeploymentHandle
 
     /// <summary>Calls the deployment's call method (<c>Call</c>/<c>CallAsync</c>) with boxed arguments.</summary>
     /// <exception cref="MissingMethodException">The deployment has no call method.</exception>
-    /// <exception cref="NotSupportedException">The call method returns a stream; use <see cref="InvokeCallStreamAsync"/>.</exception>
+    /// <exception cref="NotSupportedException">The call method returns a stream; use <see cref="InvokeCallStreamAsync(object?[], CancellationToken)"/>.</exception>
     public ValueTask<object?> InvokeCallAsync(object?[] arguments, CancellationToken cancellationToken = default) =>
         InvokeCallAsync(arguments, cancellationToken, offCaller: false);
 
@@ -185,13 +129,17 @@ public class DeploymentHandle
     /// runs on the calling thread, so a caller racing the call against a deadline (the HTTP ingress's RequestTimeout)
     /// can stop waiting even when the method blocks its thread.
     /// </summary>
-    internal ValueTask<object?> InvokeCallAsync(object?[] arguments, CancellationToken cancellationToken, bool offCaller)
+    /// <param name="arguments">The call method's arguments.</param>
+    /// <param name="cancellationToken">Cancels the wait for a slot and the call.</param>
+    /// <param name="offCaller">Never run the method on the calling thread.</param>
+    /// <param name="receipt">Told which replica took the call (the HTTP ingress's access log), or <c>null</c>.</param>
+    internal ValueTask<object?> InvokeCallAsync(object?[] arguments, CancellationToken cancellationToken, bool offCaller, CallReceipt? receipt = null)
     {
         ArgumentNullException.ThrowIfNull(arguments);
         var method = FindCall(arguments.Length);
         if (method.Kind == DeploymentMethodKind.Stream)
             throw new NotSupportedException($"The call method of deployment '{DeploymentName}' returns a stream; call it with InvokeCallStreamAsync (or through the typed {Definition.HandleType.Name}).");
-        return InvokeBoxedAsync(method.MethodId, arguments, cancellationToken, offCaller);
+        return InvokeBoxedAsync(method.MethodId, arguments, cancellationToken, offCaller, receipt);
     }
 
     /// <summary>
@@ -208,13 +156,20 @@ public class DeploymentHandle
     /// <param name="cancellationToken">Cancels the wait for a slot and the stream.</param>
     /// <exception cref="MissingMethodException">The deployment has no call method taking that many arguments.</exception>
     /// <exception cref="NotSupportedException">The call method does not return a stream; use <see cref="InvokeCallAsync(object?[], CancellationToken)"/>.</exception>
-    public IAsyncEnumerable<object?> InvokeCallStreamAsync(object?[] arguments, CancellationToken cancellationToken = default)
+    public IAsyncEnumerable<object?> InvokeCallStreamAsync(object?[] arguments, CancellationToken cancellationToken = default) =>
+        InvokeCallStreamAsync(arguments, cancellationToken, receipt: null);
+
+    /// <summary><see cref="InvokeCallStreamAsync(object?[], CancellationToken)"/>, telling <paramref name="receipt"/> which replica took the call.</summary>
+    /// <param name="arguments">The call method's arguments.</param>
+    /// <param name="cancellationToken">Cancels the wait for a slot and the stream.</param>
+    /// <param name="receipt">Told which replica took the call (the HTTP ingress's access log), or <c>null</c>.</param>
+    internal IAsyncEnumerable<object?> InvokeCallStreamAsync(object?[] arguments, CancellationToken cancellationToken, CallReceipt? receipt)
     {
         ArgumentNullException.ThrowIfNull(arguments);
         var method = FindCall(arguments.Length);
         if (method.Kind != DeploymentMethodKind.Stream)
             throw new NotSupportedException($"The call method of deployment '{DeploymentName}' does not return a stream; call it with InvokeCallAsync.");
-        return StreamAsync<BoxedStream, object?>(new BoxedStream(method.MethodId, arguments), cancellationToken);
+        return StreamAsync<BoxedStream, object?>(new BoxedStream(method.MethodId, arguments, receipt), cancellationToken);
     }
 
     private DeploymentMethod FindCall(int argumentCount)
@@ -239,449 +194,13 @@ public class DeploymentHandle
     }
 
     /// <summary>Calls a method by id with boxed arguments through the router (the HTTP endpoints' path).</summary>
-    internal ValueTask<object?> InvokeByIdAsync(int methodId, object?[] arguments, CancellationToken cancellationToken, bool offCaller = false) =>
-        InvokeBoxedAsync(methodId, arguments, cancellationToken, offCaller);
+    internal ValueTask<object?> InvokeByIdAsync(int methodId, object?[] arguments, CancellationToken cancellationToken, bool offCaller = false, CallReceipt? receipt = null) =>
+        InvokeBoxedAsync(methodId, arguments, cancellationToken, offCaller, receipt);
 
     /// <summary>Streams a method by id with boxed arguments through the router (the HTTP endpoints' path for <c>IAsyncEnumerable&lt;T&gt;</c>).</summary>
-    internal IAsyncEnumerable<object?> InvokeStreamByIdAsync(int methodId, object?[] arguments, CancellationToken cancellationToken) =>
-        StreamAsync<BoxedStream, object?>(new BoxedStream(methodId, arguments), cancellationToken);
+    internal IAsyncEnumerable<object?> InvokeStreamByIdAsync(int methodId, object?[] arguments, CancellationToken cancellationToken, CallReceipt? receipt = null) =>
+        StreamAsync<BoxedStream, object?>(new BoxedStream(methodId, arguments, receipt), cancellationToken);
 
-    private ValueTask<object?> InvokeBoxedAsync(int methodId, object?[] arguments, CancellationToken cancellationToken, bool offCaller = false)
-    {
-        if (_timeout is null)
-            return InvokeBoxedCoreAsync(methodId, arguments, cancellationToken, offCaller);
-        var deadline = new CallDeadline(this, methodId, _timeout, cancellationToken);
-        return deadline.WaitAsync(InvokeBoxedCoreAsync(methodId, arguments, deadline.Token, offCaller: true));
-    }
-
-    // offCaller: never run the method on the caller's thread (a deadline call), so the caller can stop waiting at the
-    // deadline even when the method blocks its thread.
-    private async ValueTask<object?> InvokeBoxedCoreAsync(int methodId, object?[] arguments, CancellationToken cancellationToken, bool offCaller)
-    {
-        var replica = await AcquireAsync(cancellationToken).ConfigureAwait(false);
-        EnterModel();
-        HttpRequestScope.OnAcquired(replica);
-        var started = _router.CallStarting();
-        var token = CallToken(replica, cancellationToken, out var linked);
-        var failed = true;
-        try
-        {
-            var pending = offCaller
-                ? (replica.Cpu ?? CpuLimiter.Unlimited).Queue((Handle: this, Replica: replica, MethodId: methodId, Arguments: arguments, Token: token), static s => s.Handle.InvokeBoxedCore(s.Replica, s.MethodId, s.Arguments, s.Token), token)
-                : replica.Cpu is { } cpu
-                ? cpu.Run((Handle: this, Replica: replica, MethodId: methodId, Arguments: arguments, Token: token), static s => s.Handle.InvokeBoxedCore(s.Replica, s.MethodId, s.Arguments, s.Token), token)
-                : InvokeBoxedCore(replica, methodId, arguments, token);
-            var result = await pending.ConfigureAwait(false);
-            failed = false;
-            return result;
-        }
-        catch (OperationCanceledException e) when (IsStopped(replica, cancellationToken))
-        {
-            throw replica.StoppedError(e);
-        }
-        finally
-        {
-            linked?.Dispose();
-            _router.Release(replica, started, failed);
-        }
-    }
-
-    // The replica's CPU limit (NumCpus): inline when a CPU slot is free, else from the replica's CPU queue. A
-    // replica built from another copy of the code (an isolated context) is called across a boundary, under the same limit.
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private ValueTask<TResult> Run<TArgs, TResult>(TArgs arguments, IReplica replica, CancellationToken cancellationToken)
-        where TArgs : struct, IInvocation<TResult>
-    {
-        if (ReferenceEquals(replica.Definition, _definition))
-            return replica.Cpu is { } cpu ? cpu.Invoke<TArgs, TResult>(arguments, replica.Instance, cancellationToken) : arguments.InvokeAsync(replica.Instance, cancellationToken);
-        var boundary = replica.GetBoundary(_definition);
-        return replica.Cpu is { } limited
-            ? limited.Run((Boundary: boundary, Arguments: arguments, Instance: replica.Instance, Token: cancellationToken), static s => s.Boundary.InvokeAsync<TArgs, TResult>(s.Arguments, s.Instance, s.Token), cancellationToken)
-            : boundary.InvokeAsync<TArgs, TResult>(arguments, replica.Instance, cancellationToken);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private ValueTask RunVoid<TArgs>(TArgs arguments, IReplica replica, CancellationToken cancellationToken)
-        where TArgs : struct, IVoidInvocation
-    {
-        if (ReferenceEquals(replica.Definition, _definition))
-            return replica.Cpu is { } cpu ? cpu.InvokeVoid(arguments, replica.Instance, cancellationToken) : arguments.InvokeAsync(replica.Instance, cancellationToken);
-        var boundary = replica.GetBoundary(_definition);
-        return replica.Cpu is { } limited
-            ? limited.RunVoid((Boundary: boundary, Arguments: arguments, Instance: replica.Instance, Token: cancellationToken), static s => s.Boundary.InvokeVoidAsync(s.Arguments, s.Instance, s.Token), cancellationToken)
-            : boundary.InvokeVoidAsync(arguments, replica.Instance, cancellationToken);
-    }
-
-    // A deadline call's synchronous part: like Run, but never on the caller's thread (the limiter's queue, or one hop to
-    // the thread pool when the replica has no CPU limit).
-    private ValueTask<TResult> RunOffCaller<TArgs, TResult>(TArgs arguments, IReplica replica, CancellationToken cancellationToken)
-        where TArgs : struct, IInvocation<TResult>
-    {
-        var limiter = replica.Cpu ?? CpuLimiter.Unlimited;
-        if (ReferenceEquals(replica.Definition, _definition))
-            return limiter.Queue((Arguments: arguments, Instance: replica.Instance, Token: cancellationToken), static s => s.Arguments.InvokeAsync(s.Instance, s.Token), cancellationToken);
-        var boundary = replica.GetBoundary(_definition);
-        return limiter.Queue((Boundary: boundary, Arguments: arguments, Instance: replica.Instance, Token: cancellationToken), static s => s.Boundary.InvokeAsync<TArgs, TResult>(s.Arguments, s.Instance, s.Token), cancellationToken);
-    }
-
-    private ValueTask RunVoidOffCaller<TArgs>(TArgs arguments, IReplica replica, CancellationToken cancellationToken)
-        where TArgs : struct, IVoidInvocation
-    {
-        var limiter = replica.Cpu ?? CpuLimiter.Unlimited;
-        if (ReferenceEquals(replica.Definition, _definition))
-            return limiter.QueueVoid((Arguments: arguments, Instance: replica.Instance, Token: cancellationToken), static s => s.Arguments.InvokeAsync(s.Instance, s.Token), cancellationToken);
-        var boundary = replica.GetBoundary(_definition);
-        return limiter.QueueVoid((Boundary: boundary, Arguments: arguments, Instance: replica.Instance, Token: cancellationToken), static s => s.Boundary.InvokeVoidAsync(s.Arguments, s.Instance, s.Token), cancellationToken);
-    }
-
-    private ValueTask<object?> InvokeBoxedCore(IReplica replica, int methodId, object?[] arguments, CancellationToken cancellationToken) =>
-        ReferenceEquals(replica.Definition, _definition)
-            ? _definition.Invoker.InvokeAsync(replica.Instance, methodId, arguments, cancellationToken)
-            : replica.GetBoundary(_definition).InvokeBoxedAsync(replica.Instance, methodId, arguments, cancellationToken);
-
-    /// <summary>
-    /// The token the replica method sees: the caller's (which carries any timeout) together with the replica's abort
-    /// token, cancelled when the replica stops with the call still running after its graceful shutdown timeout. A
-    /// call without a token of its own gets the abort token as it is (no allocation); otherwise the two are linked
-    /// for the call's duration (<paramref name="linked"/>, disposed when the call releases its slot).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static CancellationToken CallToken(IReplica replica, CancellationToken caller, out CancellationTokenSource? linked)
-    {
-        if (!caller.CanBeCanceled)
-        {
-            linked = null;
-            return replica.AbortToken;
-        }
-        linked = CancellationTokenSource.CreateLinkedTokenSource(caller, replica.AbortToken);
-        return linked.Token;
-    }
-
-    /// <summary>True when a call was cancelled by its replica stopping, not by its caller.</summary>
-    private static bool IsStopped(IReplica replica, CancellationToken caller) =>
-        replica.AbortToken.IsCancellationRequested && !caller.IsCancellationRequested;
-
-    private static Exception StoppedOr(Exception e, IReplica replica, CancellationToken caller) =>
-        e is OperationCanceledException && IsStopped(replica, caller) ? replica.StoppedError(e) : e;
-
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<TResult> AwaitAndReleaseAsync<TResult>(ValueTask<TResult> pending, IReplica replica, long started, CancellationTokenSource? linked, CancellationToken caller)
-    {
-        var failed = true;
-        try
-        {
-            var result = await pending.ConfigureAwait(false);
-            failed = false;
-            return result;
-        }
-        catch (OperationCanceledException e) when (IsStopped(replica, caller))
-        {
-            throw replica.StoppedError(e);
-        }
-        finally
-        {
-            linked?.Dispose();
-            _router.Release(replica, started, failed);
-        }
-    }
-
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask AwaitAndReleaseAsync(ValueTask pending, IReplica replica, long started, CancellationTokenSource? linked, CancellationToken caller)
-    {
-        var failed = true;
-        try
-        {
-            await pending.ConfigureAwait(false);
-            failed = false;
-        }
-        catch (OperationCanceledException e) when (IsStopped(replica, caller))
-        {
-            throw replica.StoppedError(e);
-        }
-        finally
-        {
-            linked?.Dispose();
-            _router.Release(replica, started, failed);
-        }
-    }
-
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<TResult> InvokeQueuedAsync<TArgs, TResult>(TArgs arguments, CancellationToken cancellationToken, bool offCaller)
-        where TArgs : struct, IInvocation<TResult>
-    {
-        var replica = await AcquireAsync(cancellationToken).ConfigureAwait(false);
-        EnterModel();
-        var started = _router.CallStarting();
-        var token = CallToken(replica, cancellationToken, out var linked);
-        var failed = true;
-        try
-        {
-            var result = await (offCaller ? RunOffCaller<TArgs, TResult>(arguments, replica, token) : Run<TArgs, TResult>(arguments, replica, token)).ConfigureAwait(false);
-            failed = false;
-            return result;
-        }
-        catch (OperationCanceledException e) when (IsStopped(replica, cancellationToken))
-        {
-            throw replica.StoppedError(e);
-        }
-        finally
-        {
-            linked?.Dispose();
-            _router.Release(replica, started, failed);
-        }
-    }
-
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask InvokeVoidQueuedAsync<TArgs>(TArgs arguments, CancellationToken cancellationToken, bool offCaller)
-        where TArgs : struct, IVoidInvocation
-    {
-        var replica = await AcquireAsync(cancellationToken).ConfigureAwait(false);
-        EnterModel();
-        var started = _router.CallStarting();
-        var token = CallToken(replica, cancellationToken, out var linked);
-        var failed = true;
-        try
-        {
-            await (offCaller ? RunVoidOffCaller(arguments, replica, token) : RunVoid(arguments, replica, token)).ConfigureAwait(false);
-            failed = false;
-        }
-        catch (OperationCanceledException e) when (IsStopped(replica, cancellationToken))
-        {
-            throw replica.StoppedError(e);
-        }
-        finally
-        {
-            linked?.Dispose();
-            _router.Release(replica, started, failed);
-        }
-    }
-
-    // The deadline paths reuse the queued path (acquire, call, release) under a token that also carries the timeout, and
-    // run the method off the caller's thread, so the caller can be released at the deadline even if the method blocks.
-    private ValueTask<TResult> InvokeWithDeadlineAsync<TArgs, TResult>(TArgs arguments, CancellationToken cancellationToken)
-        where TArgs : struct, IInvocation<TResult>
-    {
-        if (_timeout is null)
-            return InvokeQueuedAsync<TArgs, TResult>(arguments, cancellationToken, offCaller: false);
-        var deadline = new CallDeadline(this, arguments.MethodId, _timeout, cancellationToken);
-        return deadline.WaitAsync(InvokeQueuedAsync<TArgs, TResult>(arguments, deadline.Token, offCaller: true));
-    }
-
-    private ValueTask InvokeVoidWithDeadlineAsync<TArgs>(TArgs arguments, CancellationToken cancellationToken)
-        where TArgs : struct, IVoidInvocation
-    {
-        if (_timeout is null)
-            return InvokeVoidQueuedAsync(arguments, cancellationToken, offCaller: false);
-        var deadline = new CallDeadline(this, arguments.MethodId, _timeout, cancellationToken);
-        return deadline.WaitAsync(InvokeVoidQueuedAsync(arguments, deadline.Token, offCaller: true));
-    }
-
-    /// <summary>
-    /// Streams one call's items from a replica, holding its slot until the stream ends. The producer's token carries
-    /// the caller's token and the handle's timeout, and is cancelled when the consumer stops early (typed and untyped
-    /// streams alike), so the replica stops producing for nobody.
-    /// </summary>
-    private async IAsyncEnumerable<TItem> StreamAsync<TStream, TItem>(TStream stream, [EnumeratorCancellation] CancellationToken cancellationToken)
-        where TStream : struct, IReplicaStream<TItem>
-    {
-        using var producer = new CallDeadline(this, stream.MethodId, _timeout, cancellationToken);
-        IReplica replica;
-        try
-        {
-            replica = await AcquireAsync(producer.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (producer.TimedOut)
-        {
-            throw producer.TimeoutError();
-        }
-        HttpRequestScope.OnAcquired(replica);
-        var started = _router.CallStarting();
-        var token = CallToken(replica, producer.Token, out var linked);
-        var failed = true;
-        // With a timeout, the producer never runs on the consumer's thread and each item is raced against the
-        // deadline, so a producer that blocks or ignores its token cannot hold its consumer past it. A move the consumer
-        // stopped waiting for (abandoned) is awaited in the background before the enumerator is disposed and the slot freed.
-        var raced = _timeout is not null;
-        Task? abandoned = null;
-        Task<IAsyncEnumerator<TItem>>? abandonedEnumerator = null;
-        try
-        {
-            IAsyncEnumerator<TItem> enumerator;
-            EnterModel();
-            try
-            {
-                if (raced)
-                {
-                    var starting = StartStreamElsewhere<TStream, TItem>(stream, this, replica, token);
-                    try
-                    {
-                        await producer.WaitForEitherAsync(starting).ConfigureAwait(false);
-                    }
-                    catch
-                    {
-                        (abandoned, abandonedEnumerator) = (starting, starting);
-                        throw;
-                    }
-                    enumerator = await starting.ConfigureAwait(false);
-                }
-                else
-                {
-                    var items = await stream.StartAsync(this, replica, token).ConfigureAwait(false);
-                    enumerator = items.GetAsyncEnumerator(token);
-                }
-            }
-            catch (OperationCanceledException) when (producer.TimedOut)
-            {
-                throw producer.TimeoutError();
-            }
-            catch (OperationCanceledException e) when (IsStopped(replica, producer.Token))
-            {
-                throw replica.StoppedError(e);
-            }
-            var ended = false;
-            try
-            {
-                while (true)
-                {
-                    // Only an exception from the producer counts as a failed call; a consumer stopping early does not.
-                    failed = true;
-                    bool more;
-                    try
-                    {
-                        if (raced)
-                        {
-                            var next = MoveNextElsewhere(enumerator);
-                            try
-                            {
-                                await producer.WaitForEitherAsync(next).ConfigureAwait(false);
-                            }
-                            catch
-                            {
-                                (abandoned, abandonedEnumerator) = (next, Task.FromResult(enumerator));
-                                throw;
-                            }
-                            more = await next.ConfigureAwait(false);
-                        }
-                        else
-                        {
-                            more = await enumerator.MoveNextAsync().ConfigureAwait(false);
-                        }
-                    }
-                    catch (OperationCanceledException) when (producer.TimedOut)
-                    {
-                        throw producer.TimeoutError();
-                    }
-                    catch (OperationCanceledException e) when (IsStopped(replica, producer.Token))
-                    {
-                        throw replica.StoppedError(e);
-                    }
-                    failed = false;
-                    if (!more)
-                    {
-                        ended = true;
-                        break;
-                    }
-                    yield return enumerator.Current;
-                }
-            }
-            finally
-            {
-                if (!ended)
-                    producer.Cancel();
-                if (abandoned is null)
-                    await enumerator.DisposeAsync().ConfigureAwait(false);
-            }
-        }
-        finally
-        {
-            if (abandoned is null)
-            {
-                linked?.Dispose();
-                _router.Release(replica, started, failed);
-            }
-            else
-            {
-                _ = FinishAbandonedAsync(abandoned, abandonedEnumerator!, replica, started, linked);
-            }
-        }
-    }
-
-    // A timed-out stream's start and moves run on the thread pool, so the consumer can stop waiting at the deadline.
-    // Separate methods: lambdas in StreamAsync would allocate their closure for every stream, raced or not.
-    private static Task<IAsyncEnumerator<TItem>> StartStreamElsewhere<TStream, TItem>(TStream stream, DeploymentHandle handle, IReplica replica, CancellationToken token)
-        where TStream : struct, IReplicaStream<TItem> =>
-        Task.Run(async () =>
-        {
-            var items = await stream.StartAsync(handle, replica, token).ConfigureAwait(false);
-            return items.GetAsyncEnumerator(token);
-        });
-
-    private static Task<bool> MoveNextElsewhere<TItem>(IAsyncEnumerator<TItem> enumerator) =>
-        Task.Run(() => enumerator.MoveNextAsync().AsTask());
-
-    /// <summary>
-    /// Disposes a timed-out stream's enumerator and frees its replica slot once the start or move its consumer stopped
-    /// waiting for has returned: the replica is busy until then, and an enumerator must not be disposed mid-move.
-    /// </summary>
-    private async Task FinishAbandonedAsync<TItem>(Task pending, Task<IAsyncEnumerator<TItem>> enumerator, IReplica replica, long started, CancellationTokenSource? linked)
-    {
-        var failed = true;
-        try
-        {
-            try
-            {
-                await pending.ConfigureAwait(false);
-                failed = false;
-            }
-            catch (Exception)
-            {
-                // The consumer already got its TimeoutException or OperationCanceledException; nobody reads this one.
-            }
-            if (enumerator.IsCompletedSuccessfully)
-                await enumerator.Result.DisposeAsync().ConfigureAwait(false);
-        }
-        catch (Exception)
-        {
-            // A producer's finally block threw while being disposed, after its consumer left.
-        }
-        finally
-        {
-            linked?.Dispose();
-            _router.Release(replica, started, failed);
-        }
-    }
-
-    /// <summary>How a stream call starts on a replica: typed (argument struct) or boxed (invoker switch), directly or across its boundary.</summary>
-    private interface IReplicaStream<TItem>
-    {
-        int MethodId { get; }
-
-        ValueTask<IAsyncEnumerable<TItem>> StartAsync(DeploymentHandle handle, IReplica replica, CancellationToken cancellationToken);
-    }
-
-    private readonly struct TypedStream<TArgs, TItem>(TArgs arguments) : IReplicaStream<TItem>
-        where TArgs : struct, IStreamInvocation<TItem>
-    {
-        public int MethodId => arguments.MethodId;
-
-        public ValueTask<IAsyncEnumerable<TItem>> StartAsync(DeploymentHandle handle, IReplica replica, CancellationToken cancellationToken) =>
-            new(ReferenceEquals(replica.Definition, handle._definition)
-                ? arguments.Invoke(replica.Instance, cancellationToken)
-                : replica.GetBoundary(handle._definition).InvokeStream<TArgs, TItem>(arguments, replica.Instance, cancellationToken));
-    }
-
-    private readonly struct BoxedStream(int methodId, object?[] arguments) : IReplicaStream<object?>
-    {
-        public int MethodId => methodId;
-
-        public async ValueTask<IAsyncEnumerable<object?>> StartAsync(DeploymentHandle handle, IReplica replica, CancellationToken cancellationToken)
-        {
-            var definition = handle._definition;
-            var boxed = ReferenceEquals(replica.Definition, definition)
-                ? await definition.Invoker.InvokeAsync(replica.Instance, methodId, arguments, cancellationToken).ConfigureAwait(false)
-                : await replica.GetBoundary(definition).InvokeBoxedAsync(replica.Instance, methodId, arguments, cancellationToken).ConfigureAwait(false);
-            return boxed as IAsyncEnumerable<object?> ?? throw new InvalidOperationException(
-                $"Deployment '{handle.DeploymentName}': the invoker did not return a stream for a stream method; rebuild the deployment with the current Serve generator.");
-        }
-    }
+    private ValueTask<object?> InvokeBoxedAsync(int methodId, object?[] arguments, CancellationToken cancellationToken, bool offCaller = false, CallReceipt? receipt = null) =>
+        Call<BoxedCall, object?>(new BoxedCall(methodId, arguments, receipt), cancellationToken, offCaller);
 }

@@ -100,7 +100,7 @@ internal sealed class HttpIngress : IAsyncDisposable
             if (_accessLog.IsEnabled(LogLevel.Information))
             {
                 AccessLog.HttpRequest(_accessLog, context.Request.Method, context.Request.Path.Value ?? "/", status, milliseconds,
-                    response.Headers[RequestIdHeader].ToString(), route?.Application ?? "-", route?.Deployment ?? "-", scope.ReplicaId ?? "-");
+                    response.Headers[RequestIdHeader].ToString(), route?.Application ?? "-", route?.Deployment ?? "-", scope.Receipt.ReplicaId ?? "-");
             }
         }
     }
@@ -137,7 +137,7 @@ internal sealed class HttpIngress : IAsyncDisposable
                 matched = true;
                 if (string.Equals(endpoint.Endpoint.Method, request.Method, StringComparison.OrdinalIgnoreCase))
                 {
-                    await EndpointAsync(context, route, requestId, endpoint, values).ConfigureAwait(false);
+                    await EndpointAsync(context, route, requestId, endpoint, values, scope.Receipt).ConfigureAwait(false);
                     return;
                 }
             }
@@ -194,7 +194,7 @@ internal sealed class HttpIngress : IAsyncDisposable
 
         if (method.Kind == DeploymentMethodKind.Stream)
         {
-            await StreamAsync(context, route, requestId, handle.InvokeCallStreamAsync(arguments, cancellationToken), timeout, cancellationToken).ConfigureAwait(false);
+            await StreamAsync(context, route, requestId, handle.InvokeCallStreamAsync(arguments, cancellationToken, scope.Receipt), timeout, cancellationToken).ConfigureAwait(false);
             return;
         }
 
@@ -203,7 +203,7 @@ internal sealed class HttpIngress : IAsyncDisposable
         {
             // A method holding the live request is awaited to the end: the request must outlive it.
             // With a RequestTimeout the method runs off this thread, so the 504 can go out at the deadline even when it blocks.
-            var pending = handle.InvokeCallAsync(arguments, cancellationToken, offCaller: timeout is not null && !takesRequest);
+            var pending = handle.InvokeCallAsync(arguments, cancellationToken, offCaller: timeout is not null && !takesRequest, scope.Receipt);
             result = await (takesRequest ? pending : WithinTimeoutAsync(pending, timeout, cancellationToken, context, route, requestId)).ConfigureAwait(false);
         }
         catch (Exception e)
@@ -216,7 +216,7 @@ internal sealed class HttpIngress : IAsyncDisposable
     }
 
     /// <summary>Serves one <c>[HttpGet]</c>-style endpoint: binds route, query, header and body values, then calls through the router.</summary>
-    private async Task EndpointAsync(HttpContext context, IngressRoute route, string requestId, HttpEndpointRoutes.Route endpoint, RouteValueDictionary values)
+    private async Task EndpointAsync(HttpContext context, IngressRoute route, string requestId, HttpEndpointRoutes.Route endpoint, RouteValueDictionary values, CallReceipt receipt)
     {
         var method = endpoint.Method;
         if (method.ParameterTypes.Any(RequestBinder.IsRequestType))
@@ -242,14 +242,14 @@ internal sealed class HttpIngress : IAsyncDisposable
 
         if (method.Kind == DeploymentMethodKind.Stream)
         {
-            await StreamAsync(context, route, requestId, route.Handle.InvokeStreamByIdAsync(method.MethodId, arguments, cancellationToken), timeout, cancellationToken).ConfigureAwait(false);
+            await StreamAsync(context, route, requestId, route.Handle.InvokeStreamByIdAsync(method.MethodId, arguments, cancellationToken, receipt), timeout, cancellationToken).ConfigureAwait(false);
             return;
         }
 
         object? result;
         try
         {
-            result = await WithinTimeoutAsync(route.Handle.InvokeByIdAsync(method.MethodId, arguments, cancellationToken, offCaller: timeout is not null), timeout, cancellationToken, context, route, requestId).ConfigureAwait(false);
+            result = await WithinTimeoutAsync(route.Handle.InvokeByIdAsync(method.MethodId, arguments, cancellationToken, offCaller: timeout is not null, receipt), timeout, cancellationToken, context, route, requestId).ConfigureAwait(false);
         }
         catch (Exception e)
         {

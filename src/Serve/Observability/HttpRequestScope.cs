@@ -1,17 +1,16 @@
-using Serve.Replicas;
-
 namespace Serve.Observability;
 
 /// <summary>
-/// What the HTTP ingress learns about the request it is serving while the call runs: which replica took it. Flows
-/// with the request's execution context; the first replica acquired on the untyped (HTTP) call path is the ingress
-/// replica, and calls that replica makes to other deployments leave it alone.
+/// What the HTTP ingress knows about the request it is serving: the matched route, the ingress deployment's JSON
+/// leniency (read by the generated invoker while it binds arguments) and the receipt of its call (which replica took
+/// it, for the access log). Flows with the request's execution context.
 /// </summary>
 internal sealed class HttpRequestScope
 {
     private static readonly AsyncLocal<HttpRequestScope?> s_current = new();
 
-    public string? ReplicaId { get; private set; }
+    /// <summary>Filled by the request's call with the replica that took it; calls that replica makes have receipts of their own.</summary>
+    public CallReceipt Receipt { get; } = new();
 
     /// <summary>The scope of the request this code runs for, or null outside an HTTP request.</summary>
     public static HttpRequestScope? Current => s_current.Value;
@@ -31,12 +30,5 @@ internal sealed class HttpRequestScope
         var scope = new HttpRequestScope();
         s_current.Value = scope;
         return scope;
-    }
-
-    /// <summary>Called by the untyped call path after it acquired a replica; one AsyncLocal read.</summary>
-    public static void OnAcquired(IReplica replica)
-    {
-        if (s_current.Value is { ReplicaId: null } scope)
-            scope.ReplicaId = replica.ReplicaId;
     }
 }

@@ -104,7 +104,7 @@ internal sealed class ServeMetrics : IDisposable
         ProcessingLatency.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds, in replicaTags);
     }
 
-    public void RecordReplicaStarted(IReplica replica)
+    public void RecordReplicaStarted(Replica replica)
     {
         ReplicaStarts.Add(1, in replica.MetricTags);
         var tags = replica.MetricTags;

@@ -25,7 +25,7 @@ public enum ReplicaState
 /// One running instance of a deployment. Owns the user object, counts in-flight calls, and drains before it is
 /// disposed. The router talks to it through <see cref="IReplica"/>; a remote replica will implement the same.
 /// </summary>
-internal sealed class Replica : IReplica
+internal sealed partial class Replica : IReplica
 {
     /// <summary>How long a stopping replica waits for cancelled calls to return before it disposes its instance anyway.</summary>
     internal static readonly TimeSpan AbortWait = TimeSpan.FromSeconds(1);
@@ -352,23 +352,22 @@ internal sealed class Replica : IReplica
 }
 
 /// <summary>
-/// What the router needs from a replica: admission against a limit and release. A local replica implements it
-/// today; a replica in another process or on another machine can implement it later.
+/// What the router and handles need from a replica: admission against a limit (<see cref="TryAcquire"/>/<see cref="Release"/>)
+/// and running the calls it admitted, typed, boxed or streamed. The replica decides how a call runs (directly, across an
+/// isolated context's boundary, under its CPU limit); nothing here exposes the instance, so a replica in another process
+/// or on another machine can implement it. Every invoke is made between a successful <see cref="TryAcquire"/> and its
+/// <see cref="Release"/>.
 /// </summary>
 internal interface IReplica
 {
     string ReplicaId { get; }
     int Ongoing { get; }
-    object Instance { get; }
-    DeploymentDefinition Definition { get; }
+
+    /// <summary>The models it holds when the deployment is multiplexed (model-aware routing), else <c>null</c>.</summary>
     Multiplexing.IMultiplexedModels? Models { get; }
-    Boundary GetBoundary(DeploymentDefinition caller);
 
     /// <summary>The application, deployment and replica tags its metrics carry, built once.</summary>
     ref readonly TagList MetricTags { get; }
-
-    /// <summary>Bounds the threads running its calls (<see cref="DeploymentOptions.NumCpus"/>); null when unlimited.</summary>
-    Scheduling.CpuLimiter? Cpu { get; }
 
     /// <summary>Cancelled when the replica stops with calls still running after its graceful shutdown timeout; every call's token carries it.</summary>
     CancellationToken AbortToken { get; }
@@ -376,6 +375,31 @@ internal interface IReplica
     /// <summary>The error a call fails with when the replica cancelled it while stopping.</summary>
     ReplicaStoppedException StoppedError(Exception? cause);
 
+    /// <summary>Takes a call slot unless <paramref name="maxOngoing"/> calls are running or the replica is closed.</summary>
     bool TryAcquire(int maxOngoing);
+
+    /// <summary>Gives back a slot taken by <see cref="TryAcquire"/>.</summary>
     void Release();
+
+    /// <summary>
+    /// Runs a typed call of a value method. <paramref name="caller"/> is the definition the calling handle was built
+    /// from (it tells the replica whether a boundary must be crossed); with <paramref name="offCaller"/> the method never
+    /// runs on the calling thread, so a caller racing a deadline can stop waiting even when it blocks.
+    /// </summary>
+    ValueTask<TResult> InvokeAsync<TArgs, TResult>(DeploymentDefinition caller, TArgs arguments, bool offCaller, CancellationToken cancellationToken)
+        where TArgs : struct, IInvocation<TResult>;
+
+    /// <summary>The void-method counterpart of <see cref="InvokeAsync{TArgs, TResult}"/>.</summary>
+    ValueTask InvokeVoidAsync<TArgs>(DeploymentDefinition caller, TArgs arguments, bool offCaller, CancellationToken cancellationToken)
+        where TArgs : struct, IVoidInvocation;
+
+    /// <summary>Runs a method by id with boxed arguments (untyped handles, HTTP); a void method's result is <c>null</c>.</summary>
+    ValueTask<object?> InvokeBoxedAsync(DeploymentDefinition caller, int methodId, object?[] arguments, bool offCaller, CancellationToken cancellationToken);
+
+    /// <summary>Starts a typed stream call; the caller holds its slot until the stream ends.</summary>
+    ValueTask<IAsyncEnumerable<TItem>> InvokeStreamAsync<TArgs, TItem>(DeploymentDefinition caller, TArgs arguments, CancellationToken cancellationToken)
+        where TArgs : struct, IStreamInvocation<TItem>;
+
+    /// <summary>Starts a stream method by id with boxed arguments; its items come boxed.</summary>
+    ValueTask<IAsyncEnumerable<object?>> InvokeBoxedStreamAsync(DeploymentDefinition caller, int methodId, object?[] arguments, CancellationToken cancellationToken);
 }
