@@ -366,3 +366,37 @@ public class HttpIngressTests
         }
     }
 }
+
+public class AccessLogTests
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task The_access_log_names_the_ingress_replica_that_served_a_call_or_stream_not_the_replicas_it_called()
+    {
+        var logs = new CapturingLoggerProvider();
+        using var loggerFactory = LoggerFactory.Create(b => b.AddProvider(logs).SetMinimumLevel(LogLevel.Information));
+        await using var serve = await ServeHost.StartAsync(o =>
+        {
+            o.Http.Port = 0;
+            o.LoggerFactory = loggerFactory;
+        }).WaitAsync(Bound);
+        await serve.RunAsync(Driver.Bind(ModelA.Bind(), ModelB.Bind()), new RunOptions { Name = "math", RoutePrefix = "/math" }).WaitAsync(Bound);
+        await serve.RunAsync(HttpTicker.Bind(), new RunOptions { Name = "ticks", RoutePrefix = "/ticks" }).WaitAsync(Bound);
+        using var http = new HttpClient { BaseAddress = serve.HttpAddress, Timeout = Bound };
+
+        Assert.Equal("23", await http.GetStringAsync("/math?request=2").WaitAsync(Bound));
+        Assert.Equal(2, (await http.GetStringAsync("/ticks?n=2").WaitAsync(Bound)).Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+
+        var driver = Assert.Single(serve.GetDeployment("Driver", "math").Replicas).ReplicaId;
+        var modelA = Assert.Single(serve.GetDeployment("ModelA", "math").Replicas).ReplicaId;
+        var ticker = Assert.Single(serve.GetDeployment("HttpTicker", "ticks").Replicas).ReplicaId;
+        await TestUtil.WaitUntilAsync(() => logs.Lines.Count(l => l.Category == "Serve.Access") >= 2, "both requests are logged");
+        var lines = logs.Lines.Where(l => l.Category == "Serve.Access").Select(l => l.Message).ToArray();
+        var math = Assert.Single(lines, l => l.StartsWith("GET /math ", StringComparison.Ordinal));
+        Assert.EndsWith($"application math deployment Driver replica {driver}", math);
+        Assert.DoesNotContain(modelA, math);
+        var ticks = Assert.Single(lines, l => l.StartsWith("GET /ticks ", StringComparison.Ordinal));
+        Assert.EndsWith($"application ticks deployment HttpTicker replica {ticker}", ticks);
+    }
+}
