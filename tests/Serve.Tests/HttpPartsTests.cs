@@ -232,6 +232,19 @@ public class HttpPartsTests
     }
 
     [Fact]
+    public void Mapper_answers_an_argument_the_invoker_could_not_bind_400_but_a_method_s_own_ArgumentException_500()
+    {
+        // What the generated invoker throws for a JSON value of the wrong type (by type, not by where it was thrown).
+        var unbound = Assert.Throws<ArgumentBindingException>(() => InvokerHelpers.Argument<int>([JsonDocument.Parse("\"x\"").RootElement], 0, "Add", "a"));
+        var answer = Errors.CallFailed(unbound, "r1", cancelled: false, timedOut: false);
+        var own = Errors.CallFailed(new ArgumentException("the method's own check"), "r2", cancelled: false, timedOut: false);
+
+        Assert.Equal(400, answer!.Value.StatusCode);
+        Assert.StartsWith("Bad request: Method 'Add' parameter 'a' expects System.Int32; the JSON value could not be read", answer.Value.Body);
+        Assert.Equal(new HttpError(500, "Internal error; request id r2", LogError: true), own);
+    }
+
+    [Fact]
     public void Mapper_answers_anything_else_500_with_the_request_id_and_logs_it()
     {
         // A cancellation the request did not ask for, and user code's own I/O error, are the application's failures.

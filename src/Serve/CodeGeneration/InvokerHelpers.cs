@@ -37,7 +37,7 @@ public static class InvokerHelpers
     public static T Argument<T>(object?[] arguments, int index, string method, string parameter)
     {
         if ((uint)index >= (uint)arguments.Length)
-            throw new ArgumentException($"Method '{method}' expects an argument for parameter '{parameter}' at position {index}, but only {arguments.Length} were given.");
+            throw new ArgumentBindingException($"Method '{method}' expects an argument for parameter '{parameter}' at position {index}, but only {arguments.Length} were given.");
         var value = arguments[index];
         if (value is T t)
             return t;
@@ -51,10 +51,10 @@ public static class InvokerHelpers
             }
             catch (JsonException e)
             {
-                throw new ArgumentException($"Method '{method}' parameter '{parameter}' expects {typeof(T)}; the JSON value could not be read: {e.Message}", e);
+                throw new ArgumentBindingException($"Method '{method}' parameter '{parameter}' expects {typeof(T)}; the JSON value could not be read: {e.Message}", e);
             }
         }
-        throw new ArgumentException($"Method '{method}' parameter '{parameter}' expects {typeof(T)}, but got " +
+        throw new ArgumentBindingException($"Method '{method}' parameter '{parameter}' expects {typeof(T)}, but got " +
                                     (value is null ? "null" : value.GetType().ToString()) + ".");
     }
 
@@ -67,7 +67,7 @@ public static class InvokerHelpers
     {
         var value = Argument<T>(arguments, index, method, parameter);
         if (value is null && arguments[index] is JsonElement)
-            throw new ArgumentException($"Method '{method}' parameter '{parameter}' is a non-nullable {typeof(T)}, but the JSON value is null; " +
+            throw new ArgumentBindingException($"Method '{method}' parameter '{parameter}' is a non-nullable {typeof(T)}, but the JSON value is null; " +
                                         $"send a value, or declare the parameter nullable ({typeof(T).Name}?) to accept null.");
         return value;
     }
@@ -76,7 +76,7 @@ public static class InvokerHelpers
     public static void ExpectArguments(object?[] arguments, int count, string method)
     {
         if (arguments.Length != count)
-            throw new ArgumentException($"Method '{method}' takes {count} argument(s), but {arguments.Length} were given.");
+            throw new ArgumentBindingException($"Method '{method}' takes {count} argument(s), but {arguments.Length} were given.");
     }
 
     /// <summary>Boxes the result of a value method.</summary>
