@@ -8,19 +8,6 @@ using Serve.Observability;
 
 namespace Serve.Replicas;
 
-/// <summary>The life of one replica, as the controller sees it.</summary>
-public enum ReplicaState
-{
-    /// <summary>Its constructor (and first reconfigure) is running.</summary>
-    Starting,
-    /// <summary>It serves calls.</summary>
-    Running,
-    /// <summary>It takes no new calls and drains the in-flight ones before it is disposed.</summary>
-    Stopping,
-    /// <summary>It is gone.</summary>
-    Stopped,
-}
-
 /// <summary>
 /// One running instance of a deployment. Owns the user object, counts in-flight calls, and drains before it is
 /// disposed. The router talks to it through <see cref="IReplica"/>; a remote replica will implement the same.
