@@ -54,7 +54,7 @@ public static class AutoscaleStep
             TimeSpan? reached = null;
             while (clock.Elapsed < TimeSpan.FromSeconds(30))
             {
-                var running = host.GetDeployment("Sleeper").Replicas.Where(r => r.State == Replicas.ReplicaState.Running).Select(r => r.ReplicaId).ToArray();
+                var running = host.GetDeployment("Sleeper").Replicas.Where(r => r.State == ReplicaState.Running).Select(r => r.ReplicaId).ToArray();
                 if (running.Length == 4 && running.All(served.ContainsKey))
                 {
                     reached = TimeSpan.FromTicks((long)(running.Max(id => served[id]) * (double)TimeSpan.TicksPerSecond / Stopwatch.Frequency));

@@ -39,6 +39,23 @@ namespace Serve.Generators
             }
         }
 
+        // The definition's accessor the replica calls once at start: its instance's queues, so stopping and the batch
+        // metric reach them without a table keyed by the instance.
+        private static void WriteBatchQueuesAccessor(SourceWriter w, DeploymentModel model)
+        {
+            var queues = model.Methods
+                .Where(m => m.Batch is not null)
+                .Select(m => "((" + model.ImplementationType + ")instance)." + m.Batch!.FieldName + (m.Shape == ResultShape.Stream ? ".Queue" : ""))
+                .ToArray();
+            if (queues.Length == 0)
+                return;
+            w.WriteLine("BatchQueues = static instance => new global::Serve.Batching.BatchQueue[]");
+            w.OpenBlock();
+            foreach (var queue in queues)
+                w.WriteLine(queue + ",");
+            w.CloseBlock(",");
+        }
+
         private static void WriteBatchInvocation(SourceWriter w, DeploymentModel model, MethodModel method, BatchModel batch, string signature)
         {
             var item = method.Parameters.First(p => p.Kind != ParameterKind.CancellationToken);

@@ -73,6 +73,7 @@ namespace Serve.Generators
             }
             if (model.Multiplexed is not null)
                 w.WriteLine("Multiplexed = static instance => ((" + model.ImplementationType + ")instance).__serveModels,");
+            WriteBatchQueuesAccessor(w, model);
             if (model.IsFunction)
                 w.WriteLine("IsFunction = true,");
             w.CloseBlock(";");

@@ -69,7 +69,7 @@ public class AutoscalingAndHealthTests
     private static Task<ServeHost> StartAsync() => ServeHost.StartAsync(o => o.Http.Enabled = false);
 
     private static int Running(IServeClient serve, string deployment) =>
-        serve.GetDeployment(deployment).Replicas.Count(r => r.State == Replicas.ReplicaState.Running);
+        serve.GetDeployment(deployment).Replicas.Count(r => r.State == ReplicaState.Running);
 
     private static AutoscalingOptions Fast(int min, int max) => new()
     {
@@ -178,7 +178,7 @@ public class AutoscalingAndHealthTests
         var inFlight = handle.HoldAsync().AsTask();
 
         probe.Unhealthy = sick;
-        await TestUtil.WaitUntilAsync(() => serve.GetDeployment("Checked").Replicas.Any(r => r.ReplicaId != sick && r.State == Replicas.ReplicaState.Running),
+        await TestUtil.WaitUntilAsync(() => serve.GetDeployment("Checked").Replicas.Any(r => r.ReplicaId != sick && r.State == ReplicaState.Running),
             "a replacement runs");
 
         Assert.NotEqual(sick, await handle.CallAsync()); // no new call goes to the sick replica

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using Serve.Replicas;
 
 namespace Serve.Tests;
 

@@ -117,7 +117,7 @@ public class GracefulShutdownTests
         await probe.WaitEnteredAsync(1);
 
         var update = serve.RunAsync(Lingerer.Bind(probe).WithOptions(o => { o.Version = "v2"; o.GracefulShutdownTimeout = Bound; }));
-        await TestUtil.WaitUntilAsync(() => serve.GetDeployment("Lingerer").Replicas.Any(r => r.State == Replicas.ReplicaState.Stopping), "the v1 replica is stopping");
+        await TestUtil.WaitUntilAsync(() => serve.GetDeployment("Lingerer").Replicas.Any(r => r.State == ReplicaState.Stopping), "the v1 replica is stopping");
         Assert.False(call.IsCompleted);
         probe.Release();
 

@@ -1,5 +1,4 @@
 using Microsoft.Extensions.DependencyInjection;
-using Serve.Replicas;
 
 namespace Serve.Tests;
 

@@ -234,8 +234,8 @@ public class HttpPartsTests
     [Fact]
     public void Mapper_answers_an_argument_the_invoker_could_not_bind_400_but_a_method_s_own_ArgumentException_500()
     {
-        // What the generated invoker throws for a JSON value of the wrong type (by type, not by where it was thrown).
-        var unbound = Assert.Throws<ArgumentBindingException>(() => InvokerHelpers.Argument<int>([JsonDocument.Parse("\"x\"").RootElement], 0, "Add", "a"));
+        // What the generated invoker throws for a JSON value of the wrong type (recognised by its mark, not by where it was thrown).
+        var unbound = Assert.Throws<ArgumentException>(() => InvokerHelpers.Argument<int>([JsonDocument.Parse("\"x\"").RootElement], 0, "Add", "a"));
         var answer = Errors.CallFailed(unbound, "r1", cancelled: false, timedOut: false);
         var own = Errors.CallFailed(new ArgumentException("the method's own check"), "r2", cancelled: false, timedOut: false);
 

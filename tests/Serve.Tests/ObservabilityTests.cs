@@ -242,7 +242,7 @@ public class ObservabilityTests
         Assert.Equal(1, Sum(await ScrapeAsync(serve), "serve_deployment_replica_healthy", mine, $"replica=\"{sick}\""));
 
         probe.Unhealthy = sick;
-        await TestUtil.WaitUntilAsync(() => serve.GetDeployment("Checked", app).Replicas.Any(r => r.ReplicaId != sick && r.State == Replicas.ReplicaState.Running),
+        await TestUtil.WaitUntilAsync(() => serve.GetDeployment("Checked", app).Replicas.Any(r => r.ReplicaId != sick && r.State == ReplicaState.Running),
             "a replacement runs");
 
         var text = await ScrapeAsync(serve);

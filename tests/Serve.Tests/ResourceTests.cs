@@ -1,5 +1,4 @@
 using System.Runtime.CompilerServices;
-using Serve.Replicas;
 
 namespace Serve.Tests;
 

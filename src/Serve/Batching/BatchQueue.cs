@@ -1,6 +1,5 @@
 using System.ComponentModel;
 using System.Diagnostics;
-using System.Runtime.CompilerServices;
 using System.Threading.Tasks.Sources;
 
 namespace Serve.Batching;
@@ -17,20 +16,13 @@ namespace Serve.Batching;
 /// </remarks>
 public abstract class BatchQueue
 {
-    // The queues of each replica instance, so a stopping replica can start its waiting batches at once.
-    private static readonly ConditionalWeakTable<object, List<BatchQueue>> s_byInstance = new();
+    // Who wants to hear of each batch this queue starts (the host's batch-size metric); set once the replica has started.
+    private Action<string, int>? _onBatch;
 
-    // Who wants to hear of each batch a replica instance runs (the host's batch-size metric); weakly keyed like above.
-    private static readonly ConditionalWeakTable<object, Action<string, int>> s_observers = new();
+    /// <summary>Calls <paramref name="onBatch"/> with the method name and size of every batch this queue starts.</summary>
+    internal void Observe(Action<string, int> onBatch) => Volatile.Write(ref _onBatch, onBatch);
 
-    /// <summary>Calls <paramref name="onBatch"/> with the method name and size of every batch <paramref name="instance"/>'s queues start.</summary>
-    internal static void Observe(object instance, Action<string, int> onBatch) => s_observers.AddOrUpdate(instance, onBatch);
-
-    private protected void ReportBatch(object? instance, int size)
-    {
-        if (instance is not null && s_observers.TryGetValue(instance, out var observer))
-            observer(MethodName, size);
-    }
+    private protected void ReportBatch(int size) => Volatile.Read(ref _onBatch)?.Invoke(MethodName, size);
 
     private protected readonly object Lock = new();
     private int _maxBatchSize;
@@ -111,30 +103,11 @@ public abstract class BatchQueue
 
     private protected abstract void SettingsChanged();
 
-    /// <summary>From now on, starts waiting batches without waiting for more calls (the replica takes no new ones).</summary>
-    private protected abstract void StartWaitingNow();
-
-    private protected void Register(object instance)
-    {
-        var queues = s_byInstance.GetOrCreateValue(instance);
-        lock (queues)
-            queues.Add(this);
-    }
-
     /// <summary>
-    /// Called when a replica starts stopping: the batches still waiting for calls on <paramref name="instance"/> start
-    /// now (as their slots allow), so draining the replica does not wait for their <see cref="BatchWaitTimeout"/>.
+    /// Called when the replica starts stopping: from now on, waiting batches start without waiting for more calls (as
+    /// their slots allow), so draining the replica does not wait for their <see cref="BatchWaitTimeout"/>.
     /// </summary>
-    internal static void StartWaitingNow(object? instance)
-    {
-        if (instance is null || !s_byInstance.TryGetValue(instance, out var queues))
-            return;
-        BatchQueue[] all;
-        lock (queues)
-            all = [.. queues];
-        foreach (var queue in all)
-            queue.StartWaitingNow();
-    }
+    internal abstract void StartWaitingNow();
 
     private int CheckMaxBatchSize(int value) => value >= 1 ? value
         : throw new ArgumentOutOfRangeException(nameof(MaxBatchSize), value, $"Batch method '{MethodName}': MaxBatchSize = {value} is out of range; use 1 or more.");
@@ -202,11 +175,7 @@ public sealed class BatchQueue<TItem, TResult> : BatchQueue
         List<Batch>? start;
         lock (Lock)
         {
-            if (_instance is null)
-            {
-                _instance = instance;
-                Register(instance);
-            }
+            _instance ??= instance;
             var now = Stopwatch.GetTimestamp();
             // Calls for different models (handle.WithModelId) never share a batch.
             var modelId = ReplicaContext.CurrentModelId;
@@ -240,7 +209,7 @@ public sealed class BatchQueue<TItem, TResult> : BatchQueue
         return new ValueTask<TResult>(call, call.Version);
     }
 
-    private protected override void StartWaitingNow()
+    internal override void StartWaitingNow()
     {
         lock (Lock)
             _stopping = true;
@@ -358,7 +327,7 @@ public sealed class BatchQueue<TItem, TResult> : BatchQueue
     {
         var calls = batch.Calls;
         var count = calls.Count;
-        ReportBatch(Volatile.Read(ref _instance), count);
+        ReportBatch(count);
         var items = new TItem[count];
         for (var i = 0; i < count; i++)
             items[i] = calls[i].Item;

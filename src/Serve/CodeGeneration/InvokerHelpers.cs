@@ -37,7 +37,7 @@ public static class InvokerHelpers
     public static T Argument<T>(object?[] arguments, int index, string method, string parameter)
     {
         if ((uint)index >= (uint)arguments.Length)
-            throw new ArgumentBindingException($"Method '{method}' expects an argument for parameter '{parameter}' at position {index}, but only {arguments.Length} were given.");
+            throw BindingFailure($"Method '{method}' expects an argument for parameter '{parameter}' at position {index}, but only {arguments.Length} were given.");
         var value = arguments[index];
         if (value is T t)
             return t;
@@ -51,10 +51,10 @@ public static class InvokerHelpers
             }
             catch (JsonException e)
             {
-                throw new ArgumentBindingException($"Method '{method}' parameter '{parameter}' expects {typeof(T)}; the JSON value could not be read: {e.Message}", e);
+                throw BindingFailure($"Method '{method}' parameter '{parameter}' expects {typeof(T)}; the JSON value could not be read: {e.Message}", e);
             }
         }
-        throw new ArgumentBindingException($"Method '{method}' parameter '{parameter}' expects {typeof(T)}, but got " +
+        throw BindingFailure($"Method '{method}' parameter '{parameter}' expects {typeof(T)}, but got " +
                                     (value is null ? "null" : value.GetType().ToString()) + ".");
     }
 
@@ -67,7 +67,7 @@ public static class InvokerHelpers
     {
         var value = Argument<T>(arguments, index, method, parameter);
         if (value is null && arguments[index] is JsonElement)
-            throw new ArgumentBindingException($"Method '{method}' parameter '{parameter}' is a non-nullable {typeof(T)}, but the JSON value is null; " +
+            throw BindingFailure($"Method '{method}' parameter '{parameter}' is a non-nullable {typeof(T)}, but the JSON value is null; " +
                                         $"send a value, or declare the parameter nullable ({typeof(T).Name}?) to accept null.");
         return value;
     }
@@ -76,8 +76,25 @@ public static class InvokerHelpers
     public static void ExpectArguments(object?[] arguments, int count, string method)
     {
         if (arguments.Length != count)
-            throw new ArgumentBindingException($"Method '{method}' takes {count} argument(s), but {arguments.Length} were given.");
+            throw BindingFailure($"Method '{method}' takes {count} argument(s), but {arguments.Length} were given.");
     }
+
+    private const string BindingFailureKey = "Serve.ArgumentBinding";
+
+    /// <summary>
+    /// The error for a boxed argument that cannot be read as its parameter's type: a plain <see cref="ArgumentException"/>
+    /// (what callers of untyped handles catch), marked so that <see cref="IsBindingFailure"/> tells it from a method's own
+    /// <see cref="ArgumentException"/> by a value it carries, not by where it was thrown.
+    /// </summary>
+    private static ArgumentException BindingFailure(string message, Exception? inner = null)
+    {
+        var e = new ArgumentException(message, inner);
+        e.Data[BindingFailureKey] = true;
+        return e;
+    }
+
+    /// <summary>True for the error the invoker throws when a boxed argument does not fit its parameter (the HTTP ingress answers it 400).</summary>
+    internal static bool IsBindingFailure(Exception e) => e is ArgumentException && e.Data[BindingFailureKey] is true;
 
     /// <summary>Boxes the result of a value method.</summary>
     public static ValueTask<object?> Box<T>(ValueTask<T> task) =>

@@ -147,14 +147,3 @@ public sealed class ServeConfigException : ServeException
 /// <param name="Path">The key path; <c>$</c> for the document itself.</param>
 /// <param name="Reason">What is wrong and what is allowed.</param>
 public sealed record ServeConfigError(string Path, string Reason);
-
-/// <summary>Deploys a loaded config on a Serve host.</summary>
-public static class ServeConfigExtensions
-{
-    /// <summary>Deploys every application of <paramref name="config"/> (see <see cref="ServeConfig.ApplyAsync"/>).</summary>
-    public static Task ApplyConfigAsync(this IServeClient serve, ServeConfig config, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(config);
-        return config.ApplyAsync(serve, cancellationToken);
-    }
-}

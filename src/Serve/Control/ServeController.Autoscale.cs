@@ -39,7 +39,7 @@ internal sealed partial class ServeController
         var load = (double)d.Endpoint.Router.QueuedCount;
         foreach (var r in d.Replicas)
         {
-            if (r.State == Replicas.ReplicaState.Running)
+            if (r.State == ReplicaState.Running)
                 load += r.Replica.Ongoing;
         }
         var target = autoscaler.Decide(options, current, load, Stopwatch.GetTimestamp());

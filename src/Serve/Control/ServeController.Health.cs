@@ -64,7 +64,7 @@ internal sealed partial class ServeController
 
     private void OnHealthChecked(ApplicationState app, DeploymentState d, ReplicaRecord record, Exception? error)
     {
-        if (record.State != Replicas.ReplicaState.Running)
+        if (record.State != ReplicaState.Running)
             return;
         _metrics?.RecordHealthCheck(record.Replica, failed: error is not null);
         if (error is null)

@@ -332,36 +332,4 @@ internal sealed partial class ServeController
                     Gpu = r.Replica.Context.Gpu?.ToString(),
                 }).ToArray(),
                 d.Router.QueuedCount) { TargetReplicas = d.TargetReplicas, Restarts = d.Restarts }).ToArray())).ToArray());
-
-    private sealed record ApplicationSnapshot(string Name, string RoutePrefix, string Ingress, ServeHealth Health, string Message, DeploymentSnapshot[] Deployments);
-
-    private sealed record DeploymentSnapshot(
-        string Name, string Application, string Version, string? RoutePrefix, bool IsIngress, DeploymentOptions Options,
-        ServeHealth Health, string Message, int TargetReplicas, int Restarts, ReplicaSnapshot[] Replicas, Routing.DeploymentRouter Router);
-
-    private sealed record ReplicaSnapshot(Replica Replica, ReplicaState State, string LoadContext);
-
-    private abstract record Message
-    {
-        public virtual void Fail(Exception error) { }
-    }
-
-    private abstract record Request(TaskCompletionSource Done) : Message
-    {
-        public override void Fail(Exception error) => Done.TrySetException(error);
-    }
-
-    private sealed record Deploy(ApplicationSpec Spec, TaskCompletionSource Done) : Request(Done);
-    private sealed record Delete(string Application, TaskCompletionSource Done) : Request(Done);
-    private sealed record Shutdown(TaskCompletionSource Done) : Request(Done);
-    private sealed record DrainedForDelete(ApplicationState App) : Message;
-    private sealed record Remove(ApplicationState App, DeploymentState Deployment) : Message;
-    private sealed record ReplicaStarted(ApplicationState App, DeploymentState Deployment, ReplicaRecord Record) : Message;
-    private sealed record ReplicaStartFailed(ApplicationState App, DeploymentState Deployment, ReplicaRecord Record, Exception Error) : Message;
-    private sealed record ReplicaStopped(ApplicationState App, DeploymentState Deployment, ReplicaRecord Record) : Message;
-    private sealed record Reconfigured(ApplicationState App, DeploymentState Deployment, ReplicaRecord Record, Exception? Error) : Message;
-    private sealed record RetryStart(ApplicationState App, DeploymentState Deployment) : Message;
-    private sealed record AutoscaleTick(ApplicationState App, DeploymentState Deployment) : Message;
-    private sealed record ScaleFromZero(ApplicationState App, DeploymentState Deployment) : Message;
-    private sealed record HealthChecked(ApplicationState App, DeploymentState Deployment, ReplicaRecord Record, Exception? Error) : Message;
 }

@@ -1,4 +1,3 @@
-using Serve.Replicas;
 using Serve.Scheduling;
 
 namespace Serve.Control;

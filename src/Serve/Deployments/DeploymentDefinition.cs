@@ -51,6 +51,10 @@ public sealed class DeploymentDefinition
     [EditorBrowsable(EditorBrowsableState.Never)]
     public Func<object, Multiplexing.IMultiplexedModels>? Multiplexed { get; init; }
 
+    /// <summary>The batch queues of an instance, one per <see cref="BatchAttribute"/> method; <c>null</c> when the class has none.</summary>
+    [EditorBrowsable(EditorBrowsableState.Never)]
+    public Func<object, IReadOnlyList<Batching.BatchQueue>>? BatchQueues { get; init; }
+
     /// <summary>True for a <c>[Deployment]</c> static method (a function deployment).</summary>
     public bool IsFunction { get; init; }
 

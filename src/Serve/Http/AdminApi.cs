@@ -273,7 +273,7 @@ internal sealed class AdminApi : IAsyncDisposable
                     ["is_ingress"] = d.IsIngress,
                     ["target_replicas"] = d.TargetReplicas,
                     ["restarts"] = d.Restarts,
-                    ["running_replicas"] = d.Replicas.Count(r => r.State == Replicas.ReplicaState.Running),
+                    ["running_replicas"] = d.Replicas.Count(r => r.State == ReplicaState.Running),
                     ["queued_requests"] = d.QueuedRequests,
                     ["runtime_env"] = d.Options.RuntimeEnv.ToString(),
                     ["replicas"] = replicas,

@@ -62,7 +62,7 @@ internal sealed class HttpErrorMapper(TimeSpan? requestTimeout, long maxRequestB
             new HttpError(StatusCodes.Status503ServiceUnavailable,
                 $"Service unavailable: the replica serving this request stopped before it finished; retry if the request is idempotent. Request id {requestId}",
                 RetryAfter: "1", LogError: true),
-        ArgumentBindingException =>
+        ArgumentException when InvokerHelpers.IsBindingFailure(e) =>
             new HttpError(StatusCodes.Status400BadRequest, "Bad request: " + e.Message),
         OperationCanceledException when cancelled => Cancelled(timedOut),
         _ => Internal(requestId),

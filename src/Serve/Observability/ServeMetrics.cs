@@ -110,18 +110,18 @@ internal sealed class ServeMetrics : IDisposable
         var tags = replica.MetricTags;
         if (replica.Models is { } models)
             models.ModelLoading = () => ModelLoads.Add(1, in tags);
-        if (!replica.Definition.IsFunction)
+        if (replica.Batches.Count == 0)
+            return;
+        Action<string, int> onBatch = (method, size) =>
         {
-            // Only [Batch] methods' queues ever report; a function deployment has none (and shares one placeholder instance).
-            Batching.BatchQueue.Observe(replica.Instance, (method, size) =>
-            {
-                if (!BatchSizes.Enabled)
-                    return;
-                var withMethod = tags;
-                withMethod.Add(MethodTag, method);
-                BatchSizes.Record(size, in withMethod);
-            });
-        }
+            if (!BatchSizes.Enabled)
+                return;
+            var withMethod = tags;
+            withMethod.Add(MethodTag, method);
+            BatchSizes.Record(size, in withMethod);
+        };
+        foreach (var queue in replica.Batches)
+            queue.Observe(onBatch);
     }
 
     /// <summary>Called by the controller loop with each health-check outcome.</summary>

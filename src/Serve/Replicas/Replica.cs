@@ -8,19 +8,6 @@ using Serve.Observability;
 
 namespace Serve.Replicas;
 
-/// <summary>The life of one replica, as the controller sees it.</summary>
-public enum ReplicaState
-{
-    /// <summary>Its constructor (and first reconfigure) is running.</summary>
-    Starting,
-    /// <summary>It serves calls.</summary>
-    Running,
-    /// <summary>It takes no new calls and drains the in-flight ones before it is disposed.</summary>
-    Stopping,
-    /// <summary>It is gone.</summary>
-    Stopped,
-}
-
 /// <summary>
 /// One running instance of a deployment. Owns the user object, counts in-flight calls, and drains before it is
 /// disposed. The router talks to it through <see cref="IReplica"/>; a remote replica will implement the same.
@@ -83,6 +70,9 @@ internal sealed partial class Replica : IReplica
     /// <summary>The instance's loaded models when the deployment is <see cref="MultiplexedAttribute"/>, else <c>null</c>.</summary>
     public Multiplexing.IMultiplexedModels? Models { get; private set; }
 
+    /// <summary>The instance's queues, one per <see cref="BatchAttribute"/> method (empty when it has none).</summary>
+    public IReadOnlyList<Batching.BatchQueue> Batches { get; private set; } = [];
+
     /// <summary>The instance's health check (<see cref="IHealthCheckable"/> or a public <c>CheckHealthAsync(CancellationToken)</c>), or <c>null</c>.</summary>
     public Func<CancellationToken, ValueTask>? HealthCheck { get; private set; }
 
@@ -127,6 +117,7 @@ internal sealed partial class Replica : IReplica
             _instance = await Task.Run(() => definition.CreateInstance(activation), cancellationToken).ConfigureAwait(false);
             HealthCheck = FindHealthCheck(_instance);
             Models = definition.Multiplexed?.Invoke(_instance);
+            Batches = definition.BatchQueues?.Invoke(_instance) ?? [];
             await ReconfigureAsync(userConfig, userConfigJson, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (_lease is not null && !ReferenceEquals(Boundary.Translate(e), e))
@@ -300,7 +291,8 @@ internal sealed partial class Replica : IReplica
         _gracePeriod = gracePeriod;
         Close();
         // No call will join a waiting batch any more: run those batches now instead of after their wait.
-        Batching.BatchQueue.StartWaitingNow(_instance);
+        foreach (var queue in Batches)
+            queue.StartWaitingNow();
         var left = 0;
         if (!await DrainedWithinAsync(gracePeriod).ConfigureAwait(false))
         {
@@ -342,6 +334,7 @@ internal sealed partial class Replica : IReplica
         _instance = null;
         HealthCheck = null;
         Models = null;
+        Batches = [];
         // Let go of everything that belongs to an isolated context so it can unload once its last replica is gone.
         _boundaries.Clear();
         _primaryBoundary = null;

@@ -157,6 +157,13 @@ namespace Demo
             UserConfigType = typeof(global::Demo.Config),
             Reconfigure = static (instance, config, cancellationToken) => ((global::Serve.IReconfigurable<global::Demo.Config>)instance)
                 .ReconfigureAsync(global::Serve.CodeGeneration.InvokerHelpers.ConvertUserConfig<global::Demo.Config>(config, "Model"), cancellationToken),
+            BatchQueues = static instance => new global::Serve.Batching.BatchQueue[]
+            {
+                ((global::Demo.Model)instance).__serveBatch_Predict_0,
+                ((global::Demo.Model)instance).__serveBatch_Label_1,
+                ((global::Demo.Model)instance).__serveBatch_Count_2,
+                ((global::Demo.Model)instance).__serveBatch_Generate_3.Queue,
+            },
         };
 
         [global::System.ComponentModel.EditorBrowsable(global::System.ComponentModel.EditorBrowsableState.Never)]
