@@ -172,6 +172,8 @@ public sealed class BatchQueue<TItem, TResult> : BatchQueue
         if (cancellationToken.IsCancellationRequested)
             return ValueTask.FromCanceled<TResult>(cancellationToken);
         var call = new Call(this, item, cancellationToken);
+        if (Observability.ServeTracing.Enabled && Activity.Current is { } caller)
+            call.Caller = caller.Context;
         List<Batch>? start;
         lock (Lock)
         {
@@ -336,6 +338,8 @@ public sealed class BatchQueue<TItem, TResult> : BatchQueue
         Exception? error = null;
         // The batch's model id is the current call's for the method (ReplicaContext.ModelId); this async flow only.
         ReplicaContext.EnterModel(batch.ModelId);
+        // The batch's span, current while the method runs, linked to the spans of the calls it serves.
+        using var activity = Observability.ServeTracing.Enabled ? Observability.ServeTracing.StartBatch(MethodName, count, Links(calls)) : null;
         try
         {
             results = await _method(Volatile.Read(ref _instance)!, items, batch.Cancellation?.Token ?? CancellationToken.None).ConfigureAwait(false);
@@ -350,6 +354,8 @@ public sealed class BatchQueue<TItem, TResult> : BatchQueue
                 $"Batch method '{MethodName}' returned {(results is null ? "null" : results.Count + " result(s)")} for a batch of {count} call(s); " +
                 "a [Batch] method must return exactly one result per input, in input order. Every call of this batch failed.");
         }
+        if (error is not null)
+            Observability.ServeTracing.Failed(activity, error);
         for (var i = 0; i < count; i++)
         {
             var call = calls[i];
@@ -371,6 +377,17 @@ public sealed class BatchQueue<TItem, TResult> : BatchQueue
             ArmTimerLocked(now);
         }
         Start(start);
+    }
+
+    private static List<ActivityLink>? Links(List<Call> calls)
+    {
+        List<ActivityLink>? links = null;
+        foreach (var call in calls)
+        {
+            if (call.Caller != default)
+                (links ??= new List<ActivityLink>(calls.Count)).Add(new ActivityLink(call.Caller));
+        }
+        return links;
     }
 
     private void Cancel(Call call)
@@ -448,6 +465,8 @@ public sealed class BatchQueue<TItem, TResult> : BatchQueue
 
         public readonly TItem Item = item;
         public readonly CancellationToken Token = token;
+        // The span of the handle call that brought this item, when someone listens to Serve's spans.
+        public ActivityContext Caller;
         public Batch? Batch;
         public CallState State;
         public bool CancelRequested;

@@ -1,5 +1,7 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using Serve.CodeGeneration;
+using Serve.Observability;
 using Serve.Replicas;
 
 namespace Serve;
@@ -8,7 +10,8 @@ namespace Serve;
 // between a direct call and a boundary crossing and applies its CPU limit), release the slot with the outcome. One
 // helper per result shape: a value (typed or boxed, Call), void (CallVoid), a stream (StreamAsync); each has an inline
 // fast path that allocates nothing when a replica is free, and a queued path for the rest (a full deployment, a model
-// id, a timeout, or a caller that must not run the method on its own thread).
+// id, a timeout, a caller that must not run the method on its own thread, or a listener for Serve's spans: the queued
+// path is an async method, so the call's span is current inside it and never leaks to the caller).
 public partial class DeploymentHandle
 {
     /// <summary>Takes a replica slot: for a model id, preferring replicas that hold the model (multiplexing).</summary>
@@ -64,7 +67,7 @@ public partial class DeploymentHandle
     private ValueTask<TResult> Call<TCall, TResult>(TCall call, CancellationToken cancellationToken, bool offCaller)
         where TCall : struct, IValueCall<TResult>
     {
-        if (_timeout is not null || _modelId is not null || offCaller)
+        if (_timeout is not null || _modelId is not null || offCaller || ServeTracing.Enabled)
             return CallWithDeadline<TCall, TResult>(call, cancellationToken, offCaller);
         if (!_router.TryAcquire(out var replica))
             return CallQueuedAsync<TCall, TResult>(call, cancellationToken, offCaller: false);
@@ -104,24 +107,34 @@ public partial class DeploymentHandle
     private async ValueTask<TResult> CallQueuedAsync<TCall, TResult>(TCall call, CancellationToken cancellationToken, bool offCaller)
         where TCall : struct, IValueCall<TResult>
     {
-        var replica = await AcquireAsync(cancellationToken).ConfigureAwait(false);
-        EnterModel();
-        call.Acquired(replica);
-        var slot = Begin(replica, cancellationToken);
-        var failed = true;
+        using var activity = ServeTracing.StartCall(this, call.MethodId);
         try
         {
-            var result = await call.Invoke(replica, _definition, offCaller, slot.Token).ConfigureAwait(false);
-            failed = false;
-            return result;
+            var replica = await AcquireAsync(cancellationToken).ConfigureAwait(false);
+            ServeTracing.Acquired(activity, replica);
+            EnterModel();
+            call.Acquired(replica);
+            var slot = Begin(replica, cancellationToken);
+            var failed = true;
+            try
+            {
+                var result = await call.Invoke(replica, _definition, offCaller, slot.Token).ConfigureAwait(false);
+                failed = false;
+                return result;
+            }
+            catch (OperationCanceledException e) when (IsStopped(replica, cancellationToken))
+            {
+                throw replica.StoppedError(e);
+            }
+            finally
+            {
+                End(slot, failed);
+            }
         }
-        catch (OperationCanceledException e) when (IsStopped(replica, cancellationToken))
+        catch (Exception e) when (activity is not null)
         {
-            throw replica.StoppedError(e);
-        }
-        finally
-        {
-            End(slot, failed);
+            ServeTracing.Failed(activity, e);
+            throw;
         }
     }
 
@@ -157,7 +170,7 @@ public partial class DeploymentHandle
     private ValueTask CallVoid<TArgs>(TArgs arguments, CancellationToken cancellationToken)
         where TArgs : struct, IVoidInvocation
     {
-        if (_timeout is not null || _modelId is not null)
+        if (_timeout is not null || _modelId is not null || ServeTracing.Enabled)
             return CallVoidWithDeadline(arguments, cancellationToken);
         if (!_router.TryAcquire(out var replica))
             return CallVoidQueuedAsync(arguments, cancellationToken, offCaller: false);
@@ -194,22 +207,32 @@ public partial class DeploymentHandle
     private async ValueTask CallVoidQueuedAsync<TArgs>(TArgs arguments, CancellationToken cancellationToken, bool offCaller)
         where TArgs : struct, IVoidInvocation
     {
-        var replica = await AcquireAsync(cancellationToken).ConfigureAwait(false);
-        EnterModel();
-        var slot = Begin(replica, cancellationToken);
-        var failed = true;
+        using var activity = ServeTracing.StartCall(this, arguments.MethodId);
         try
         {
-            await StartVoid(replica, _definition, arguments, offCaller, slot.Token).ConfigureAwait(false);
-            failed = false;
+            var replica = await AcquireAsync(cancellationToken).ConfigureAwait(false);
+            ServeTracing.Acquired(activity, replica);
+            EnterModel();
+            var slot = Begin(replica, cancellationToken);
+            var failed = true;
+            try
+            {
+                await StartVoid(replica, _definition, arguments, offCaller, slot.Token).ConfigureAwait(false);
+                failed = false;
+            }
+            catch (OperationCanceledException e) when (IsStopped(replica, cancellationToken))
+            {
+                throw replica.StoppedError(e);
+            }
+            finally
+            {
+                End(slot, failed);
+            }
         }
-        catch (OperationCanceledException e) when (IsStopped(replica, cancellationToken))
+        catch (Exception e) when (activity is not null)
         {
-            throw replica.StoppedError(e);
-        }
-        finally
-        {
-            End(slot, failed);
+            ServeTracing.Failed(activity, e);
+            throw;
         }
     }
 
@@ -280,6 +303,8 @@ public partial class DeploymentHandle
         where TStream : struct, IReplicaStream<TItem>
     {
         using var producer = new CallDeadline(this, stream.MethodId, _timeout, cancellationToken);
+        // The stream's span; made current again before each move, since the consumer resumes this iterator from its own context.
+        using var activity = ServeTracing.StartCall(this, stream.MethodId);
         IReplica replica;
         try
         {
@@ -287,8 +312,16 @@ public partial class DeploymentHandle
         }
         catch (OperationCanceledException) when (producer.TimedOut)
         {
-            throw producer.TimeoutError();
+            var timeout = producer.TimeoutError();
+            ServeTracing.Failed(activity, timeout);
+            throw timeout;
         }
+        catch (Exception e) when (activity is not null)
+        {
+            ServeTracing.Failed(activity, e);
+            throw;
+        }
+        ServeTracing.Acquired(activity, replica);
         stream.Acquired(replica);
         var slot = Begin(replica, producer.Token);
         var token = slot.Token;
@@ -340,6 +373,8 @@ public partial class DeploymentHandle
                 {
                     // Only an exception from the producer counts as a failed call; a consumer stopping early does not.
                     failed = true;
+                    if (activity is not null)
+                        Activity.Current = activity;
                     bool more;
                     try
                     {
@@ -389,6 +424,8 @@ public partial class DeploymentHandle
         }
         finally
         {
+            if (failed && activity is not null)
+                activity.SetStatus(ActivityStatusCode.Error);
             if (abandoned is null)
                 End(slot, failed);
             else

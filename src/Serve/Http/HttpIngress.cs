@@ -80,6 +80,7 @@ internal sealed class HttpIngress : IAsyncDisposable
     {
         var started = Stopwatch.GetTimestamp();
         var scope = HttpRequestScope.Begin();
+        var activity = ServeTracing.StartHttp(context.Request);
         var threw = false;
         try
         {
@@ -97,6 +98,8 @@ internal sealed class HttpIngress : IAsyncDisposable
             var status = threw && !response.HasStarted ? StatusCodes.Status500InternalServerError : response.StatusCode;
             var route = scope.Route;
             _metrics.RecordHttp(route?.Application ?? "", route?.RoutePrefix ?? "", context.Request.Method, status, milliseconds);
+            if (activity is not null)
+                ServeTracing.StopHttp(activity, context.Request.Method, status, route?.Application, route?.RoutePrefix, response.Headers[RequestIdHeader].ToString());
             if (_accessLog.IsEnabled(LogLevel.Information))
             {
                 AccessLog.HttpRequest(_accessLog, context.Request.Method, context.Request.Path.Value ?? "/", status, milliseconds,
