@@ -115,6 +115,7 @@ public sealed class TracingTests : IDisposable
         var batch = Assert.Single(_spans, s => s.DisplayName == "batch Doubler.Double");
         Assert.Equal(4, calls.Length);
         Assert.Equal(4, batch.GetTagItem("serve.batch_size"));
+        Assert.All(calls, c => Assert.Equal(4, c.GetTagItem("serve.batch_size")));
         Assert.Equal(calls.Select(c => c.SpanId.ToHexString()).Order(), batch.Links.Select(l => l.Context.SpanId.ToHexString()).Order());
     }
 

@@ -172,8 +172,8 @@ public sealed class BatchQueue<TItem, TResult> : BatchQueue
         if (cancellationToken.IsCancellationRequested)
             return ValueTask.FromCanceled<TResult>(cancellationToken);
         var call = new Call(this, item, cancellationToken);
-        if (Observability.ServeTracing.Enabled && Activity.Current is { } caller)
-            call.Caller = caller.Context;
+        if (Observability.ServeTracing.Enabled)
+            call.Caller = Activity.Current;
         List<Batch>? start;
         lock (Lock)
         {
@@ -384,8 +384,12 @@ public sealed class BatchQueue<TItem, TResult> : BatchQueue
         List<ActivityLink>? links = null;
         foreach (var call in calls)
         {
-            if (call.Caller != default)
-                (links ??= new List<ActivityLink>(calls.Count)).Add(new ActivityLink(call.Caller));
+            if (call.Caller is not { } caller)
+                continue;
+            (links ??= new List<ActivityLink>(calls.Count)).Add(new ActivityLink(caller.Context));
+            // The handle call's own span (it waits for this batch, so nothing else touches it now) learns its batch's size.
+            if (ReferenceEquals(caller.Source, Observability.ServeTracing.Source) && caller.IsAllDataRequested)
+                caller.SetTag(Observability.ServeTracing.BatchSizeTag, calls.Count);
         }
         return links;
     }
@@ -465,8 +469,8 @@ public sealed class BatchQueue<TItem, TResult> : BatchQueue
 
         public readonly TItem Item = item;
         public readonly CancellationToken Token = token;
-        // The span of the handle call that brought this item, when someone listens to Serve's spans.
-        public ActivityContext Caller;
+        // The span current when the item came (its handle call's), when someone listens to Serve's spans.
+        public Activity? Caller;
         public Batch? Batch;
         public CallState State;
         public bool CancelRequested;
