@@ -25,6 +25,10 @@ internal sealed class DeploymentRouter
     private volatile IReplica[] _local = s_none;
     private volatile IReplica[] _remote = s_none;
     private readonly object _setLock = new();
+    // The two sources of replicas, merged into the arrays above: this host's controller, and the cluster layer
+    // (replicas other nodes run). Both written under _setLock.
+    private IReplica[] _fromController = s_none;
+    private IReplica[] _fromCluster = s_none;
     private volatile int _maxOngoing;
     private volatile int _maxQueued;
     private int _waiterCount;
@@ -49,6 +53,9 @@ internal sealed class DeploymentRouter
 
     public int QueuedCount => Volatile.Read(ref _waiterCount);
 
+    /// <summary>The per-replica limit in force (<see cref="DeploymentOptions.MaxOngoingRequests"/>).</summary>
+    public int MaxOngoing => _maxOngoing;
+
     /// <summary>Called (outside the lock) when a call queues while the deployment has no replica: the autoscaler's cue to scale from zero at once.</summary>
     public Action? QueuedWithoutReplicas { get; set; }
     public IReadOnlyList<IReplica> Replicas => _replicas;
@@ -66,11 +73,28 @@ internal sealed class DeploymentRouter
     /// </summary>
     public bool RetryOnNodeFailure { get; set; } = true;
 
-    /// <summary>Replaces the replicas that take new calls. Waiting calls are handed to new capacity at once.</summary>
+    /// <summary>Replaces the replicas this host's controller runs. Waiting calls are handed to new capacity at once.</summary>
     public void SetReplicas(IReplica[] replicas)
     {
         lock (_setLock)
-            Publish(replicas);
+        {
+            _fromController = replicas;
+            Publish();
+        }
+        DrainQueue();
+    }
+
+    /// <summary>
+    /// Replaces the replicas of this deployment that other nodes run (multi-node Serve: the cluster layer calls it when
+    /// it learns their replica sets). They take calls only when no local replica has room.
+    /// </summary>
+    public void SetRemoteReplicas(IReplica[] replicas)
+    {
+        lock (_setLock)
+        {
+            _fromCluster = replicas;
+            Publish();
+        }
         DrainQueue();
     }
 
@@ -84,24 +108,32 @@ internal sealed class DeploymentRouter
         int dropped;
         lock (_setLock)
         {
-            var current = _replicas;
-            var kept = new List<IReplica>(current.Length);
-            foreach (var r in current)
-            {
-                if (r.NodeId != nodeId)
-                    kept.Add(r);
-            }
-            dropped = current.Length - kept.Count;
+            var before = _fromController.Length + _fromCluster.Length;
+            _fromController = Without(_fromController, nodeId);
+            _fromCluster = Without(_fromCluster, nodeId);
+            dropped = before - _fromController.Length - _fromCluster.Length;
             if (dropped != 0)
-                Publish([.. kept]);
+                Publish();
         }
         if (dropped != 0)
             DrainQueue();
         return dropped;
     }
 
-    private void Publish(IReplica[] replicas)
+    private static IReplica[] Without(IReplica[] replicas, string nodeId)
     {
+        var kept = new List<IReplica>(replicas.Length);
+        foreach (var r in replicas)
+        {
+            if (r.NodeId != nodeId)
+                kept.Add(r);
+        }
+        return kept.Count == replicas.Length ? replicas : [.. kept];
+    }
+
+    private void Publish()
+    {
+        var replicas = _fromCluster.Length == 0 ? _fromController : [.. _fromController, .. _fromCluster];
         var remote = 0;
         foreach (var r in replicas)
         {
