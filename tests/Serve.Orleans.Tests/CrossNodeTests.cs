@@ -21,6 +21,24 @@ public sealed partial class WhereAmI([FromServices] NodeName node)
     public void Touch()
     {
     }
+
+    /// <summary>Calls of <see cref="HeldWhereAsync"/> on the node named here wait for <see cref="Gate"/>.</summary>
+    public static volatile string HoldOn = "";
+    public static volatile TaskCompletionSource Gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public async Task<string> HeldWhereAsync(string caller, CancellationToken cancellationToken)
+    {
+        if (node.Value == HoldOn)
+            await Gate.Task.WaitAsync(cancellationToken);
+        return Where(caller);
+    }
+
+    // Long enough that a node killed under load has calls in flight.
+    public async Task<string> SlowWhereAsync(string caller)
+    {
+        await Task.Delay(30);
+        return Where(caller);
+    }
 }
 
 /// <summary>
@@ -31,7 +49,7 @@ public sealed class CrossNodeTests
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(60);
 
-    private static async Task<InProcessTestCluster> StartAsync(short silos)
+    private static async Task<InProcessTestCluster> StartAsync(short silos, bool retryOnNodeFailure = true)
     {
         var builder = new InProcessTestClusterBuilder(silos);
         builder.ConfigureSiloHost((silo, host) =>
@@ -39,7 +57,11 @@ public sealed class CrossNodeTests
             host.Services.AddSingleton(new NodeName(silo.SiloName));
             // Several nodes share this process: no HTTP ingress, whose default port they would all want.
             host.Services.AddServe(o => o.Http.Enabled = false)
-                .AddApplication(WhereAmI.Bind().WithOptions(o => o.NumReplicas = silo.SiloName == "Silo_0" ? 0 : 1));
+                .AddApplication(WhereAmI.Bind().WithOptions(o =>
+                {
+                    o.NumReplicas = silo.SiloName == "Silo_0" ? 0 : 1;
+                    o.RetryOnNodeFailure = retryOnNodeFailure;
+                }));
         });
         builder.ConfigureSilo((_, silo) =>
         {
@@ -57,6 +79,87 @@ public sealed class CrossNodeTests
         var cluster = builder.Build();
         await cluster.DeployAsync();
         return cluster;
+    }
+
+    private static async Task KillAsync(InProcessTestCluster cluster, InProcessSiloHandle silo)
+    {
+        try
+        {
+            await cluster.KillSiloAsync(silo).WaitAsync(Bound);
+        }
+        catch (OperationCanceledException)
+        {
+            // A kill stops the silo's host with a cancelled token; ServeHost.ShutdownAsync stops waiting for its drain
+            // and says so. The silo is gone either way.
+        }
+    }
+
+    /// <summary>Starts calls until <paramref name="count"/> of them are held on the replica of <paramref name="node"/>.</summary>
+    private static async Task<List<Task<string>>> HoldCallsAsync(WhereAmIHandle handle, ServeHost node, int count)
+    {
+        var replica = node.GetHandle("WhereAmI").Endpoint.Router.Replicas.Single(r => r.IsLocal);
+        var calls = new List<Task<string>>();
+        using var timeout = new CancellationTokenSource(Bound);
+        while (replica.Ongoing < count)
+        {
+            calls.Add(handle.HeldWhereAsync("held" + calls.Count).AsTask());
+            await Task.Delay(5, timeout.Token);
+        }
+        return calls;
+    }
+
+    [Fact]
+    public async Task A_call_in_flight_on_a_killed_node_is_retried_once_on_a_survivor()
+    {
+        await using var cluster = await StartAsync(3);
+        var primary = Serve(cluster.Silos[0]);
+        await WaitForRemoteReplicasAsync(primary, 2).WaitAsync(Bound);
+        WhereAmI.Gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        WhereAmI.HoldOn = "Silo_1";
+        try
+        {
+            var calls = await HoldCallsAsync(primary.GetHandle<WhereAmIHandle>("WhereAmI"), Serve(cluster.Silos[1]), 2);
+
+            await KillAsync(cluster, cluster.Silos[1]);
+
+            var answers = await Task.WhenAll(calls).WaitAsync(Bound);
+            Assert.Equal(calls.Count, answers.Length);
+            Assert.All(answers, a => Assert.EndsWith("->Silo_2", a));
+        }
+        finally
+        {
+            WhereAmI.HoldOn = "";
+            WhereAmI.Gate.TrySetResult();
+        }
+    }
+
+    [Fact]
+    public async Task With_RetryOnNodeFailure_off_a_call_lost_with_its_node_fails_naming_deployment_replica_and_node()
+    {
+        await using var cluster = await StartAsync(3, retryOnNodeFailure: false);
+        var primary = Serve(cluster.Silos[0]);
+        await WaitForRemoteReplicasAsync(primary, 2).WaitAsync(Bound);
+        WhereAmI.Gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        WhereAmI.HoldOn = "Silo_1";
+        try
+        {
+            var victim = cluster.Silos[1];
+            var calls = await HoldCallsAsync(primary.GetHandle<WhereAmIHandle>("WhereAmI"), Serve(victim), 1);
+            var held = calls.Where(c => !c.IsCompleted).ToArray();
+
+            await KillAsync(cluster, victim);
+
+            var e = await Assert.ThrowsAsync<ReplicaLostException>(() => Task.WhenAll(held).WaitAsync(Bound));
+            Assert.Equal("WhereAmI", e.DeploymentName);
+            Assert.Equal(victim.SiloAddress.ToParsableString(), e.NodeId);
+            Assert.Contains(e.NodeId, e.Message);
+            Assert.Contains(e.ReplicaId, e.Message);
+        }
+        finally
+        {
+            WhereAmI.HoldOn = "";
+            WhereAmI.Gate.TrySetResult();
+        }
     }
 
     private static ServeHost Serve(InProcessSiloHandle silo) => silo.ServiceProvider.GetRequiredService<ServeHost>();
@@ -96,7 +199,7 @@ public sealed class CrossNodeTests
         await WaitForRemoteReplicasAsync(primary, 2).WaitAsync(Bound);
         var handle = primary.GetHandle<WhereAmIHandle>("WhereAmI");
         var victim = cluster.Silos[1];
-        var survivorName = cluster.Silos[2].SiloAddress == victim.SiloAddress ? throw new InvalidOperationException() : "Silo_2";
+        const string survivorName = "Silo_2";
 
         using var stop = new CancellationTokenSource();
         var results = new List<string>();
@@ -108,7 +211,7 @@ public sealed class CrossNodeTests
             {
                 try
                 {
-                    var answer = await handle.WhereAsync($"{id}.{i++}");
+                    var answer = await handle.SlowWhereAsync($"{id}.{i++}");
                     lock (results)
                         results.Add(answer);
                 }
@@ -120,10 +223,17 @@ public sealed class CrossNodeTests
             }
         }
         var callers = Enumerable.Range(0, 4).Select(CallerAsync).ToArray();
-        while (Volatile.Read(ref results) is { } r && r.Count < 20)
+        while (true)
+        {
+            lock (results)
+            {
+                if (results.Count >= 20)
+                    break;
+            }
             await Task.Delay(10).WaitAsync(Bound);
+        }
 
-        await cluster.KillSiloAsync(victim).WaitAsync(Bound);
+        await KillAsync(cluster, victim);
         // Both the router's drop and calls after it: wait until the dead node has left the router, then some more calls.
         await WaitForRemoteReplicasAsync(primary, 1).WaitAsync(Bound);
         int before;
@@ -143,6 +253,9 @@ public sealed class CrossNodeTests
 
         Assert.Empty(failures);
         lock (results)
+        {
+            Assert.Contains(results.Take(before), x => x.EndsWith("->Silo_1", StringComparison.Ordinal));
             Assert.All(results.Skip(before), x => Assert.EndsWith("->" + survivorName, x));
+        }
     }
 }
