@@ -135,6 +135,9 @@ namespace Serve.Generators
                         case ("AllowUnknownJsonProperties", bool b):
                             options = options with { AllowUnknownJsonProperties = b };
                             break;
+                        case ("RetryOnNodeFailure", bool retry):
+                            options = options with { RetryOnNodeFailure = retry };
+                            break;
                         case ("Version", var v):
                             if (v is string version)
                                 options = options with { Version = version };

@@ -128,6 +128,8 @@ namespace Serve.Generators
                 set.Add("HealthCheckTimeout = global::System.TimeSpan.FromSeconds(" + Literal(timeout) + ")");
             if (o.AllowUnknownJsonProperties is true)
                 set.Add("AllowUnknownJsonProperties = true");
+            if (o.RetryOnNodeFailure is false)
+                set.Add("RetryOnNodeFailure = false");
             return "new global::Serve.DeploymentOptions { " + string.Join(", ", set) + " }";
         }
 

@@ -13,5 +13,6 @@ namespace Serve.Generators.Model
         double? GracefulShutdownTimeoutSeconds = null,
         double? HealthCheckPeriodSeconds = null,
         double? HealthCheckTimeoutSeconds = null,
-        bool? AllowUnknownJsonProperties = null);
+        bool? AllowUnknownJsonProperties = null,
+        bool? RetryOnNodeFailure = null);
 }

@@ -65,6 +65,13 @@ public static partial class ServeConfigLoader
             else
                 errors.Add(new($"{at}.allow_unknown_json_properties", $"expected true or false, got {Show(v)}"));
         }
+        if (obj.TryGetPropertyValue("retry_on_node_failure", out v))
+        {
+            if (v is JsonValue retry && retry.GetValueKind() is JsonValueKind.True or JsonValueKind.False)
+                o.RetryOnNodeFailure = retry.GetValueKind() == JsonValueKind.True;
+            else
+                errors.Add(new($"{at}.retry_on_node_failure", $"expected true or false, got {Show(v)}"));
+        }
         if (obj.TryGetPropertyValue("autoscaling_config", out v))
         {
             if (v is null)
@@ -141,6 +148,7 @@ public static partial class ServeConfigLoader
         [nameof(DeploymentOptions.HealthCheckPeriod)] = "health_check_period_s",
         [nameof(DeploymentOptions.HealthCheckTimeout)] = "health_check_timeout_s",
         [nameof(DeploymentOptions.AllowUnknownJsonProperties)] = "allow_unknown_json_properties",
+        [nameof(DeploymentOptions.RetryOnNodeFailure)] = "retry_on_node_failure",
         [nameof(DeploymentOptions.RoutePrefix)] = "route_prefix",
     };
 

@@ -88,6 +88,7 @@ internal sealed record DeploymentSpec(string Name, DeploymentDefinition Definiti
         && Options.HealthCheckPeriod == other.Options.HealthCheckPeriod
         && Options.HealthCheckTimeout == other.Options.HealthCheckTimeout
         && Options.AllowUnknownJsonProperties == other.Options.AllowUnknownJsonProperties
+        && Options.RetryOnNodeFailure == other.Options.RetryOnNodeFailure
         && (Options.Autoscaling is null ? other.Options.Autoscaling is null : Options.Autoscaling.SameAs(other.Options.Autoscaling));
 
     private static bool SameArguments(object?[] a, object?[] b)

@@ -262,6 +262,7 @@ internal sealed partial class ServeController
                 existing.ConsecutiveStartFailures = 0;
                 existing.ConsecutiveFallbackFailures = 0;
                 existing.Endpoint.Router.UpdateLimits(ds.Options.MaxOngoingRequests, ds.Options.MaxQueuedRequests);
+                existing.Endpoint.Router.RetryOnNodeFailure = ds.Options.RetryOnNodeFailure;
             }
             existing.IsIngress = ds.Name == spec.IngressName;
             _pool.SetCurrent(app.Name, ds.Name, Isolation.IsolationPool.KeyOf(app.Name, ds));

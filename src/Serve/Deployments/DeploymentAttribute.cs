@@ -49,6 +49,12 @@ public sealed class DeploymentAttribute : Attribute
     /// false (answered 400 naming the property). See <see cref="DeploymentOptions.AllowUnknownJsonProperties"/>.
     /// </summary>
     public bool AllowUnknownJsonProperties { get; set; }
+
+    /// <summary>
+    /// Whether a call in flight on a replica whose node failed is retried once on another replica; default true. Set it
+    /// false for methods that must not run twice. See <see cref="DeploymentOptions.RetryOnNodeFailure"/>.
+    /// </summary>
+    public bool RetryOnNodeFailure { get; set; } = true;
 }
 
 /// <summary>

@@ -129,6 +129,14 @@ public sealed class DeploymentOptions
     /// </summary>
     public bool AllowUnknownJsonProperties { get; set; }
 
+    /// <summary>
+    /// Whether a call in flight on a replica whose node failed (multi-node Serve) is retried once on another replica,
+    /// within the call's deadline. Default <c>true</c>, so an accepted call is not lost with a node; the call may then
+    /// run twice (at least once). Turn it off for deployments whose methods are not idempotent: the caller then gets
+    /// <see cref="ReplicaLostException"/> naming the deployment, the replica and the node.
+    /// </summary>
+    public bool RetryOnNodeFailure { get; set; } = true;
+
     /// <summary>Returns a deep copy (the <see cref="UserConfig"/> object itself is shared).</summary>
     public DeploymentOptions Clone() => new()
     {
@@ -148,6 +156,7 @@ public sealed class DeploymentOptions
         HealthCheckPeriod = HealthCheckPeriod,
         HealthCheckTimeout = HealthCheckTimeout,
         AllowUnknownJsonProperties = AllowUnknownJsonProperties,
+        RetryOnNodeFailure = RetryOnNodeFailure,
     };
 
     /// <summary>

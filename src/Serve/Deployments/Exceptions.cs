@@ -29,6 +29,15 @@ public sealed class BackPressureException : ServeException
         MaxQueuedRequests = maxQueuedRequests;
     }
 
+    // Every replica a call reached refused it (full on its node) more often than the handle retries.
+    internal BackPressureException(string applicationName, string deploymentName, int refusals)
+        : base($"Deployment '{deploymentName}' (application '{applicationName}') is overloaded: its replicas refused this call {refusals} times " +
+               "(each was full with calls from other nodes). Retry later, add replicas (NumReplicas) or raise MaxOngoingRequests.")
+    {
+        ApplicationName = applicationName;
+        DeploymentName = deploymentName;
+    }
+
     /// <summary>The application.</summary>
     public string ApplicationName { get; }
     /// <summary>The overloaded deployment.</summary>
@@ -126,6 +135,47 @@ public sealed class ReplicaStoppedException : ServeException
     public string ReplicaId { get; }
     /// <summary>The grace period the call was given once the replica began stopping.</summary>
     public TimeSpan GracefulShutdownTimeout { get; }
+}
+
+/// <summary>
+/// The node running a replica failed or became unreachable while a call was in flight on it, so the call's outcome is
+/// unknown (it may or may not have run). With <see cref="DeploymentOptions.RetryOnNodeFailure"/> (the default) the
+/// handle retries such a call once on another replica within its deadline, so the caller sees this only when the
+/// option is off or the retry was lost too. Over HTTP this is a 503.
+/// </summary>
+public sealed class ReplicaLostException : ServeException
+{
+    /// <summary>Creates the exception for a call lost with the node <paramref name="nodeId"/> that ran replica <paramref name="replicaId"/>.</summary>
+    public ReplicaLostException(string applicationName, string deploymentName, string replicaId, string nodeId, Exception? innerException = null)
+        : base($"Replica '{replicaId}' of deployment '{deploymentName}' (application '{applicationName}') was lost with this call in flight: " +
+            $"its node '{nodeId}' failed or became unreachable, so the call may or may not have run. Retry the call if the method is idempotent; " +
+            "DeploymentOptions.RetryOnNodeFailure (on by default) retries such calls once on another replica.",
+            innerException)
+    {
+        ApplicationName = applicationName;
+        DeploymentName = deploymentName;
+        ReplicaId = replicaId;
+        NodeId = nodeId;
+    }
+
+    /// <summary>The application.</summary>
+    public string ApplicationName { get; }
+    /// <summary>The deployment whose replica was lost.</summary>
+    public string DeploymentName { get; }
+    /// <summary>The replica that was lost.</summary>
+    public string ReplicaId { get; }
+    /// <summary>The node that failed.</summary>
+    public string NodeId { get; }
+}
+
+/// <summary>
+/// A remote replica turned a call away before running it because it was full on its node (calls from other nodes'
+/// routers took its <see cref="DeploymentOptions.MaxOngoingRequests"/>). The handle never lets it reach the caller:
+/// it gives the slot back and tries another replica or queues, a bounded number of times.
+/// </summary>
+internal sealed class ReplicaRefusedException(string replicaId) : ServeException($"Replica '{replicaId}' is full and refused the call.")
+{
+    public string ReplicaId { get; } = replicaId;
 }
 
 /// <summary>

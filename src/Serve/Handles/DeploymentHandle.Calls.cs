@@ -11,7 +11,9 @@ namespace Serve;
 // helper per result shape: a value (typed or boxed, Call), void (CallVoid), a stream (StreamAsync); each has an inline
 // fast path that allocates nothing when a replica is free, and a queued path for the rest (a full deployment, a model
 // id, a timeout, a caller that must not run the method on its own thread, or a listener for Serve's spans: the queued
-// path is an async method, so the call's span is current inside it and never leaks to the caller).
+// path is an async method, so the call's span is current inside it and never leaks to the caller). A replica on another
+// node always takes the queued path, which alone knows how to try again when that replica refuses the call (full
+// there) or is lost with its node: the inline fast path only checks that the replica it got is a local one.
 public partial class DeploymentHandle
 {
     /// <summary>Takes a replica slot: for a model id, preferring replicas that hold the model (multiplexing).</summary>
@@ -71,6 +73,8 @@ public partial class DeploymentHandle
             return CallWithDeadline<TCall, TResult>(call, cancellationToken, offCaller);
         if (!_router.TryAcquire(out var replica))
             return CallQueuedAsync<TCall, TResult>(call, cancellationToken, offCaller: false);
+        if (replica is not Replica)
+            return CallQueuedAsync<TCall, TResult>(call, cancellationToken, offCaller: false, replica);
         call.Acquired(replica);
         var slot = Begin(replica, cancellationToken);
         ValueTask<TResult> pending;
@@ -103,32 +107,42 @@ public partial class DeploymentHandle
         return deadline.WaitAsync(CallQueuedAsync<TCall, TResult>(call, deadline.Token, offCaller: true));
     }
 
+    // acquired: a replica on another node the fast path already took a slot on.
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<TResult> CallQueuedAsync<TCall, TResult>(TCall call, CancellationToken cancellationToken, bool offCaller)
+    private async ValueTask<TResult> CallQueuedAsync<TCall, TResult>(TCall call, CancellationToken cancellationToken, bool offCaller, IReplica? acquired = null)
         where TCall : struct, IValueCall<TResult>
     {
         using var activity = ServeTracing.StartCall(this, call.MethodId);
         try
         {
-            var replica = await AcquireAsync(cancellationToken).ConfigureAwait(false);
-            ServeTracing.Acquired(activity, replica);
-            EnterModel();
-            call.Acquired(replica);
-            var slot = Begin(replica, cancellationToken);
-            var failed = true;
-            try
+            var replica = acquired ?? await AcquireAsync(cancellationToken).ConfigureAwait(false);
+            var retries = default(Retries);
+            while (true)
             {
-                var result = await call.Invoke(replica, _definition, offCaller, slot.Token).ConfigureAwait(false);
-                failed = false;
-                return result;
-            }
+                ServeTracing.Acquired(activity, replica);
+                EnterModel();
+                call.Acquired(replica);
+                var slot = Begin(replica, cancellationToken);
+                var outcome = Outcome.Failed;
+                try
+                {
+                    var result = await call.Invoke(replica, _definition, offCaller, slot.Token).ConfigureAwait(false);
+                    outcome = Outcome.Succeeded;
+                    return result;
+                }
+                catch (ServeException e) when (ShouldRetry(e, ref retries, cancellationToken))
+                {
+                    outcome = e is ReplicaRefusedException ? Outcome.Refused : Outcome.Failed;
+                }
             catch (OperationCanceledException e) when (IsStopped(replica, cancellationToken))
             {
                 throw replica.StoppedError(e);
             }
             finally
             {
-                End(slot, failed);
+                    End(slot, outcome);
+                }
+                replica = await ReacquireAsync(retries, cancellationToken).ConfigureAwait(false);
             }
         }
         catch (Exception e) when (activity is not null)
@@ -174,6 +188,8 @@ public partial class DeploymentHandle
             return CallVoidWithDeadline(arguments, cancellationToken);
         if (!_router.TryAcquire(out var replica))
             return CallVoidQueuedAsync(arguments, cancellationToken, offCaller: false);
+        if (replica is not Replica)
+            return CallVoidQueuedAsync(arguments, cancellationToken, offCaller: false, replica);
         var slot = Begin(replica, cancellationToken);
         ValueTask pending;
         try
@@ -204,21 +220,29 @@ public partial class DeploymentHandle
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask CallVoidQueuedAsync<TArgs>(TArgs arguments, CancellationToken cancellationToken, bool offCaller)
+    private async ValueTask CallVoidQueuedAsync<TArgs>(TArgs arguments, CancellationToken cancellationToken, bool offCaller, IReplica? acquired = null)
         where TArgs : struct, IVoidInvocation
     {
         using var activity = ServeTracing.StartCall(this, arguments.MethodId);
         try
         {
-            var replica = await AcquireAsync(cancellationToken).ConfigureAwait(false);
-            ServeTracing.Acquired(activity, replica);
-            EnterModel();
-            var slot = Begin(replica, cancellationToken);
-            var failed = true;
-            try
+            var replica = acquired ?? await AcquireAsync(cancellationToken).ConfigureAwait(false);
+            var retries = default(Retries);
+            while (true)
             {
-                await StartVoid(replica, _definition, arguments, offCaller, slot.Token).ConfigureAwait(false);
-                failed = false;
+                ServeTracing.Acquired(activity, replica);
+                EnterModel();
+                var slot = Begin(replica, cancellationToken);
+                var outcome = Outcome.Failed;
+                try
+                {
+                    await StartVoid(replica, _definition, arguments, offCaller, slot.Token).ConfigureAwait(false);
+                    outcome = Outcome.Succeeded;
+                    return;
+                }
+                catch (ServeException e) when (ShouldRetry(e, ref retries, cancellationToken))
+                {
+                    outcome = e is ReplicaRefusedException ? Outcome.Refused : Outcome.Failed;
             }
             catch (OperationCanceledException e) when (IsStopped(replica, cancellationToken))
             {
@@ -226,7 +250,9 @@ public partial class DeploymentHandle
             }
             finally
             {
-                End(slot, failed);
+                    End(slot, outcome);
+                }
+                replica = await ReacquireAsync(retries, cancellationToken).ConfigureAwait(false);
             }
         }
         catch (Exception e) when (activity is not null)
@@ -297,7 +323,8 @@ public partial class DeploymentHandle
     /// <summary>
     /// Streams one call's items from a replica, holding its slot until the stream ends. The producer's token carries
     /// the caller's token and the handle's timeout, and is cancelled when the consumer stops early (typed and untyped
-    /// streams alike), so the replica stops producing for nobody.
+    /// streams alike), so the replica stops producing for nobody. A stream that a remote replica refused or lost while
+    /// starting is started again elsewhere, like a call; once it has yielded an item it is never retried.
     /// </summary>
     private async IAsyncEnumerable<TItem> StreamAsync<TStream, TItem>(TStream stream, [EnumeratorCancellation] CancellationToken cancellationToken)
         where TStream : struct, IReplicaStream<TItem>
@@ -321,23 +348,25 @@ public partial class DeploymentHandle
             ServeTracing.Failed(activity, e);
             throw;
         }
-        ServeTracing.Acquired(activity, replica);
-        stream.Acquired(replica);
-        var slot = Begin(replica, producer.Token);
-        var token = slot.Token;
-        var failed = true;
+        var retries = default(Retries);
         // With a timeout, the producer never runs on the consumer's thread and each item is raced against the
         // deadline, so a producer that blocks or ignores its token cannot hold its consumer past it. A move the consumer
         // stopped waiting for (abandoned) is awaited in the background before the enumerator is disposed and the slot freed.
         var raced = _timeout is not null;
         Task? abandoned = null;
         Task<IAsyncEnumerator<TItem>>? abandonedEnumerator = null;
-        try
+        Slot slot;
+        IAsyncEnumerator<TItem> enumerator;
+        while (true)
         {
-            IAsyncEnumerator<TItem> enumerator;
-            EnterModel();
+            ServeTracing.Acquired(activity, replica);
+            stream.Acquired(replica);
+            slot = Begin(replica, producer.Token);
+            var token = slot.Token;
+            var outcome = Outcome.Failed;
             try
             {
+                EnterModel();
                 if (raced)
                 {
                     var starting = StartStreamElsewhere<TStream, TItem>(stream, replica, _definition, token);
@@ -357,15 +386,41 @@ public partial class DeploymentHandle
                     var items = await stream.StartAsync(replica, _definition, token).ConfigureAwait(false);
                     enumerator = items.GetAsyncEnumerator(token);
                 }
+                break;
+            }
+            catch (ServeException e) when (ShouldRetry(e, ref retries, producer.Token))
+            {
+                outcome = e is ReplicaRefusedException ? Outcome.Refused : Outcome.Failed;
+            }
+            catch (OperationCanceledException) when (producer.TimedOut)
+            {
+                Finish(abandoned, abandonedEnumerator, slot);
+                throw producer.TimeoutError();
+            }
+            catch (OperationCanceledException e) when (IsStopped(replica, producer.Token))
+            {
+                Finish(abandoned, abandonedEnumerator, slot);
+                throw replica.StoppedError(e);
+            }
+            catch (Exception e)
+            {
+                ServeTracing.Failed(activity, e);
+                Finish(abandoned, abandonedEnumerator, slot);
+                throw;
+            }
+            End(slot, outcome);
+            try
+            {
+                replica = await ReacquireAsync(retries, producer.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (producer.TimedOut)
             {
                 throw producer.TimeoutError();
             }
-            catch (OperationCanceledException e) when (IsStopped(replica, producer.Token))
-            {
-                throw replica.StoppedError(e);
-            }
+        }
+        var failed = true;
+        try
+        {
             var ended = false;
             try
             {
@@ -433,6 +488,15 @@ public partial class DeploymentHandle
         }
     }
 
+    // A stream whose start failed for good: its slot is freed now, or once the start its consumer stopped waiting for returns.
+    private void Finish<TItem>(Task? abandoned, Task<IAsyncEnumerator<TItem>>? abandonedEnumerator, in Slot slot)
+    {
+        if (abandoned is null)
+            End(slot, failed: true);
+        else
+            _ = FinishAbandonedAsync(abandoned, abandonedEnumerator!, slot);
+    }
+
     // A timed-out stream's start and moves run on the thread pool, so the consumer can stop waiting at the deadline.
     // Separate methods: lambdas in StreamAsync would allocate their closure for every stream, raced or not.
     private static Task<IAsyncEnumerator<TItem>> StartStreamElsewhere<TStream, TItem>(TStream stream, IReplica replica, DeploymentDefinition caller, CancellationToken token)
@@ -477,6 +541,64 @@ public partial class DeploymentHandle
         }
     }
 
+    // ---- Replicas on other nodes: refusals and lost nodes (exceptional paths only) ------------------------------
+
+    /// <summary>How many times one call may be refused by full remote replicas before it fails with <see cref="BackPressureException"/>.</summary>
+    internal const int MaxRefusals = 8;
+
+    /// <summary>What one call has spent on trying again: refusals so far, and whether its one retry after a lost node is used.</summary>
+    private struct Retries
+    {
+        public int Refusals;
+        public bool RetriedLost;
+    }
+
+    private enum Outcome
+    {
+        Succeeded,
+        Failed,
+        // A remote replica turned the call away before running it: the slot goes back without counting a call.
+        Refused,
+    }
+
+    /// <summary>
+    /// Whether a try that failed with <paramref name="e"/> is tried again on another replica: always after a refusal
+    /// (<see cref="ReacquireAsync"/> bounds how often), once after a lost node when the deployment's
+    /// <see cref="DeploymentOptions.RetryOnNodeFailure"/> is on and the caller is still waiting. A lost node's replicas
+    /// leave the router at once either way, so no later call picks them.
+    /// </summary>
+    private bool ShouldRetry(ServeException e, ref Retries retries, CancellationToken cancellationToken)
+    {
+        switch (e)
+        {
+            case ReplicaRefusedException:
+                retries.Refusals++;
+                return true;
+            case ReplicaLostException lost:
+                _router.DropNode(lost.NodeId);
+                if (retries.RetriedLost || !_router.RetryOnNodeFailure || cancellationToken.IsCancellationRequested)
+                    return false;
+                retries.RetriedLost = true;
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    /// <summary>
+    /// The replica for the next try after a refusal or a lost node: another one with room, or a place in the queue.
+    /// Refusals back off (a full remote replica frees up with time, not with our calls) and are bounded, so a call
+    /// cannot bounce between full replicas for ever.
+    /// </summary>
+    private async ValueTask<IReplica> ReacquireAsync(Retries retries, CancellationToken cancellationToken)
+    {
+        if (retries.Refusals >= MaxRefusals)
+            throw _router.RefusedError(retries.Refusals);
+        if (retries.Refusals > 1)
+            await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1 << (retries.Refusals - 1), 32)), cancellationToken).ConfigureAwait(false);
+        return await AcquireAsync(cancellationToken).ConfigureAwait(false);
+    }
+
     // ---- The slot a call holds --------------------------------------------------------------------------------
 
     /// <summary>A call's hold on a replica: the slot, when the call started (latency), and the token the method sees.</summary>
@@ -492,7 +614,7 @@ public partial class DeploymentHandle
     /// Starts a call on an acquired slot. The token the replica method sees is the caller's (which carries any timeout)
     /// together with the replica's abort token, cancelled when the replica stops with the call still running after its
     /// graceful shutdown timeout. A call without a token of its own gets the abort token as it is (no allocation);
-    /// otherwise the two are linked for the call's duration (disposed by <see cref="End"/>).
+    /// otherwise the two are linked for the call's duration (disposed by <see cref="End(in Slot, bool)"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private Slot Begin(IReplica replica, CancellationToken caller)
@@ -510,6 +632,17 @@ public partial class DeploymentHandle
     {
         slot.Linked?.Dispose();
         _router.Release(slot.Replica, slot.Started, failed);
+    }
+
+    private void End(in Slot slot, Outcome outcome)
+    {
+        if (outcome != Outcome.Refused)
+        {
+            End(slot, outcome == Outcome.Failed);
+            return;
+        }
+        slot.Linked?.Dispose();
+        _router.Release(slot.Replica);
     }
 
     /// <summary>True when a call was cancelled by its replica stopping, not by its caller.</summary>

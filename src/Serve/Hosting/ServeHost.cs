@@ -178,6 +178,13 @@ public sealed class ServeHost : IServeClient, IAsyncDisposable
     /// <inheritdoc />
     public ServeStatus GetStatus() => _controller.Status;
 
+    /// <summary>The deployments this host runs (the cluster layer adds other nodes' replicas to their routers).</summary>
+    internal IEnumerable<DeploymentEndpoint> Endpoints => _controller.Endpoints;
+
+    /// <summary>The endpoint of <paramref name="deploymentName"/> in <paramref name="applicationName"/>, if this host runs it.</summary>
+    internal bool TryGetEndpoint(string applicationName, string deploymentName, out DeploymentEndpoint endpoint) =>
+        _controller.TryGetEndpoint(applicationName, deploymentName, out endpoint);
+
     /// <inheritdoc />
     public Task ShutdownAsync(CancellationToken cancellationToken = default)
     {

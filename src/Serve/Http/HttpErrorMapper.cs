@@ -62,6 +62,11 @@ internal sealed class HttpErrorMapper(TimeSpan? requestTimeout, long maxRequestB
             new HttpError(StatusCodes.Status503ServiceUnavailable,
                 $"Service unavailable: the replica serving this request stopped before it finished; retry if the request is idempotent. Request id {requestId}",
                 RetryAfter: "1", LogError: true),
+        // The node running the call's replica failed (after the handle's retry, if RetryOnNodeFailure is on).
+        ReplicaLostException =>
+            new HttpError(StatusCodes.Status503ServiceUnavailable,
+                $"Service unavailable: the node serving this request failed before it finished; retry if the request is idempotent. Request id {requestId}",
+                RetryAfter: "1", LogError: true),
         ArgumentException when InvokerHelpers.IsBindingFailure(e) =>
             new HttpError(StatusCodes.Status400BadRequest, "Bad request: " + e.Message),
         OperationCanceledException when cancelled => Cancelled(timedOut),

@@ -171,7 +171,11 @@ internal sealed class ServeMetrics : IDisposable
     {
         foreach (var endpoint in _endpoints())
             foreach (var replica in endpoint.Router.Replicas)
-                yield return new Measurement<int>(replica.Ongoing, in replica.MetricTags);
+            {
+                // A replica on another node is reported by that node.
+                if (replica.IsLocal)
+                    yield return new Measurement<int>(replica.Ongoing, in replica.MetricTags);
+            }
     }
 
     private IEnumerable<Measurement<int>> ObserveQueued()
@@ -184,7 +188,10 @@ internal sealed class ServeMetrics : IDisposable
     {
         foreach (var endpoint in _endpoints())
             foreach (var replica in endpoint.Router.Replicas)
-                yield return new Measurement<int>(IsFailingHealthChecks(replica) ? 0 : 1, in replica.MetricTags);
+            {
+                if (replica.IsLocal)
+                    yield return new Measurement<int>(IsFailingHealthChecks(replica) ? 0 : 1, in replica.MetricTags);
+            }
     }
 
     private bool IsFailingHealthChecks(IReplica replica) =>

@@ -59,6 +59,10 @@ internal sealed partial class Replica : IReplica
 
     public ReplicaContext Context { get; }
     public string ReplicaId => Context.ReplicaId;
+    public bool IsLocal => true;
+
+    /// <summary>The node this process is in a cluster, or <c>null</c> on a single-node host.</summary>
+    public string? NodeId { get; init; }
     public string Version => Context.Version;
     public object Instance => _instance ?? throw new InvalidOperationException($"Replica {ReplicaId} has not started.");
     public int Ongoing => Volatile.Read(ref _ongoing);
@@ -349,12 +353,23 @@ internal sealed partial class Replica : IReplica
 /// and running the calls it admitted, typed, boxed or streamed. The replica decides how a call runs (directly, across an
 /// isolated context's boundary, under its CPU limit); nothing here exposes the instance, so a replica in another process
 /// or on another machine can implement it. Every invoke is made between a successful <see cref="TryAcquire"/> and its
-/// <see cref="Release"/>.
+/// <see cref="Release"/>. A replica on another node may fail an invoke with <see cref="ReplicaRefusedException"/> (it
+/// was full there; the handle tries elsewhere) or <see cref="ReplicaLostException"/> (its node failed with the call in
+/// flight; the handle retries once when <see cref="DeploymentOptions.RetryOnNodeFailure"/> is on).
 /// </summary>
 internal interface IReplica
 {
     string ReplicaId { get; }
     int Ongoing { get; }
+
+    /// <summary>
+    /// True when the replica runs in this process. The router prefers local replicas and sends a call to another node
+    /// only when none of them has room. Read when the replica set changes, never per call.
+    /// </summary>
+    bool IsLocal { get; }
+
+    /// <summary>The node the replica runs on (multi-node Serve), or <c>null</c> on a single-node host.</summary>
+    string? NodeId { get; }
 
     /// <summary>The models it holds when the deployment is multiplexed (model-aware routing), else <c>null</c>.</summary>
     Multiplexing.IMultiplexedModels? Models { get; }

@@ -11,7 +11,10 @@ internal sealed class DeploymentEndpoint
         ApplicationName = applicationName;
         DeploymentName = deploymentName;
         Definition = definition;
-        Router = new DeploymentRouter(applicationName, deploymentName, options.MaxOngoingRequests, options.MaxQueuedRequests, metrics);
+        Router = new DeploymentRouter(applicationName, deploymentName, options.MaxOngoingRequests, options.MaxQueuedRequests, metrics)
+        {
+            RetryOnNodeFailure = options.RetryOnNodeFailure,
+        };
     }
 
     public string ApplicationName { get; }

@@ -7,8 +7,9 @@ namespace Serve.Routing;
 /// <summary>
 /// Picks a replica for each call of one deployment: power of two choices on ongoing requests, bounded by
 /// <see cref="DeploymentOptions.MaxOngoingRequests"/>; when every replica is full the call waits in a FIFO queue
-/// bounded by <see cref="DeploymentOptions.MaxQueuedRequests"/>. The controller swaps the replica set; the router
-/// never decides how many replicas exist.
+/// bounded by <see cref="DeploymentOptions.MaxQueuedRequests"/>. Replicas in this process come first (locality, as in
+/// Ray Serve): a replica on another node is picked only when no local one has room. The controller swaps the replica
+/// set and a node's failure drops its replicas (<see cref="DropNode"/>); the router never decides how many replicas exist.
 /// </summary>
 internal sealed class DeploymentRouter
 {
@@ -18,7 +19,16 @@ internal sealed class DeploymentRouter
     private readonly string _deploymentName;
     private readonly object _queueLock = new();
     private readonly LinkedList<Waiter> _waiters = new();
+    // _replicas is every replica; _local and _remote split it by IsLocal (on one node _local is _replicas itself and
+    // _remote is empty, so the local path reads one array as before). Writers swap all three under _setLock.
     private volatile IReplica[] _replicas = s_none;
+    private volatile IReplica[] _local = s_none;
+    private volatile IReplica[] _remote = s_none;
+    private readonly object _setLock = new();
+    // The two sources of replicas, merged into the arrays above: this host's controller, and the cluster layer
+    // (replicas other nodes run). Both written under _setLock.
+    private IReplica[] _fromController = s_none;
+    private IReplica[] _fromCluster = s_none;
     private volatile int _maxOngoing;
     private volatile int _maxQueued;
     private int _waiterCount;
@@ -43,6 +53,9 @@ internal sealed class DeploymentRouter
 
     public int QueuedCount => Volatile.Read(ref _waiterCount);
 
+    /// <summary>The per-replica limit in force (<see cref="DeploymentOptions.MaxOngoingRequests"/>).</summary>
+    public int MaxOngoing => _maxOngoing;
+
     /// <summary>Called (outside the lock) when a call queues while the deployment has no replica: the autoscaler's cue to scale from zero at once.</summary>
     public Action? QueuedWithoutReplicas { get; set; }
     public IReadOnlyList<IReplica> Replicas => _replicas;
@@ -54,11 +67,100 @@ internal sealed class DeploymentRouter
         DrainQueue();
     }
 
-    /// <summary>Replaces the replicas that take new calls. Waiting calls are handed to new capacity at once.</summary>
+    /// <summary>
+    /// Whether a call lost with its replica's node is retried once on another replica
+    /// (<see cref="DeploymentOptions.RetryOnNodeFailure"/>); read by the handle only on that exceptional path.
+    /// </summary>
+    public bool RetryOnNodeFailure { get; set; } = true;
+
+    /// <summary>Replaces the replicas this host's controller runs. Waiting calls are handed to new capacity at once.</summary>
     public void SetReplicas(IReplica[] replicas)
     {
-        _replicas = replicas;
+        lock (_setLock)
+        {
+            _fromController = replicas;
+            Publish();
+        }
         DrainQueue();
+    }
+
+    /// <summary>
+    /// Replaces the replicas of this deployment that other nodes run (multi-node Serve: the cluster layer calls it when
+    /// it learns their replica sets). They take calls only when no local replica has room.
+    /// </summary>
+    public void SetRemoteReplicas(IReplica[] replicas)
+    {
+        lock (_setLock)
+        {
+            _fromCluster = replicas;
+            Publish();
+        }
+        DrainQueue();
+    }
+
+    /// <summary>
+    /// Drops every replica on the node <paramref name="nodeId"/> at once (the node failed): no new call goes there, and
+    /// queued calls are handed to the survivors. Calls in flight there fail with <see cref="ReplicaLostException"/> from
+    /// their replica and are retried by their handle. Returns the number of replicas dropped.
+    /// </summary>
+    public int DropNode(string nodeId)
+    {
+        int dropped;
+        lock (_setLock)
+        {
+            var before = _fromController.Length + _fromCluster.Length;
+            _fromController = Without(_fromController, nodeId);
+            _fromCluster = Without(_fromCluster, nodeId);
+            dropped = before - _fromController.Length - _fromCluster.Length;
+            if (dropped != 0)
+                Publish();
+        }
+        if (dropped != 0)
+            DrainQueue();
+        return dropped;
+    }
+
+    private static IReplica[] Without(IReplica[] replicas, string nodeId)
+    {
+        var kept = new List<IReplica>(replicas.Length);
+        foreach (var r in replicas)
+        {
+            if (r.NodeId != nodeId)
+                kept.Add(r);
+        }
+        return kept.Count == replicas.Length ? replicas : [.. kept];
+    }
+
+    private void Publish()
+    {
+        var replicas = _fromCluster.Length == 0 ? _fromController : [.. _fromController, .. _fromCluster];
+        var remote = 0;
+        foreach (var r in replicas)
+        {
+            if (!r.IsLocal)
+                remote++;
+        }
+        if (remote == 0)
+        {
+            _local = replicas;
+            _remote = s_none;
+        }
+        else
+        {
+            var local = new IReplica[replicas.Length - remote];
+            var others = new IReplica[remote];
+            int l = 0, o = 0;
+            foreach (var r in replicas)
+            {
+                if (r.IsLocal)
+                    local[l++] = r;
+                else
+                    others[o++] = r;
+            }
+            _local = local;
+            _remote = others;
+        }
+        _replicas = replicas;
     }
 
     /// <summary>Takes a slot without waiting; never used while calls are queued, so the queue stays FIFO.</summary>
@@ -198,6 +300,9 @@ internal sealed class DeploymentRouter
             w.TrySetException(FailedException(failure));
     }
 
+    /// <summary>The error of a call that replicas on other nodes refused <paramref name="refusals"/> times (each full there).</summary>
+    public BackPressureException RefusedError(int refusals) => new(_applicationName, _deploymentName, refusals);
+
     private DeploymentFailedException FailedException(Failure failure) =>
         new(_applicationName, _deploymentName, failure.Message, failure.Cause);
 
@@ -216,9 +321,17 @@ internal sealed class DeploymentRouter
             w.TrySetException(error);
     }
 
+    // Local replicas first; a remote one only when none of them has room.
     private bool TryAcquireAny(out IReplica replica)
     {
-        var replicas = _replicas;
+        if (TryAcquireAmong(_local, out replica))
+            return true;
+        var remote = _remote;
+        return remote.Length != 0 && TryAcquireAmong(remote, out replica);
+    }
+
+    private bool TryAcquireAmong(IReplica[] replicas, out IReplica replica)
+    {
         var max = _maxOngoing;
         var n = replicas.Length;
         if (n == 1)

@@ -1,0 +1,134 @@
+using System.Buffers;
+using Orleans.Concurrency;
+using Orleans.Runtime;
+using Orleans.Runtime.Services;
+using Serve.CodeGeneration;
+using Serve.Isolation;
+using Serve.Replicas;
+
+namespace Serve.Orleans;
+
+/// <summary>
+/// The Serve agent of one node: lists the replicas this node's host runs, and runs calls that handles on other nodes
+/// send them. A call is admitted against the replica's <see cref="DeploymentOptions.MaxOngoingRequests"/>, counted
+/// together with local calls; a full replica refuses it (the caller's handle tries elsewhere). Reentrant: calls run
+/// concurrently, each on the thread pool, never on the silo's scheduler.
+/// </summary>
+[Reentrant]
+internal sealed class NodeAgent(GrainId id, Silo silo, Microsoft.Extensions.Logging.ILoggerFactory loggerFactory, ServeHost host)
+    : GrainService(id, silo, loggerFactory), INodeAgent
+{
+    private readonly NodeCalls _calls = new(host);
+
+    public Task<ReplicaListing[]> ListReplicasAsync()
+    {
+        var listings = new List<ReplicaListing>();
+        foreach (var endpoint in host.Endpoints)
+        {
+            foreach (var replica in endpoint.Router.Replicas)
+            {
+                if (replica is Replica local)
+                    listings.Add(new ReplicaListing(endpoint.ApplicationName, endpoint.DeploymentName, local.ReplicaId, local.Version));
+            }
+        }
+        return Task.FromResult(listings.ToArray());
+    }
+
+    public Task<RemoteResult> InvokeAsync(RemoteCall call, CancellationToken cancellationToken) =>
+        // Off the silo's scheduler: user code may block, and the thread here is Orleans'.
+        Task.Run(() => _calls.RunAsync(call, cancellationToken), CancellationToken.None);
+}
+
+/// <summary>Runs the calls other nodes send to this node's replicas (outside grain code, so on the thread pool's terms).</summary>
+internal sealed class NodeCalls(ServeHost host)
+{
+    private readonly IBoundarySerializer _serializer = host.Options.BoundarySerializer();
+
+    public async Task<RemoteResult> RunAsync(RemoteCall call, CancellationToken cancellationToken)
+    {
+        if (!host.TryGetEndpoint(call.Application, call.Deployment, out var endpoint) || Find(endpoint.Router, call.ReplicaId) is not { } replica)
+            return new RemoteResult(RemoteStatus.Gone, null);
+        var router = endpoint.Router;
+        if (!replica.TryAcquire(router.MaxOngoing))
+            return new RemoteResult(RemoteStatus.Refused, null);
+        var started = router.CallStarting();
+        var failed = true;
+        try
+        {
+            var method = RemoteMethods.Find(endpoint.Definition, call.MethodId);
+            var arguments = RemoteMethods.ReadArguments(_serializer, method, call.Arguments);
+            var result = await replica.InvokeBoxedAsync(endpoint.Definition, call.MethodId, arguments, offCaller: false, cancellationToken).ConfigureAwait(false);
+            failed = false;
+            return new RemoteResult(RemoteStatus.Completed, RemoteMethods.Write(_serializer, result, method.ResultType));
+        }
+        finally
+        {
+            router.Release(replica, started, failed);
+        }
+    }
+
+    private static Replica? Find(Routing.DeploymentRouter router, string replicaId)
+    {
+        foreach (var r in router.Replicas)
+        {
+            if (r is Replica local && local.ReplicaId == replicaId)
+                return local;
+        }
+        return null;
+    }
+}
+
+/// <summary>Reaches the node agent of a given silo (Orleans routes a grain-service call to the silo named).</summary>
+internal sealed class NodeAgentClient(IServiceProvider services) : GrainServiceClient<INodeAgent>(services), INodeAgentClient
+{
+    public INodeAgent On(SiloAddress silo) => GetGrainService(silo);
+}
+
+/// <summary>Arguments and results across nodes: each value serialized by its declared type with the host's boundary serializer.</summary>
+internal static class RemoteMethods
+{
+    public static DeploymentMethod Find(DeploymentDefinition definition, int methodId)
+    {
+        foreach (var m in definition.Methods)
+        {
+            if (m.MethodId == methodId)
+                return m;
+        }
+        throw new MissingMethodException(
+            $"Deployment '{definition.Name}' has no method with id {methodId} on this node: every node must run the same build of the application.");
+    }
+
+    public static byte[][] WriteArguments(IBoundarySerializer serializer, DeploymentMethod method, object?[] arguments)
+    {
+        var types = method.ParameterTypes;
+        if (arguments.Length != types.Length)
+            throw new ArgumentException($"Method '{method.Name}' takes {types.Length} argument(s), got {arguments.Length}.", nameof(arguments));
+        var result = new byte[arguments.Length][];
+        for (var i = 0; i < arguments.Length; i++)
+            result[i] = Write(serializer, arguments[i], types[i]) ?? [];
+        return result;
+    }
+
+    public static object?[] ReadArguments(IBoundarySerializer serializer, DeploymentMethod method, byte[][] arguments)
+    {
+        var types = method.ParameterTypes;
+        if (arguments.Length != types.Length)
+            throw new ArgumentException($"Method '{method.Name}' takes {types.Length} argument(s), but the calling node sent {arguments.Length}: every node must run the same build of the application.");
+        var result = new object?[arguments.Length];
+        for (var i = 0; i < arguments.Length; i++)
+            result[i] = serializer.Deserialize(arguments[i], types[i]);
+        return result;
+    }
+
+    public static byte[]? Write(IBoundarySerializer serializer, object? value, Type? type)
+    {
+        if (type is null)
+            return null;
+        var buffer = new ArrayBufferWriter<byte>();
+        serializer.Serialize(buffer, value, type);
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    public static object? Read(IBoundarySerializer serializer, byte[]? value, Type? type) =>
+        type is null || value is null ? null : serializer.Deserialize(value, type);
+}

@@ -1,0 +1,124 @@
+using System.Diagnostics;
+using Orleans.Runtime;
+using Orleans.Runtime.Messaging;
+using Serve.CodeGeneration;
+using Serve.Isolation;
+using Serve.Observability;
+using Serve.Replicas;
+
+namespace Serve.Orleans;
+
+/// <summary>
+/// A replica another node runs, as this node's routers see it: admission counts this node's calls in flight to it
+/// (bounded by the same <see cref="DeploymentOptions.MaxOngoingRequests"/>), and every invoke sends the call to that
+/// node's agent as a grain-service call, with the arguments serialized through the host's
+/// <see cref="IBoundarySerializer"/> (typed calls take their boxed arguments, <c>GetArguments()</c>). The node answers
+/// with the result, or refuses (full there: <see cref="ReplicaRefusedException"/>); a node that failed with the call in
+/// flight makes it fail with <see cref="ReplicaLostException"/>. The handle turns both into a try elsewhere.
+/// </summary>
+internal sealed class RemoteReplica : IReplica
+{
+    private readonly INodeAgentClient _agents;
+    private readonly IBoundarySerializer _serializer;
+    private readonly DeploymentDefinition _definition;
+    private readonly string _application;
+    private readonly string _deployment;
+    private readonly TagList _metricTags;
+    private int _ongoing;
+    private volatile bool _lost;
+
+    public RemoteReplica(INodeAgentClient agents, IBoundarySerializer serializer, SiloAddress silo, DeploymentDefinition definition, string application, string deployment, string replicaId)
+    {
+        _agents = agents;
+        _serializer = serializer;
+        _definition = definition;
+        _application = application;
+        _deployment = deployment;
+        Silo = silo;
+        NodeId = NodeIds.Of(silo);
+        ReplicaId = replicaId;
+        _metricTags = ServeMetrics.ReplicaTags(application, deployment, replicaId);
+    }
+
+    public SiloAddress Silo { get; }
+    public string Application => _application;
+    public string Deployment => _deployment;
+    public string ReplicaId { get; }
+    public string? NodeId { get; }
+    public bool IsLocal => false;
+    public int Ongoing => Volatile.Read(ref _ongoing);
+    public Multiplexing.IMultiplexedModels? Models => null;
+    public ref readonly TagList MetricTags => ref _metricTags;
+
+    // A remote replica's calls are never cancelled by a local stop: its node stops them, and a lost node fails them.
+    public CancellationToken AbortToken => CancellationToken.None;
+
+    public ReplicaStoppedException StoppedError(Exception? cause) => new(_application, _deployment, ReplicaId, TimeSpan.Zero, cause);
+
+    /// <summary>The node failed: no new call is admitted (the router drops it too).</summary>
+    public void MarkLost() => _lost = true;
+
+    public bool TryAcquire(int maxOngoing)
+    {
+        while (true)
+        {
+            var current = Volatile.Read(ref _ongoing);
+            if (current >= maxOngoing || _lost)
+                return false;
+            if (Interlocked.CompareExchange(ref _ongoing, current + 1, current) == current)
+                return true;
+        }
+    }
+
+    public void Release() => Interlocked.Decrement(ref _ongoing);
+
+    public async ValueTask<TResult> InvokeAsync<TArgs, TResult>(DeploymentDefinition caller, TArgs arguments, bool offCaller, CancellationToken cancellationToken)
+        where TArgs : struct, IInvocation<TResult> =>
+        (TResult)(await SendAsync(arguments.MethodId, arguments.GetArguments(), cancellationToken).ConfigureAwait(false))!;
+
+    public async ValueTask InvokeVoidAsync<TArgs>(DeploymentDefinition caller, TArgs arguments, bool offCaller, CancellationToken cancellationToken)
+        where TArgs : struct, IVoidInvocation =>
+        await SendAsync(arguments.MethodId, arguments.GetArguments(), cancellationToken).ConfigureAwait(false);
+
+    public ValueTask<object?> InvokeBoxedAsync(DeploymentDefinition caller, int methodId, object?[] arguments, bool offCaller, CancellationToken cancellationToken) =>
+        SendAsync(methodId, arguments, cancellationToken);
+
+    public ValueTask<IAsyncEnumerable<TItem>> InvokeStreamAsync<TArgs, TItem>(DeploymentDefinition caller, TArgs arguments, CancellationToken cancellationToken)
+        where TArgs : struct, IStreamInvocation<TItem> =>
+        throw StreamsNotYet(arguments.MethodId);
+
+    public ValueTask<IAsyncEnumerable<object?>> InvokeBoxedStreamAsync(DeploymentDefinition caller, int methodId, object?[] arguments, CancellationToken cancellationToken) =>
+        throw StreamsNotYet(methodId);
+
+    private NotSupportedException StreamsNotYet(int methodId) =>
+        new($"Deployment '{_deployment}': method '{RemoteMethods.Find(_definition, methodId).Name}' streams, and streams across nodes are not built yet; " +
+            "run a replica of the deployment on the calling node (docs/cluster.md).");
+
+    private async ValueTask<object?> SendAsync(int methodId, object?[] arguments, CancellationToken cancellationToken)
+    {
+        var method = RemoteMethods.Find(_definition, methodId);
+        var call = new RemoteCall(_application, _deployment, ReplicaId, methodId, RemoteMethods.WriteArguments(_serializer, method, arguments));
+        RemoteResult answer;
+        try
+        {
+            answer = await _agents.On(Silo).InvokeAsync(call, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is SiloUnavailableException or ConnectionFailedException || _lost && e is not OperationCanceledException)
+        {
+            _lost = true;
+            throw new ReplicaLostException(_application, _deployment, ReplicaId, NodeId!, e);
+        }
+        return answer.Status switch
+        {
+            RemoteStatus.Completed => RemoteMethods.Read(_serializer, answer.Value, method.ResultType),
+            // A replica the node no longer runs is as good as full: the call did not run, so it may go elsewhere.
+            _ => throw new ReplicaRefusedException(ReplicaId),
+        };
+    }
+}
+
+/// <summary>How a node is named in Serve (routers, errors): its silo address.</summary>
+internal static class NodeIds
+{
+    public static string Of(SiloAddress silo) => silo.ToParsableString();
+}

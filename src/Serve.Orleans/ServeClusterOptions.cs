@@ -1,0 +1,51 @@
+namespace Serve.Orleans;
+
+/// <summary>How a deployment's replicas are spread over the nodes of a cluster.</summary>
+public enum ReplicaPlacement
+{
+    /// <summary>Across as many nodes as possible (the default): a node's failure takes the fewest replicas with it.</summary>
+    Spread,
+
+    /// <summary>On as few nodes as possible, leaving whole nodes free for large replicas.</summary>
+    Pack,
+}
+
+/// <summary>The settings of one node of a multi-node Serve cluster (<c>UseOrleans</c>).</summary>
+public sealed class ServeClusterOptions
+{
+    /// <summary>
+    /// This node's labels (e.g. <c>zone = a</c>, <c>gpu = h100</c>), for node selectors. Not used yet: placement across
+    /// nodes by a cluster controller is a later step (docs/cluster.md).
+    /// </summary>
+    public IDictionary<string, string> NodeLabels { get; } = new Dictionary<string, string>(StringComparer.Ordinal);
+
+    /// <summary>
+    /// How the cluster controller places replicas over nodes. Not used yet: today every node runs the replicas its own
+    /// controller starts (docs/cluster.md).
+    /// </summary>
+    public ReplicaPlacement Placement { get; set; } = ReplicaPlacement.Spread;
+
+    /// <summary>
+    /// How often a node asks the other nodes which replicas they run, so that its routers know them; a node's failure
+    /// is acted on at once, independently of this. Default 1 second.
+    /// </summary>
+    public TimeSpan ReplicaRefreshInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>How long one node waits for another to list its replicas before it tries again at the next refresh. Default 5 seconds.</summary>
+    public TimeSpan ListTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    internal void Validate()
+    {
+        if (ReplicaRefreshInterval <= TimeSpan.Zero || ReplicaRefreshInterval > TimeSpan.FromHours(1))
+            throw new ArgumentOutOfRangeException(nameof(ReplicaRefreshInterval), ReplicaRefreshInterval,
+                $"ServeClusterOptions.ReplicaRefreshInterval = {ReplicaRefreshInterval} is out of range; use a positive duration up to one hour (default 1 s).");
+        if (ListTimeout <= TimeSpan.Zero || ListTimeout > TimeSpan.FromHours(1))
+            throw new ArgumentOutOfRangeException(nameof(ListTimeout), ListTimeout,
+                $"ServeClusterOptions.ListTimeout = {ListTimeout} is out of range; use a positive duration up to one hour (default 5 s).");
+        foreach (var (name, value) in NodeLabels)
+        {
+            if (string.IsNullOrWhiteSpace(name) || value is null)
+                throw new ArgumentException($"ServeClusterOptions.NodeLabels has an empty label name or a null value ('{name}'); give every label a name and a value.", nameof(NodeLabels));
+        }
+    }
+}

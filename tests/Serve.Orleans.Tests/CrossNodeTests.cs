@@ -1,0 +1,261 @@
+using Microsoft.Extensions.DependencyInjection;
+using Orleans.Configuration;
+using Orleans.TestingHost;
+
+namespace Serve.Orleans.Tests;
+
+/// <summary>Which silo a replica runs on, registered per silo.</summary>
+public sealed record NodeName(string Value);
+
+[Deployment]
+public sealed partial class WhereAmI([FromServices] NodeName node)
+{
+    public string Where(string caller) => $"{caller}->{node.Value}";
+
+    public async Task<int> AddAsync(int a, int b)
+    {
+        await Task.Yield();
+        return a + b;
+    }
+
+    public void Touch()
+    {
+    }
+
+    /// <summary>Calls of <see cref="HeldWhereAsync"/> on the node named here wait for <see cref="Gate"/>.</summary>
+    public static volatile string HoldOn = "";
+    public static volatile TaskCompletionSource Gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public async Task<string> HeldWhereAsync(string caller, CancellationToken cancellationToken)
+    {
+        if (node.Value == HoldOn)
+            await Gate.Task.WaitAsync(cancellationToken);
+        return Where(caller);
+    }
+
+    // Long enough that a node killed under load has calls in flight.
+    public async Task<string> SlowWhereAsync(string caller)
+    {
+        await Task.Delay(30);
+        return Where(caller);
+    }
+}
+
+/// <summary>
+/// Serve on Orleans' in-process test cluster: every silo runs <c>AddServe()</c> with the same application; the first
+/// silo ("Silo_0") runs it with zero replicas, so each call from a handle there crosses to another node.
+/// </summary>
+public sealed class CrossNodeTests
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(60);
+
+    private static async Task<InProcessTestCluster> StartAsync(short silos, bool retryOnNodeFailure = true)
+    {
+        var builder = new InProcessTestClusterBuilder(silos);
+        builder.ConfigureSiloHost((silo, host) =>
+        {
+            host.Services.AddSingleton(new NodeName(silo.SiloName));
+            // Several nodes share this process: no HTTP ingress, whose default port they would all want.
+            host.Services.AddServe(o => o.Http.Enabled = false)
+                .AddApplication(WhereAmI.Bind().WithOptions(o =>
+                {
+                    o.NumReplicas = silo.SiloName == "Silo_0" ? 0 : 1;
+                    o.RetryOnNodeFailure = retryOnNodeFailure;
+                }));
+        });
+        builder.ConfigureSilo((_, silo) =>
+        {
+            silo.AddServeNode(cluster => cluster.ReplicaRefreshInterval = TimeSpan.FromMilliseconds(100));
+            // Short membership probes, so a killed silo is declared dead within seconds.
+            silo.Configure<ClusterMembershipOptions>(o =>
+            {
+                o.ProbeTimeout = TimeSpan.FromMilliseconds(500);
+                o.NumMissedProbesLimit = 1;
+                o.NumVotesForDeathDeclaration = 1;
+                o.TableRefreshTimeout = TimeSpan.FromMilliseconds(500);
+                o.IAmAliveTablePublishTimeout = TimeSpan.FromSeconds(1);
+            });
+        });
+        var cluster = builder.Build();
+        await cluster.DeployAsync();
+        return cluster;
+    }
+
+    private static async Task KillAsync(InProcessTestCluster cluster, InProcessSiloHandle silo)
+    {
+        try
+        {
+            await cluster.KillSiloAsync(silo).WaitAsync(Bound);
+        }
+        catch (OperationCanceledException)
+        {
+            // A kill stops the silo's host with a cancelled token; ServeHost.ShutdownAsync stops waiting for its drain
+            // and says so. The silo is gone either way.
+        }
+    }
+
+    /// <summary>Starts calls until <paramref name="count"/> of them are held on the replica of <paramref name="node"/>.</summary>
+    private static async Task<List<Task<string>>> HoldCallsAsync(WhereAmIHandle handle, ServeHost node, int count)
+    {
+        var replica = node.GetHandle("WhereAmI").Endpoint.Router.Replicas.Single(r => r.IsLocal);
+        var calls = new List<Task<string>>();
+        using var timeout = new CancellationTokenSource(Bound);
+        while (replica.Ongoing < count)
+        {
+            calls.Add(handle.HeldWhereAsync("held" + calls.Count).AsTask());
+            await Task.Delay(5, timeout.Token);
+        }
+        return calls;
+    }
+
+    [Fact]
+    public async Task A_call_in_flight_on_a_killed_node_is_retried_once_on_a_survivor()
+    {
+        await using var cluster = await StartAsync(3);
+        var primary = Serve(cluster.Silos[0]);
+        await WaitForRemoteReplicasAsync(primary, 2).WaitAsync(Bound);
+        WhereAmI.Gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        WhereAmI.HoldOn = "Silo_1";
+        try
+        {
+            var calls = await HoldCallsAsync(primary.GetHandle<WhereAmIHandle>("WhereAmI"), Serve(cluster.Silos[1]), 2);
+
+            await KillAsync(cluster, cluster.Silos[1]);
+
+            var answers = await Task.WhenAll(calls).WaitAsync(Bound);
+            Assert.Equal(calls.Count, answers.Length);
+            Assert.All(answers, a => Assert.EndsWith("->Silo_2", a));
+        }
+        finally
+        {
+            WhereAmI.HoldOn = "";
+            WhereAmI.Gate.TrySetResult();
+        }
+    }
+
+    [Fact]
+    public async Task With_RetryOnNodeFailure_off_a_call_lost_with_its_node_fails_naming_deployment_replica_and_node()
+    {
+        await using var cluster = await StartAsync(3, retryOnNodeFailure: false);
+        var primary = Serve(cluster.Silos[0]);
+        await WaitForRemoteReplicasAsync(primary, 2).WaitAsync(Bound);
+        WhereAmI.Gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        WhereAmI.HoldOn = "Silo_1";
+        try
+        {
+            var victim = cluster.Silos[1];
+            var calls = await HoldCallsAsync(primary.GetHandle<WhereAmIHandle>("WhereAmI"), Serve(victim), 1);
+            var held = calls.Where(c => !c.IsCompleted).ToArray();
+
+            await KillAsync(cluster, victim);
+
+            var e = await Assert.ThrowsAsync<ReplicaLostException>(() => Task.WhenAll(held).WaitAsync(Bound));
+            Assert.Equal("WhereAmI", e.DeploymentName);
+            Assert.Equal(victim.SiloAddress.ToParsableString(), e.NodeId);
+            Assert.Contains(e.NodeId, e.Message);
+            Assert.Contains(e.ReplicaId, e.Message);
+        }
+        finally
+        {
+            WhereAmI.HoldOn = "";
+            WhereAmI.Gate.TrySetResult();
+        }
+    }
+
+    private static ServeHost Serve(InProcessSiloHandle silo) => silo.ServiceProvider.GetRequiredService<ServeHost>();
+
+    /// <summary>Waits (bounded) until the router of WhereAmI on <paramref name="host"/> knows <paramref name="count"/> remote replicas.</summary>
+    private static async Task WaitForRemoteReplicasAsync(ServeHost host, int count)
+    {
+        var router = host.GetHandle("WhereAmI").Endpoint.Router;
+        using var timeout = new CancellationTokenSource(Bound);
+        while (router.Replicas.Count(r => !r.IsLocal) != count)
+            await Task.Delay(20, timeout.Token);
+    }
+
+    [Fact]
+    public async Task A_handle_on_one_node_calls_a_replica_on_another_node()
+    {
+        await using var cluster = await StartAsync(2);
+        var primary = Serve(cluster.Silos[0]);
+        await WaitForRemoteReplicasAsync(primary, 1).WaitAsync(Bound);
+
+        var handle = primary.GetHandle<WhereAmIHandle>("WhereAmI");
+        Assert.Equal("a->Silo_1", await handle.WhereAsync("a").AsTask().WaitAsync(Bound));
+        Assert.Equal(5, await handle.AddAsync(2, 3).AsTask().WaitAsync(Bound));
+        await handle.TouchAsync().AsTask().WaitAsync(Bound);
+        Assert.Equal("b->Silo_1", await primary.GetHandle("WhereAmI").InvokeAsync("Where", ["b"]).AsTask().WaitAsync(Bound));
+
+        // Locality: the node that runs a replica serves its own handle's calls itself.
+        var secondary = Serve(cluster.Silos[1]).GetHandle<WhereAmIHandle>("WhereAmI");
+        Assert.Equal("c->Silo_1", await secondary.WhereAsync("c").AsTask().WaitAsync(Bound));
+    }
+
+    [Fact]
+    public async Task Calls_keep_succeeding_when_a_node_holding_replicas_is_killed()
+    {
+        await using var cluster = await StartAsync(3);
+        var primary = Serve(cluster.Silos[0]);
+        await WaitForRemoteReplicasAsync(primary, 2).WaitAsync(Bound);
+        var handle = primary.GetHandle<WhereAmIHandle>("WhereAmI");
+        var victim = cluster.Silos[1];
+        const string survivorName = "Silo_2";
+
+        using var stop = new CancellationTokenSource();
+        var results = new List<string>();
+        var failures = new List<Exception>();
+        async Task CallerAsync(int id)
+        {
+            var i = 0;
+            while (!stop.IsCancellationRequested)
+            {
+                try
+                {
+                    var answer = await handle.SlowWhereAsync($"{id}.{i++}");
+                    lock (results)
+                        results.Add(answer);
+                }
+                catch (Exception e)
+                {
+                    lock (failures)
+                        failures.Add(e);
+                }
+            }
+        }
+        var callers = Enumerable.Range(0, 4).Select(CallerAsync).ToArray();
+        while (true)
+        {
+            lock (results)
+            {
+                if (results.Count >= 20)
+                    break;
+            }
+            await Task.Delay(10).WaitAsync(Bound);
+        }
+
+        await KillAsync(cluster, victim);
+        // Both the router's drop and calls after it: wait until the dead node has left the router, then some more calls.
+        await WaitForRemoteReplicasAsync(primary, 1).WaitAsync(Bound);
+        int before;
+        lock (results)
+            before = results.Count;
+        while (true)
+        {
+            lock (results)
+            {
+                if (results.Count >= before + 20)
+                    break;
+            }
+            await Task.Delay(10).WaitAsync(Bound);
+        }
+        stop.Cancel();
+        await Task.WhenAll(callers).WaitAsync(Bound);
+
+        Assert.Empty(failures);
+        lock (results)
+        {
+            Assert.Contains(results.Take(before), x => x.EndsWith("->Silo_1", StringComparison.Ordinal));
+            Assert.All(results.Skip(before), x => Assert.EndsWith("->" + survivorName, x));
+        }
+    }
+}
