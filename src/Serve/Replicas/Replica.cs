@@ -330,6 +330,9 @@ internal sealed class Replica : IReplica
                 Log.ReplicaDisposeFailed(logger, ReplicaId, e);
             }
         }
+        // Sessions and other per-replica state libraries registered (ReplicaContext.RegisterForDispose), before the GPU share they may use.
+        foreach (var e in Context.DisposeRegistered())
+            Log.ReplicaDisposeFailed(logger, ReplicaId, e);
         try
         {
             // After the user object and its loaded models: they may free device memory through its GPU share while disposing.
