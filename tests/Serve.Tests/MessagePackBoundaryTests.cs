@@ -1,0 +1,126 @@
+using System.Buffers;
+using System.Runtime.CompilerServices;
+using System.Runtime.Loader;
+using Serve.Isolation;
+using SwapModel;
+
+namespace Serve.Tests;
+
+public sealed record Reading(string Sensor, double[] Values, Dictionary<string, int> Counts, Reading? Previous);
+
+public class MessagePackBoundaryTests
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(60);
+
+    private static string Fixture(string name) => Path.Combine(AppContext.BaseDirectory, "fixtures", name);
+
+    private static Task<ServeHost> StartWithMessagePackAsync() =>
+        ServeHost.StartAsync(o => { o.Http.Enabled = false; o.BoundarySerializer = static () => new MessagePackBoundarySerializer(); });
+
+    private static Features Sample() => new(
+        "f1", [1f, 2.5f, -3f], new float[] { 0.25f, 0.5f }, [2, 3], Priority.High,
+        [new Order("apple", 3), new Order("pear", 1)], new() { ["a"] = 0.5, ["b"] = -1 }, new Order("fig", 9),
+        new DateTime(2026, 12, 1, 3, 0, 0, DateTimeKind.Utc), null);
+
+    private static void AssertEchoed(Features sent, Features back, string code)
+    {
+        Assert.Equal(sent.Id + "@" + code, back.Id);
+        Assert.Equal(sent.Vector.Select(x => x * 2), back.Vector);
+        Assert.Equal(sent.Extra.ToArray(), back.Extra.ToArray());
+        Assert.Equal(sent.Shape, back.Shape);
+        Assert.Equal(sent.Priority, back.Priority);
+        Assert.Equal(sent.Orders, back.Orders);
+        Assert.Equal(sent.Scores, back.Scores);
+        Assert.Equal(sent.Best, back.Best);
+        Assert.Equal(sent.At, back.At);
+        Assert.Null(back.Rank);
+    }
+
+    [Fact]
+    public void Records_arrays_dictionaries_and_nulls_make_the_round_trip()
+    {
+        var serializer = new MessagePackBoundarySerializer();
+        var value = new Reading("t1", [1.5, 2], new() { ["x"] = 3 }, new Reading("t0", [], [], null));
+        var buffer = new ArrayBufferWriter<byte>();
+
+        serializer.Serialize(buffer, value, typeof(Reading));
+        var back = Assert.IsType<Reading>(serializer.Deserialize(buffer.WrittenSpan, typeof(Reading)));
+
+        Assert.Equal("t1", back.Sensor);
+        Assert.Equal([1.5, 2], back.Values);
+        Assert.Equal(3, back.Counts["x"]);
+        Assert.Equal("t0", back.Previous!.Sensor);
+        Assert.Null(back.Previous.Previous);
+        Assert.Equal("MessagePack", serializer.Format);
+    }
+
+    [Fact]
+    public void A_384_float_vector_is_written_as_raw_floats_not_text()
+    {
+        var vector = Enumerable.Range(0, 384).Select(i => i / 384f).ToArray();
+        var value = new Features("v", vector, ReadOnlyMemory<float>.Empty, [384], Priority.Low, [], [], null, default, 1);
+        var pack = new ArrayBufferWriter<byte>();
+        var json = new ArrayBufferWriter<byte>();
+
+        new MessagePackBoundarySerializer().Serialize(pack, value, typeof(Features));
+        new JsonBoundarySerializer().Serialize(json, value, typeof(Features));
+
+        Assert.InRange(pack.WrittenCount, 384 * 5, 384 * 5 + 200); // 1 marker byte + 4 bytes per float
+        Assert.True(json.WrittenCount > pack.WrittenCount * 3 / 2, $"JSON {json.WrittenCount} bytes, MessagePack {pack.WrittenCount}");
+        var back = (Features)new MessagePackBoundarySerializer().Deserialize(pack.WrittenSpan, typeof(Features))!;
+        Assert.Equal(vector, back.Vector);
+    }
+
+    [Fact]
+    public void Types_it_cannot_create_are_refused_up_front_with_the_reason()
+    {
+        var serializer = new MessagePackBoundarySerializer();
+
+        Assert.False(serializer.CanSerialize(typeof(IShape), out var shape));
+        Assert.Contains("interface", shape);
+        Assert.False(serializer.CanSerialize(typeof(Func<int>), out var function));
+        Assert.Contains("delegate", function);
+        Assert.True(serializer.CanSerialize(typeof(Features), out _));
+    }
+
+    [Fact]
+    public async Task An_isolated_deployment_takes_and_returns_its_own_records_vectors_and_memory_over_MessagePack()
+    {
+        await using var serve = await StartWithMessagePackAsync();
+        var model = await serve.RunAsync(SwapModel.SwapModel.Bind().WithOptions(o => o.RuntimeEnv = RuntimeEnv.FromDirectory(Fixture("SwapModel.V2")))).WaitAsync(Bound);
+
+        Assert.Equal(new Order("apple@v2", 6), await model.DoubleAsync(new Order("apple", 3)).AsTask().WaitAsync(Bound));
+        var sent = Sample();
+        AssertEchoed(sent, await model.EchoAsync(sent).AsTask().WaitAsync(Bound), "v2");
+    }
+
+    [Fact]
+    public async Task Deleting_an_application_still_unloads_its_isolated_context_with_MessagePack()
+    {
+        await using var serve = await StartWithMessagePackAsync();
+        var handle = await serve.RunAsync(SwapModel.SwapModel.Bind().WithOptions(o => o.RuntimeEnv = RuntimeEnv.FromDirectory(Fixture("SwapModel.V1"))),
+            new RunOptions { Name = "packed", RoutePrefix = "/packed" }).WaitAsync(Bound);
+        // Make the serializers build formatters for the context's types (records, lists, dictionaries, an enum).
+        AssertEchoed(Sample(), await handle.EchoAsync(Sample()).AsTask().WaitAsync(Bound), "v1");
+        Assert.Equal(new Order("pear@v1", 4), await handle.DoubleAsync(new Order("pear", 2)).AsTask().WaitAsync(Bound));
+        var weak = WeakContext(serve.GetDeployment("SwapModel", "packed").Replicas.Single().LoadContext);
+
+        await serve.DeleteAsync("packed").WaitAsync(Bound);
+
+        await CollectAsync(weak);
+        Assert.False(weak.IsAlive, "the isolated context was not unloaded: something MessagePack cached still holds its types");
+    }
+
+    private static async Task CollectAsync(WeakReference weak)
+    {
+        for (var i = 0; i < 200 && weak.IsAlive; i++)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            await Task.Delay(10);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static WeakReference WeakContext(string name) => new(AssemblyLoadContext.All.Single(c => c.Name == name));
+}
