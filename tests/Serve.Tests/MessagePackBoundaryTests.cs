@@ -111,6 +111,95 @@ public class MessagePackBoundaryTests
         Assert.False(weak.IsAlive, "the isolated context was not unloaded: something MessagePack cached still holds its types");
     }
 
+    [Fact]
+    public async Task One_deployment_can_use_MessagePack_while_the_host_uses_JSON()
+    {
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false).WaitAsync(Bound);
+        var json = await serve.RunAsync(SwapModel.SwapModel.Bind().WithOptions(o => o.RuntimeEnv = RuntimeEnv.FromDirectory(Fixture("SwapModel.V1"))),
+            new RunOptions { Name = "json", RoutePrefix = "/json" }).WaitAsync(Bound);
+        var packed = await serve.RunAsync(SwapModel.SwapModel.Bind().WithOptions(o =>
+                o.RuntimeEnv = RuntimeEnv.FromDirectory(Fixture("SwapModel.V2")).WithBoundaryFormat(BoundaryFormat.MessagePack)),
+            new RunOptions { Name = "packed", RoutePrefix = "/packed" }).WaitAsync(Bound);
+        var withNaN = Sample() with { Vector = [float.NaN, 1] };
+
+        // JSON cannot write NaN; MessagePack writes the float's bytes.
+        var error = await Assert.ThrowsAsync<ArgumentException>(() => json.EchoAsync(withNaN).AsTask().WaitAsync(Bound));
+        Assert.Contains("JSON", error.Message);
+        var back = await packed.EchoAsync(withNaN).AsTask().WaitAsync(Bound);
+        Assert.True(float.IsNaN(back.Vector[0]));
+        Assert.Equal("f1@v2", back.Id);
+        Assert.EndsWith("over MessagePack", serve.GetDeployment("SwapModel", "packed").Options.RuntimeEnv.ToString());
+    }
+
+    [Fact]
+    public async Task User_config_reaches_a_MessagePack_deployment_on_a_JSON_host_and_its_context_still_unloads()
+    {
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false).WaitAsync(Bound);
+        var handle = await serve.RunAsync(IsoConfigured.Bind().WithOptions(o =>
+        {
+            o.RuntimeEnv = RuntimeEnv.Isolated().WithBoundaryFormat(BoundaryFormat.MessagePack);
+            o.UserConfig = new Greeting("hello");
+        }), new RunOptions { Name = "configured", RoutePrefix = "/configured" }).WaitAsync(Bound);
+
+        Assert.StartsWith("hello (Serve.Tests in configured/IsoConfigured@", await handle.CallAsync().AsTask().WaitAsync(Bound));
+        var weak = WeakContext(serve.GetDeployment("IsoConfigured", "configured").Replicas.Single().LoadContext);
+
+        await serve.DeleteAsync("configured").WaitAsync(Bound);
+
+        await CollectAsync(weak);
+        Assert.False(weak.IsAlive, "the MessagePack deployment's context was not unloaded");
+    }
+
+    [Fact]
+    public void WithBoundaryFormat_is_refused_for_a_shared_deployment()
+    {
+        var error = Assert.Throws<InvalidOperationException>(() => RuntimeEnv.Shared.WithBoundaryFormat(BoundaryFormat.MessagePack));
+        Assert.Contains("Isolated() and FromDirectory", error.Message);
+        Assert.NotEqual(RuntimeEnv.Isolated(), RuntimeEnv.Isolated().WithBoundaryFormat(BoundaryFormat.MessagePack));
+        Assert.Equal(RuntimeEnv.Isolated("A").WithBoundaryFormat(BoundaryFormat.Json), RuntimeEnv.Isolated("A").WithBoundaryFormat(BoundaryFormat.Json));
+    }
+
+    [Theory]
+    [InlineData("messagepack", BoundaryFormat.MessagePack)]
+    [InlineData("json", BoundaryFormat.Json)]
+    [InlineData("host", BoundaryFormat.HostDefault)]
+    public void A_config_file_chooses_the_serializer_in_runtime_env(string value, BoundaryFormat format)
+    {
+        var path = WriteConfig($"{{ isolated: true, serializer: {value} }}");
+
+        var config = Config.ServeConfigLoader.Load(path);
+
+        var env = config.Applications.Single().Application.GetOptions().RuntimeEnv;
+        Assert.Equal(RuntimeEnvKind.Isolated, env.Kind);
+        Assert.Equal(format, env.BoundaryFormat);
+    }
+
+    [Fact]
+    public void A_config_file_with_an_unknown_serializer_names_the_key_and_the_choices()
+    {
+        var path = WriteConfig("{ isolated: true, serializer: protobuf }");
+
+        var error = Assert.Throws<Config.ServeConfigException>(() => Config.ServeConfigLoader.Load(path));
+
+        Assert.Contains("runtime_env.serializer", error.Message);
+        Assert.Contains("expected 'json', 'messagepack' or 'host'", error.Message);
+        Assert.Contains("\"protobuf\"", error.Message);
+    }
+
+    private static string WriteConfig(string runtimeEnv)
+    {
+        var dir = Directory.CreateTempSubdirectory("serve-messagepack-config-").FullName;
+        var path = Path.Combine(dir, "serve.yaml");
+        File.WriteAllText(path, $"""
+            applications:
+              - import: {typeof(IsolationApps).Assembly.Location.Replace('\\', '/')}:Serve.Tests.IsolationApps.Swap
+                deployments:
+                  - name: SwapModel
+                    runtime_env: {runtimeEnv}
+            """);
+        return path;
+    }
+
     private static async Task CollectAsync(WeakReference weak)
     {
         for (var i = 0; i < 200 && weak.IsAlive; i++)

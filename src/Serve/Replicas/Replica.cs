@@ -141,7 +141,7 @@ internal sealed class Replica : IReplica
         if (_definition.Reconfigure is { } reconfigure)
         {
             if (_lease is { } lease && _definition.UserConfigType is { } configType)
-                userConfig = Boundary.Cross(userConfig, configType, _pool.HostSerializer, lease.Loaded.Context.Serializer);
+                userConfig = Boundary.Cross(userConfig, configType, _pool.HostSerializerFor(lease.Loaded.Context), lease.Loaded.Context.Serializer);
             await reconfigure(Instance, userConfig, cancellationToken).ConfigureAwait(false);
         }
         AppliedConfigJson = userConfigJson;
@@ -164,7 +164,7 @@ internal sealed class Replica : IReplica
                     result[i] = IntoContext(handle, context);
                     break;
                 case var value when !context.IsShared(value.GetType().Assembly.GetName().Name):
-                    result[i] = Boundary.Cross(value, MapType(value.GetType(), context), _pool.HostSerializer, context.Serializer);
+                    result[i] = Boundary.Cross(value, MapType(value.GetType(), context), _pool.HostSerializerFor(context), context.Serializer);
                     break;
             }
         }
