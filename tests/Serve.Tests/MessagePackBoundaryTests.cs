@@ -186,6 +186,20 @@ public class MessagePackBoundaryTests
         Assert.Contains("\"protobuf\"", error.Message);
     }
 
+    [Fact]
+    public async Task Bad_input_from_an_isolated_exception_type_crosses_as_an_InvalidInputException()
+    {
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false).WaitAsync(Bound);
+        var model = await serve.RunAsync(SwapModel.SwapModel.Bind().WithOptions(o => o.RuntimeEnv = RuntimeEnv.FromDirectory(Fixture("SwapModel.V2"))),
+            new RunOptions { Name = "checked", RoutePrefix = "/checked" }).WaitAsync(Bound);
+
+        var error = await Assert.ThrowsAsync<InvalidInputException>(() => model.CheckAsync(0).AsTask().WaitAsync(Bound));
+        Assert.Equal("quantity 0 is not positive; send 1 or more.", error.Message);
+        Assert.Equal("SwapModel.BadOrderException", Assert.IsType<BoundaryException>(error.InnerException).ExceptionType);
+
+        // The HTTP ingress maps InvalidInputException to 400 wherever it comes from (HttpErrorMapper; Serve.Onnx.Tests checks the answer).
+    }
+
     private static string WriteConfig(string runtimeEnv)
     {
         var dir = Directory.CreateTempSubdirectory("serve-messagepack-config-").FullName;
