@@ -6,6 +6,8 @@ using SwapModel;
 
 namespace Serve.Tests;
 
+public sealed record Blob(byte[] Bytes, ReadOnlyMemory<byte> Memory, ReadOnlyMemory<float> Floats);
+
 public sealed record Reading(string Sensor, double[] Values, Dictionary<string, int> Counts, Reading? Previous);
 
 public class MessagePackBoundaryTests
@@ -52,6 +54,23 @@ public class MessagePackBoundaryTests
         Assert.Equal("t0", back.Previous!.Sensor);
         Assert.Null(back.Previous.Previous);
         Assert.Equal("MessagePack", serializer.Format);
+    }
+
+    [Fact]
+    public void Values_read_back_do_not_share_the_serializers_pooled_buffer()
+    {
+        var serializer = new MessagePackBoundarySerializer();
+        var first = new ArrayBufferWriter<byte>();
+        var second = new ArrayBufferWriter<byte>();
+        serializer.Serialize(first, new Blob([1, 2, 3], new byte[] { 4, 5 }, new float[] { 6, 7 }), typeof(Blob));
+        serializer.Serialize(second, new Blob([9, 9, 9], new byte[] { 9, 9 }, new float[] { 9, 9 }), typeof(Blob));
+
+        var a = (Blob)serializer.Deserialize(first.WrittenSpan, typeof(Blob))!;
+        _ = serializer.Deserialize(second.WrittenSpan, typeof(Blob)); // reuses the pooled buffer
+
+        Assert.Equal([1, 2, 3], a.Bytes);
+        Assert.Equal([4, 5], a.Memory.ToArray());
+        Assert.Equal([6f, 7f], a.Floats.ToArray());
     }
 
     [Fact]
