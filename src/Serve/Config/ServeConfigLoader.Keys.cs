@@ -214,7 +214,7 @@ public static partial class ServeConfigLoader
         return errors.Count > before ? null : a;
     }
 
-    /// <summary><c>shared</c>, <c>isolated</c>, or a mapping: <c>{ directory: path, shared_assemblies: [names] }</c> / <c>{ isolated: true, ... }</c>.</summary>
+    /// <summary><c>shared</c>, <c>isolated</c>, or a mapping: <c>{ directory: path, shared_assemblies: [names], serializer: json|messagepack|host }</c> / <c>{ isolated: true, ... }</c>.</summary>
     private static RuntimeEnv? ReadRuntimeEnv(JsonNode? node, string at, string baseDirectory, List<ServeConfigError> errors)
     {
         const string Expected = "'shared', 'isolated', or a mapping with 'directory' (a build output folder) or 'isolated: true', and optional 'shared_assemblies'";
@@ -265,11 +265,25 @@ public static partial class ServeConfigLoader
             if (!Directory.Exists(directory))
                 errors.Add(new($"{at}.directory", $"folder not found: {directory}; build the deployment's project into it (dotnet build -o <folder>)"));
         }
+        var format = BoundaryFormat.HostDefault;
+        if (obj.TryGetPropertyValue("serializer", out var serializer) && ReadString(serializer, $"{at}.serializer", errors) is { } name2)
+        {
+            switch (name2)
+            {
+                case "json": format = BoundaryFormat.Json; break;
+                case "messagepack": format = BoundaryFormat.MessagePack; break;
+                case "host": break;
+                default:
+                    errors.Add(new($"{at}.serializer", $"expected 'json', 'messagepack' or 'host' (the host's BoundarySerializer, the default), got \"{name2}\""));
+                    break;
+            }
+        }
         if (directory is null && !isolated && errors.Count == before)
             errors.Add(new(at, $"expected {Expected}; set 'directory' or 'isolated: true'"));
         if (errors.Count > before)
             return null;
-        return directory is not null ? RuntimeEnv.FromDirectory(directory, [.. shared]) : RuntimeEnv.Isolated([.. shared]);
+        var env = directory is not null ? RuntimeEnv.FromDirectory(directory, [.. shared]) : RuntimeEnv.Isolated([.. shared]);
+        return format == BoundaryFormat.HostDefault ? env : env.WithBoundaryFormat(format);
     }
 
     private static string? ReadString(JsonNode? node, string at, List<ServeConfigError> errors)

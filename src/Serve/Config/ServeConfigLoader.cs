@@ -24,7 +24,7 @@ public static partial class ServeConfigLoader
     private static readonly string[] AutoscalingKeys =
         ["min_replicas", "max_replicas", "initial_replicas", "target_ongoing_requests", "upscale_delay_s", "downscale_delay_s",
          "metrics_interval_s", "look_back_period_s"];
-    private static readonly string[] RuntimeEnvKeys = ["isolated", "directory", "shared_assemblies"];
+    private static readonly string[] RuntimeEnvKeys = ["isolated", "directory", "shared_assemblies", "serializer"];
 
     private static readonly JsonSerializerOptions ArgsJson = new(JsonSerializerDefaults.Web);
 

@@ -203,3 +203,18 @@ public sealed class RoutePrefixConflictException : ServeException
     /// <summary>The application already served under that prefix.</summary>
     public string OtherApplicationName { get; }
 }
+
+/// <summary>
+/// A call's input is invalid (wrong shape, type or value) and retrying it unchanged cannot succeed. Throw it (or a
+/// subclass, e.g. Serve.Onnx's <c>OnnxInputException</c>) from a deployment method with a message that names the input,
+/// what was expected and what was received: the HTTP ingress answers <c>400 Bad request: {Message}</c> instead of a 500,
+/// and a handle caller gets the exception itself.
+/// </summary>
+public class InvalidInputException : ServeException
+{
+    /// <summary>Creates the exception with a message naming the input, what was expected and what was received.</summary>
+    public InvalidInputException(string message) : base(message) { }
+
+    /// <summary>Creates the exception with a message and the exception that revealed the problem.</summary>
+    public InvalidInputException(string message, Exception? innerException) : base(message, innerException) { }
+}

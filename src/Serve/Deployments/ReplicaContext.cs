@@ -69,6 +69,55 @@ public sealed class ReplicaContext
     /// </summary>
     public ReplicaGpu? Gpu { get; internal set; }
 
+    private readonly object _ownedLock = new();
+    private List<IDisposable>? _owned;
+    private bool _ownedDisposed;
+
+    /// <summary>
+    /// Hands <paramref name="resource"/> to the replica: it is disposed when the replica stops, after the user object
+    /// (and its multiplexed models) and before its GPU share, in reverse order of registration. Libraries that open
+    /// per-replica state (Serve.Onnx's <c>context.OnnxSession(...)</c>) use this so the user need not dispose it.
+    /// Registered after the replica stopped, it is disposed at once.
+    /// </summary>
+    public void RegisterForDispose(IDisposable resource)
+    {
+        ArgumentNullException.ThrowIfNull(resource);
+        lock (_ownedLock)
+        {
+            if (!_ownedDisposed)
+            {
+                (_owned ??= []).Add(resource);
+                return;
+            }
+        }
+        resource.Dispose();
+    }
+
+    /// <summary>Disposes what <see cref="RegisterForDispose"/> was given, last first; returns the failures (empty when none).</summary>
+    internal List<Exception> DisposeRegistered()
+    {
+        List<IDisposable>? owned;
+        lock (_ownedLock)
+        {
+            _ownedDisposed = true;
+            owned = _owned;
+            _owned = null;
+        }
+        var errors = new List<Exception>();
+        for (var i = (owned?.Count ?? 0) - 1; i >= 0; i--)
+        {
+            try
+            {
+                owned![i].Dispose();
+            }
+            catch (Exception e)
+            {
+                errors.Add(e);
+            }
+        }
+        return errors;
+    }
+
     /// <inheritdoc />
     public override string ToString() => $"{ApplicationName}/{ReplicaId}";
 }

@@ -12,6 +12,20 @@ public enum RuntimeEnvKind
 }
 
 /// <summary>
+/// How values cross an isolated deployment's boundary (<see cref="RuntimeEnv.WithBoundaryFormat"/>): arguments, results
+/// and user config whose types the deployment loads separately are written by one side and read by the other.
+/// </summary>
+public enum BoundaryFormat
+{
+    /// <summary>The host's serializer: <see cref="ServeOptions.BoundarySerializer"/> (JSON unless changed).</summary>
+    HostDefault,
+    /// <summary><see cref="Isolation.JsonBoundarySerializer"/>: System.Text.Json over UTF-8.</summary>
+    Json,
+    /// <summary><see cref="Isolation.MessagePackBoundarySerializer"/>: binary, floats as raw bytes; faster for vectors and numbers.</summary>
+    MessagePack,
+}
+
+/// <summary>
 /// Where a deployment's code runs (Ray Serve's <c>runtime_env</c>): the shared default
 /// <see cref="System.Runtime.Loader.AssemblyLoadContext"/> (<see cref="Shared"/>, the default), or a collectible
 /// context of its own from the host's pool (<see cref="Isolated"/>, <see cref="FromDirectory"/>).
@@ -26,11 +40,12 @@ public enum RuntimeEnvKind
 /// </remarks>
 public sealed class RuntimeEnv : IEquatable<RuntimeEnv>
 {
-    private RuntimeEnv(RuntimeEnvKind kind, string? directory, string[] sharedAssemblies)
+    private RuntimeEnv(RuntimeEnvKind kind, string? directory, string[] sharedAssemblies, BoundaryFormat boundaryFormat = BoundaryFormat.HostDefault)
     {
         Kind = kind;
         Directory = directory;
         SharedAssemblies = sharedAssemblies;
+        BoundaryFormat = boundaryFormat;
     }
 
     /// <summary>The default: the deployment runs in the default load context, and calls pass every value by reference.</summary>
@@ -78,7 +93,31 @@ public sealed class RuntimeEnv : IEquatable<RuntimeEnv>
     {
         if (Kind == RuntimeEnvKind.Shared)
             throw new InvalidOperationException("RuntimeEnv.Shared already shares every assembly; WithSharedAssemblies applies to Isolated() and FromDirectory(...).");
-        return new(Kind, Directory, [.. SharedAssemblies, .. CheckNames(names)]);
+        return new(Kind, Directory, [.. SharedAssemblies, .. CheckNames(names)], BoundaryFormat);
+    }
+
+    /// <summary>
+    /// How values of the deployment's own types cross its boundary: <see cref="BoundaryFormat.HostDefault"/> (the
+    /// default, <see cref="ServeOptions.BoundarySerializer"/>), <see cref="BoundaryFormat.Json"/> or
+    /// <see cref="BoundaryFormat.MessagePack"/>.
+    /// </summary>
+    public BoundaryFormat BoundaryFormat { get; }
+
+    /// <summary>
+    /// Returns this environment with values crossing its boundary in <paramref name="format"/>, e.g.
+    /// <c>RuntimeEnv.Isolated().WithBoundaryFormat(BoundaryFormat.MessagePack)</c> for a deployment that takes or returns
+    /// vectors in its own record types. Both sides of each boundary into the deployment use that format; other
+    /// deployments keep theirs. Config file: <c>runtime_env: { isolated: true, serializer: messagepack }</c>.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">This is <see cref="Shared"/>, which has no boundary.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="format"/> is not a <see cref="Serve.BoundaryFormat"/> value.</exception>
+    public RuntimeEnv WithBoundaryFormat(BoundaryFormat format)
+    {
+        if (Kind == RuntimeEnvKind.Shared)
+            throw new InvalidOperationException("RuntimeEnv.Shared passes every value by reference, so it has no boundary format; WithBoundaryFormat applies to Isolated() and FromDirectory(...).");
+        if (!Enum.IsDefined(format))
+            throw new ArgumentOutOfRangeException(nameof(format), format, $"BoundaryFormat {(int)format} is not defined; use HostDefault, Json or MessagePack.");
+        return new(Kind, Directory, [.. SharedAssemblies], format);
     }
 
     private static string[] CheckNames(string[]? names)
@@ -98,15 +137,16 @@ public sealed class RuntimeEnv : IEquatable<RuntimeEnv>
         other is not null
         && Kind == other.Kind
         && string.Equals(Directory, other.Directory, StringComparison.Ordinal)
-        && SharedAssemblies.SequenceEqual(other.SharedAssemblies, StringComparer.Ordinal);
+        && SharedAssemblies.SequenceEqual(other.SharedAssemblies, StringComparer.Ordinal)
+        && BoundaryFormat == other.BoundaryFormat;
 
     /// <inheritdoc />
     public override bool Equals(object? obj) => Equals(obj as RuntimeEnv);
 
     /// <inheritdoc />
-    public override int GetHashCode() => HashCode.Combine(Kind, Directory, SharedAssemblies.Count);
+    public override int GetHashCode() => HashCode.Combine(Kind, Directory, SharedAssemblies.Count, BoundaryFormat);
 
-    /// <summary>A short description: <c>Shared</c>, <c>Isolated</c> or <c>Directory(/path)</c>, with shared contracts.</summary>
+    /// <summary>A short description: <c>Shared</c>, <c>Isolated</c> or <c>Directory(/path)</c>, with shared contracts and a boundary format other than the host's.</summary>
     public override string ToString()
     {
         var text = Kind switch
@@ -115,6 +155,8 @@ public sealed class RuntimeEnv : IEquatable<RuntimeEnv>
             RuntimeEnvKind.Isolated => "Isolated",
             _ => $"Directory({Directory})",
         };
-        return SharedAssemblies.Count == 0 ? text : $"{text} sharing {string.Join(", ", SharedAssemblies)}";
+        if (SharedAssemblies.Count > 0)
+            text = $"{text} sharing {string.Join(", ", SharedAssemblies)}";
+        return BoundaryFormat == BoundaryFormat.HostDefault ? text : $"{text} over {BoundaryFormat}";
     }
 }

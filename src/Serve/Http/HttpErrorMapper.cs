@@ -67,6 +67,9 @@ internal sealed class HttpErrorMapper(TimeSpan? requestTimeout, long maxRequestB
             new HttpError(StatusCodes.Status503ServiceUnavailable,
                 $"Service unavailable: the node serving this request failed before it finished; retry if the request is idempotent. Request id {requestId}",
                 RetryAfter: "1", LogError: true),
+        // The method said its input is wrong (e.g. a tensor of the wrong shape): the client's fault, in the method's words.
+        InvalidInputException =>
+            new HttpError(StatusCodes.Status400BadRequest, "Bad request: " + e.Message),
         ArgumentException when InvokerHelpers.IsBindingFailure(e) =>
             new HttpError(StatusCodes.Status400BadRequest, "Bad request: " + e.Message),
         OperationCanceledException when cancelled => Cancelled(timedOut),

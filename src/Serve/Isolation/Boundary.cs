@@ -284,12 +284,17 @@ internal sealed class Boundary
         return result;
     }
 
-    /// <summary>Exceptions of isolated types cross as <see cref="BoundaryException"/>; others as they are.</summary>
+    /// <summary>
+    /// Exceptions of isolated types cross as <see cref="BoundaryException"/> (inside an <see cref="InvalidInputException"/>
+    /// when they derive from it); others as they are.
+    /// </summary>
     internal static Exception Translate(Exception e)
     {
         if (!e.GetType().Assembly.IsCollectible)
             return e;
-        return new BoundaryException(e, e.InnerException is null ? null : Translate(e.InnerException));
+        var crossed = new BoundaryException(e, e.InnerException is null ? null : Translate(e.InnerException));
+        // A subclass of Serve's InvalidInputException (e.g. Serve.Onnx's, loaded privately) stays a bad-input error: 400 over HTTP.
+        return e is InvalidInputException ? new InvalidInputException(e.Message, crossed) : crossed;
     }
 
     private static Exception Rethrowable(Exception e)

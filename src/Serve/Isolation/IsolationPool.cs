@@ -27,20 +27,58 @@ internal sealed class IsolationPool
         HostSerializer = serializerFactory();
     }
 
-    /// <summary>The serializer for values of default-context types.</summary>
+    /// <summary>The serializer for values of default-context types, in the host's format.</summary>
     public IBoundarySerializer HostSerializer { get; }
+
+    private readonly object _hostSerializersGate = new();
+    private readonly Dictionary<BoundaryFormat, IBoundarySerializer> _hostSerializers = [];
 
     /// <summary>The key of a spec's context, or <c>null</c> when it runs in the shared default context.</summary>
     public static ContextKey? KeyOf(string application, Control.DeploymentSpec spec) =>
         spec.Options.RuntimeEnv.IsIsolated ? new ContextKey(application, spec.Name, spec.CodeVersion, spec.Options.RuntimeEnv) : null;
 
-    /// <summary>The serializer that owns values of <paramref name="definition"/>'s types.</summary>
-    public IBoundarySerializer SerializerFor(DeploymentDefinition definition) =>
-        AssemblyLoadContext.GetLoadContext(definition.ImplementationType.Assembly) is ServeLoadContext context ? context.Serializer : HostSerializer;
+    /// <summary>A new serializer of <paramref name="format"/> (the host's own factory for <see cref="BoundaryFormat.HostDefault"/>).</summary>
+    public IBoundarySerializer Create(BoundaryFormat format) => format switch
+    {
+        BoundaryFormat.Json => new JsonBoundarySerializer(),
+        BoundaryFormat.MessagePack => new MessagePackBoundarySerializer(),
+        _ => _serializerFactory(),
+    };
 
-    /// <summary>A boundary from code built against <paramref name="caller"/> into replicas of <paramref name="callee"/>.</summary>
-    public Boundary CreateBoundary(string deployment, DeploymentDefinition caller, DeploymentDefinition callee) =>
-        Boundary.Create(deployment, caller, SerializerFor(caller), callee, SerializerFor(callee));
+    /// <summary>The format values crossing into <paramref name="definition"/>'s replicas use: its context's, or the host's.</summary>
+    public static BoundaryFormat FormatOf(DeploymentDefinition definition) =>
+        AssemblyLoadContext.GetLoadContext(definition.ImplementationType.Assembly) is ServeLoadContext context ? context.Format : BoundaryFormat.HostDefault;
+
+    /// <summary>The serializer that owns values of <paramref name="definition"/>'s types, in <paramref name="format"/>.</summary>
+    public IBoundarySerializer SerializerFor(DeploymentDefinition definition, BoundaryFormat format) =>
+        AssemblyLoadContext.GetLoadContext(definition.ImplementationType.Assembly) is ServeLoadContext context
+            ? context.SerializerFor(format, Create)
+            : HostSerializerFor(format);
+
+    /// <summary>The serializer for default-context values crossing into <paramref name="context"/> (in the context's format).</summary>
+    public IBoundarySerializer HostSerializerFor(ServeLoadContext context) => HostSerializerFor(context.Format);
+
+    private IBoundarySerializer HostSerializerFor(BoundaryFormat format)
+    {
+        if (format == BoundaryFormat.HostDefault)
+            return HostSerializer;
+        lock (_hostSerializersGate)
+        {
+            if (!_hostSerializers.TryGetValue(format, out var serializer))
+                _hostSerializers[format] = serializer = Create(format);
+            return serializer;
+        }
+    }
+
+    /// <summary>
+    /// A boundary from code built against <paramref name="caller"/> into replicas of <paramref name="callee"/>: both
+    /// sides write and read the callee's format.
+    /// </summary>
+    public Boundary CreateBoundary(string deployment, DeploymentDefinition caller, DeploymentDefinition callee)
+    {
+        var format = FormatOf(callee);
+        return Boundary.Create(deployment, caller, SerializerFor(caller, format), callee, SerializerFor(callee, format));
+    }
 
     /// <summary>Marks <paramref name="key"/> as the deployment's current context (kept warm); <c>null</c> when it has none.</summary>
     public void SetCurrent(string application, string deployment, ContextKey? key)
@@ -152,7 +190,7 @@ internal sealed class IsolationPool
             mainPath = CodeIdentity.DirectoryAssembly(deployment, caller, env);
         }
 
-        var context = new ServeLoadContext(name, mainPath, env.SharedAssemblies, _serializerFactory());
+        var context = new ServeLoadContext(name, mainPath, env.SharedAssemblies, Create(env.BoundaryFormat), env.BoundaryFormat);
         try
         {
             Assembly assembly;
@@ -176,7 +214,7 @@ internal sealed class IsolationPool
                     : $"Deployment '{deployment}': {typeName} in {mainPath} is not a deployment (no [Deployment] generated code for {caller.HandleType.Name}). " +
                       "Mark the class [Deployment] and build its project with the Serve package (its source generator registers it).");
             }
-            var primary = Boundary.Create(deployment, caller, SerializerFor(caller), callee, context.Serializer);
+            var primary = Boundary.Create(deployment, caller, SerializerFor(caller, env.BoundaryFormat), callee, context.Serializer);
             return new LoadedContext(context, callee, primary);
         }
         catch

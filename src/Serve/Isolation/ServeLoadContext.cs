@@ -15,9 +15,13 @@ internal sealed class ServeLoadContext : AssemblyLoadContext
     private readonly HashSet<string> _contracts;
     private readonly ConcurrentDictionary<string, DeploymentDefinition> _definitions = new(StringComparer.Ordinal);
 
-    public ServeLoadContext(string name, string mainAssemblyPath, IReadOnlyList<string> contracts, IBoundarySerializer serializer)
+    private readonly object _serializersGate = new();
+    private Dictionary<BoundaryFormat, IBoundarySerializer>? _otherSerializers;
+
+    public ServeLoadContext(string name, string mainAssemblyPath, IReadOnlyList<string> contracts, IBoundarySerializer serializer, BoundaryFormat format = BoundaryFormat.HostDefault)
         : base(name, isCollectible: true)
     {
+        Format = format;
         MainAssemblyPath = mainAssemblyPath;
         Directory = Path.GetDirectoryName(mainAssemblyPath)!;
         _resolver = new AssemblyDependencyResolver(mainAssemblyPath);
@@ -31,6 +35,26 @@ internal sealed class ServeLoadContext : AssemblyLoadContext
 
     /// <summary>The serializer for values of this context's types; it (and its type cache) dies with the context.</summary>
     public IBoundarySerializer Serializer { get; private set; }
+
+    /// <summary>The format of <see cref="Serializer"/>: the deployment's <see cref="RuntimeEnv.BoundaryFormat"/>.</summary>
+    public BoundaryFormat Format { get; }
+
+    /// <summary>
+    /// A serializer for values of this context's types in <paramref name="format"/>: <see cref="Serializer"/> for its own
+    /// format, else one made on first use (for calls from this context into a deployment of another format); all die with the context.
+    /// </summary>
+    public IBoundarySerializer SerializerFor(BoundaryFormat format, Func<BoundaryFormat, IBoundarySerializer> create)
+    {
+        if (format == Format)
+            return Serializer;
+        lock (_serializersGate)
+        {
+            _otherSerializers ??= [];
+            if (!_otherSerializers.TryGetValue(format, out var serializer))
+                _otherSerializers[format] = serializer = create(format);
+            return serializer;
+        }
+    }
 
     /// <summary>True when <paramref name="assemblyName"/> always comes from the default context for this context.</summary>
     public bool IsShared(string? assemblyName) =>
@@ -78,6 +102,8 @@ internal sealed class ServeLoadContext : AssemblyLoadContext
     {
         _definitions.Clear();
         Serializer = null!;
+        lock (_serializersGate)
+            _otherSerializers = null;
         Unload();
     }
 

@@ -136,7 +136,7 @@ internal sealed partial class Replica : IReplica
         if (_definition.Reconfigure is { } reconfigure)
         {
             if (_lease is { } lease && _definition.UserConfigType is { } configType)
-                userConfig = Boundary.Cross(userConfig, configType, _pool.HostSerializer, lease.Loaded.Context.Serializer);
+                userConfig = Boundary.Cross(userConfig, configType, _pool.HostSerializerFor(lease.Loaded.Context), lease.Loaded.Context.Serializer);
             await reconfigure(Instance, userConfig, cancellationToken).ConfigureAwait(false);
         }
         AppliedConfigJson = userConfigJson;
@@ -159,7 +159,7 @@ internal sealed partial class Replica : IReplica
                     result[i] = IntoContext(handle, context);
                     break;
                 case var value when !context.IsShared(value.GetType().Assembly.GetName().Name):
-                    result[i] = Boundary.Cross(value, MapType(value.GetType(), context), _pool.HostSerializer, context.Serializer);
+                    result[i] = Boundary.Cross(value, MapType(value.GetType(), context), _pool.HostSerializerFor(context), context.Serializer);
                     break;
             }
         }
@@ -326,6 +326,9 @@ internal sealed partial class Replica : IReplica
                 Log.ReplicaDisposeFailed(logger, ReplicaId, e);
             }
         }
+        // Sessions and other per-replica state libraries registered (ReplicaContext.RegisterForDispose), before the GPU share they may use.
+        foreach (var e in Context.DisposeRegistered())
+            Log.ReplicaDisposeFailed(logger, ReplicaId, e);
         try
         {
             // After the user object and its loaded models: they may free device memory through its GPU share while disposing.
