@@ -55,6 +55,12 @@ internal sealed partial class ClusterReplicaDirectory(
     {
         var self = localSilo.SiloAddress;
         var snapshot = membership.CurrentSnapshot;
+        // A node membership no longer lists at all is gone for good.
+        List<SiloAddress> forgotten;
+        lock (_lock)
+            forgotten = [.. _known.Keys.Where(silo => !snapshot.Members.ContainsKey(silo))];
+        foreach (var silo in forgotten)
+            NodeFailed(silo);
         var listings = new List<(SiloAddress Silo, ReplicaListing[] Replicas)>();
         foreach (var (silo, member) in snapshot.Members)
         {
@@ -85,12 +91,12 @@ internal sealed partial class ClusterReplicaDirectory(
         var byEndpoint = new Dictionary<(string, string), List<Replicas.IReplica>>();
         lock (_lock)
         {
-            var seen = new HashSet<SiloAddress>();
+            // A node that is not active (stopping, or suspected) leaves the routers but stays known until membership
+            // declares it dead, so that its calls in flight then fail at once (NodeFailed) instead of at Orleans' response timeout.
             foreach (var (silo, replicas) in listings)
             {
                 if (_dead.Contains(silo))
                     continue;
-                seen.Add(silo);
                 if (!_known.TryGetValue(silo, out var old))
                     old = [];
                 var current = new Dictionary<string, RemoteReplica>(StringComparer.Ordinal);
@@ -106,10 +112,10 @@ internal sealed partial class ClusterReplicaDirectory(
                         byEndpoint[(listing.Application, listing.Deployment)] = list = [];
                     list.Add(replica);
                 }
+                // Replicas the node stopped listing (stopped or replaced there) are gone from the routers; calls in
+                // flight to them finish on their own (the node drains them).
                 _known[silo] = current;
             }
-            foreach (var silo in _known.Keys.Where(s => !seen.Contains(s)).ToList())
-                _known.Remove(silo);
         }
         foreach (var endpoint in host.Endpoints)
         {

@@ -26,6 +26,9 @@ internal sealed class RemoteReplica : IReplica
     private readonly TagList _metricTags;
     private int _ongoing;
     private volatile bool _lost;
+    // Completed when membership declares the node dead: calls in flight there fail at once instead of waiting for
+    // Orleans to give up on their responses (its ResponseTimeout).
+    private readonly TaskCompletionSource _lostSignal = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public RemoteReplica(INodeAgentClient agents, IBoundarySerializer serializer, SiloAddress silo, DeploymentDefinition definition, string application, string deployment, string replicaId)
     {
@@ -55,8 +58,12 @@ internal sealed class RemoteReplica : IReplica
 
     public ReplicaStoppedException StoppedError(Exception? cause) => new(_application, _deployment, ReplicaId, TimeSpan.Zero, cause);
 
-    /// <summary>The node failed: no new call is admitted (the router drops it too).</summary>
-    public void MarkLost() => _lost = true;
+    /// <summary>The node failed: no new call is admitted (the router drops it too), and calls in flight fail with <see cref="ReplicaLostException"/> now.</summary>
+    public void MarkLost()
+    {
+        _lost = true;
+        _lostSignal.TrySetResult();
+    }
 
     public bool TryAcquire(int maxOngoing)
     {
@@ -101,11 +108,18 @@ internal sealed class RemoteReplica : IReplica
         RemoteResult answer;
         try
         {
-            answer = await _agents.On(Silo).InvokeAsync(call, cancellationToken).ConfigureAwait(false);
+            var pending = _agents.On(Silo).InvokeAsync(call, cancellationToken);
+            if (await Task.WhenAny(pending, _lostSignal.Task).ConfigureAwait(false) != pending)
+            {
+                // Nobody waits for the abandoned response any more; observe its failure.
+                _ = pending.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                throw new ReplicaLostException(_application, _deployment, ReplicaId, NodeId!);
+            }
+            answer = await pending.ConfigureAwait(false);
         }
-        catch (Exception e) when (e is SiloUnavailableException or ConnectionFailedException || _lost && e is not OperationCanceledException)
+        catch (Exception e) when (e is SiloUnavailableException or ConnectionFailedException || _lost && e is not OperationCanceledException and not ReplicaLostException)
         {
-            _lost = true;
+            MarkLost();
             throw new ReplicaLostException(_application, _deployment, ReplicaId, NodeId!, e);
         }
         return answer.Status switch

@@ -94,7 +94,10 @@ public sealed class CrossNodeTests
         }
     }
 
-    /// <summary>Starts calls until <paramref name="count"/> of them are held on the replica of <paramref name="node"/>.</summary>
+    /// <summary>
+    /// Starts calls until <paramref name="count"/> of them are held on the replica of <paramref name="node"/> (the others
+    /// complete elsewhere). More than one is a matter of luck: the router sends the next call to the less busy replica.
+    /// </summary>
     private static async Task<List<Task<string>>> HoldCallsAsync(WhereAmIHandle handle, ServeHost node, int count)
     {
         var replica = node.GetHandle("WhereAmI").Endpoint.Router.Replicas.Single(r => r.IsLocal);
@@ -112,15 +115,17 @@ public sealed class CrossNodeTests
     public async Task A_call_in_flight_on_a_killed_node_is_retried_once_on_a_survivor()
     {
         await using var cluster = await StartAsync(3);
-        var primary = Serve(cluster.Silos[0]);
+        var primary = Serve(Silo(cluster, "Silo_0"));
         await WaitForRemoteReplicasAsync(primary, 2).WaitAsync(Bound);
         WhereAmI.Gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
         WhereAmI.HoldOn = "Silo_1";
+        var kill = Task.CompletedTask;
         try
         {
-            var calls = await HoldCallsAsync(primary.GetHandle<WhereAmIHandle>("WhereAmI"), Serve(cluster.Silos[1]), 2);
+            var calls = await HoldCallsAsync(primary.GetHandle<WhereAmIHandle>("WhereAmI"), Serve(Silo(cluster, "Silo_1")), 1);
 
-            await KillAsync(cluster, cluster.Silos[1]);
+            // Not awaited yet: an in-process kill waits for the dead node's own drain, which waits for the held calls.
+            kill = KillAsync(cluster, Silo(cluster, "Silo_1"));
 
             var answers = await Task.WhenAll(calls).WaitAsync(Bound);
             Assert.Equal(calls.Count, answers.Length);
@@ -130,6 +135,7 @@ public sealed class CrossNodeTests
         {
             WhereAmI.HoldOn = "";
             WhereAmI.Gate.TrySetResult();
+            await kill;
         }
     }
 
@@ -137,17 +143,18 @@ public sealed class CrossNodeTests
     public async Task With_RetryOnNodeFailure_off_a_call_lost_with_its_node_fails_naming_deployment_replica_and_node()
     {
         await using var cluster = await StartAsync(3, retryOnNodeFailure: false);
-        var primary = Serve(cluster.Silos[0]);
+        var primary = Serve(Silo(cluster, "Silo_0"));
         await WaitForRemoteReplicasAsync(primary, 2).WaitAsync(Bound);
         WhereAmI.Gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
         WhereAmI.HoldOn = "Silo_1";
+        var kill = Task.CompletedTask;
         try
         {
-            var victim = cluster.Silos[1];
+            var victim = Silo(cluster, "Silo_1");
             var calls = await HoldCallsAsync(primary.GetHandle<WhereAmIHandle>("WhereAmI"), Serve(victim), 1);
             var held = calls.Where(c => !c.IsCompleted).ToArray();
 
-            await KillAsync(cluster, victim);
+            kill = KillAsync(cluster, victim);
 
             var e = await Assert.ThrowsAsync<ReplicaLostException>(() => Task.WhenAll(held).WaitAsync(Bound));
             Assert.Equal("WhereAmI", e.DeploymentName);
@@ -159,10 +166,15 @@ public sealed class CrossNodeTests
         {
             WhereAmI.HoldOn = "";
             WhereAmI.Gate.TrySetResult();
+            await kill;
         }
     }
 
     private static ServeHost Serve(InProcessSiloHandle silo) => silo.ServiceProvider.GetRequiredService<ServeHost>();
+
+    // Silos after the first start together, so their order in cluster.Silos says nothing about their names.
+    private static InProcessSiloHandle Silo(InProcessTestCluster cluster, string name) =>
+        cluster.Silos.Single(s => s.ServiceProvider.GetRequiredService<NodeName>().Value == name);
 
     /// <summary>Waits (bounded) until the router of WhereAmI on <paramref name="host"/> knows <paramref name="count"/> remote replicas.</summary>
     private static async Task WaitForRemoteReplicasAsync(ServeHost host, int count)
@@ -177,7 +189,7 @@ public sealed class CrossNodeTests
     public async Task A_handle_on_one_node_calls_a_replica_on_another_node()
     {
         await using var cluster = await StartAsync(2);
-        var primary = Serve(cluster.Silos[0]);
+        var primary = Serve(Silo(cluster, "Silo_0"));
         await WaitForRemoteReplicasAsync(primary, 1).WaitAsync(Bound);
 
         var handle = primary.GetHandle<WhereAmIHandle>("WhereAmI");
@@ -187,7 +199,7 @@ public sealed class CrossNodeTests
         Assert.Equal("b->Silo_1", await primary.GetHandle("WhereAmI").InvokeAsync("Where", ["b"]).AsTask().WaitAsync(Bound));
 
         // Locality: the node that runs a replica serves its own handle's calls itself.
-        var secondary = Serve(cluster.Silos[1]).GetHandle<WhereAmIHandle>("WhereAmI");
+        var secondary = Serve(Silo(cluster, "Silo_1")).GetHandle<WhereAmIHandle>("WhereAmI");
         Assert.Equal("c->Silo_1", await secondary.WhereAsync("c").AsTask().WaitAsync(Bound));
     }
 
@@ -195,10 +207,10 @@ public sealed class CrossNodeTests
     public async Task Calls_keep_succeeding_when_a_node_holding_replicas_is_killed()
     {
         await using var cluster = await StartAsync(3);
-        var primary = Serve(cluster.Silos[0]);
+        var primary = Serve(Silo(cluster, "Silo_0"));
         await WaitForRemoteReplicasAsync(primary, 2).WaitAsync(Bound);
         var handle = primary.GetHandle<WhereAmIHandle>("WhereAmI");
-        var victim = cluster.Silos[1];
+        var victim = Silo(cluster, "Silo_1");
         const string survivorName = "Silo_2";
 
         using var stop = new CancellationTokenSource();
