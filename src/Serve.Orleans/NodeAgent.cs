@@ -37,6 +37,15 @@ internal sealed class NodeAgent(GrainId id, Silo silo, Microsoft.Extensions.Logg
     public Task<RemoteResult> InvokeAsync(RemoteCall call, CancellationToken cancellationToken) =>
         // Off the silo's scheduler: user code may block, and the thread here is Orleans'.
         Task.Run(() => _calls.RunAsync(call, cancellationToken), CancellationToken.None);
+
+    public Task<RemoteStreamStart> StartStreamAsync(RemoteCall call) =>
+        Task.Run(() => _calls.StartStreamAsync(call), CancellationToken.None);
+
+    public Task<RemoteStreamItem> NextItemAsync(string streamId) =>
+        Task.Run(() => _calls.NextItemAsync(streamId), CancellationToken.None);
+
+    public Task StopStreamAsync(string streamId) =>
+        Task.Run(() => _calls.StopStreamAsync(streamId), CancellationToken.None);
 }
 
 /// <summary>Runs the calls other nodes send to this node's replicas (outside grain code, so on the thread pool's terms).</summary>
@@ -65,6 +74,102 @@ internal sealed class NodeCalls(ServeHost host)
         {
             router.Release(replica, started, failed);
         }
+    }
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, RunningStream> _streams = new(StringComparer.Ordinal);
+
+    /// <summary>A stream another node consumes: its enumerator, the slot it holds, and the token its consumer can cancel.</summary>
+    private sealed class RunningStream(IAsyncEnumerator<object?> items, Replica replica, Routing.DeploymentRouter router, long started, CancellationTokenSource stop, Type? itemType)
+    {
+        public IAsyncEnumerator<object?> Items { get; } = items;
+        public Type? ItemType { get; } = itemType;
+        public CancellationTokenSource Stop { get; } = stop;
+        // One move at a time: a consumer asks for the next item only after it got the last one.
+        public SemaphoreSlim Moving { get; } = new(1, 1);
+        private int _ended;
+
+        public async ValueTask EndAsync(bool failed)
+        {
+            if (Interlocked.Exchange(ref _ended, 1) != 0)
+                return;
+            try
+            {
+                await Items.DisposeAsync().ConfigureAwait(false);
+            }
+            finally
+            {
+                Stop.Dispose();
+                router.Release(replica, started, failed);
+            }
+        }
+    }
+
+    public async Task<RemoteStreamStart> StartStreamAsync(RemoteCall call)
+    {
+        if (!host.TryGetEndpoint(call.Application, call.Deployment, out var endpoint) || Find(endpoint.Router, call.ReplicaId) is not { } replica)
+            return new RemoteStreamStart(RemoteStatus.Gone, null);
+        var router = endpoint.Router;
+        if (!replica.TryAcquire(router.MaxOngoing))
+            return new RemoteStreamStart(RemoteStatus.Refused, null);
+        var started = router.CallStarting();
+        var stop = new CancellationTokenSource();
+        try
+        {
+            var method = RemoteMethods.Find(endpoint.Definition, call.MethodId);
+            var arguments = RemoteMethods.ReadArguments(_serializer, method, call.Arguments);
+            var items = await replica.InvokeBoxedStreamAsync(endpoint.Definition, call.MethodId, arguments, stop.Token).ConfigureAwait(false);
+            var id = Guid.NewGuid().ToString("N");
+            _streams[id] = new RunningStream(items.GetAsyncEnumerator(stop.Token), replica, router, started, stop, method.ResultType);
+            return new RemoteStreamStart(RemoteStatus.Completed, id);
+        }
+        catch
+        {
+            stop.Dispose();
+            router.Release(replica, started, failed: true);
+            throw;
+        }
+    }
+
+    public async Task<RemoteStreamItem> NextItemAsync(string streamId)
+    {
+        if (!_streams.TryGetValue(streamId, out var stream))
+            throw new InvalidOperationException($"Stream '{streamId}' is not running on this node (it ended or was stopped).");
+        await stream.Moving.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            bool more;
+            try
+            {
+                more = await stream.Items.MoveNextAsync().ConfigureAwait(false);
+            }
+            catch
+            {
+                _streams.TryRemove(streamId, out _);
+                await stream.EndAsync(failed: true).ConfigureAwait(false);
+                throw;
+            }
+            if (!more)
+            {
+                _streams.TryRemove(streamId, out _);
+                await stream.EndAsync(failed: false).ConfigureAwait(false);
+                return new RemoteStreamItem(false, null);
+            }
+            return new RemoteStreamItem(true, RemoteMethods.Write(_serializer, stream.Items.Current, stream.ItemType));
+        }
+        finally
+        {
+            stream.Moving.Release();
+        }
+    }
+
+    public async Task StopStreamAsync(string streamId)
+    {
+        if (!_streams.TryRemove(streamId, out var stream))
+            return;
+        await stream.Stop.CancelAsync().ConfigureAwait(false);
+        // Wait for a move in progress: an enumerator must not be disposed mid-move.
+        await stream.Moving.WaitAsync().ConfigureAwait(false);
+        await stream.EndAsync(failed: false).ConfigureAwait(false);
     }
 
     private static Replica? Find(Routing.DeploymentRouter router, string replicaId)

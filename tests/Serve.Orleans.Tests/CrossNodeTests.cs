@@ -22,6 +22,16 @@ public sealed partial class WhereAmI([FromServices] NodeName node)
     {
     }
 
+    public async IAsyncEnumerable<string> Count(int n, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        for (var i = 0; i < n; i++)
+        {
+            await Task.Yield();
+            cancellationToken.ThrowIfCancellationRequested();
+            yield return $"{i}@{node.Value}";
+        }
+    }
+
     /// <summary>Calls of <see cref="HeldWhereAsync"/> on the node named here wait for <see cref="Gate"/>.</summary>
     public static volatile string HoldOn = "";
     public static volatile TaskCompletionSource Gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -201,6 +211,30 @@ public sealed class CrossNodeTests
         // Locality: the node that runs a replica serves its own handle's calls itself.
         var secondary = Serve(Silo(cluster, "Silo_1")).GetHandle<WhereAmIHandle>("WhereAmI");
         Assert.Equal("c->Silo_1", await secondary.WhereAsync("c").AsTask().WaitAsync(Bound));
+    }
+
+    [Fact]
+    public async Task A_stream_crosses_nodes_and_a_consumer_leaving_early_frees_the_remote_slot()
+    {
+        await using var cluster = await StartAsync(2);
+        var primary = Serve(Silo(cluster, "Silo_0"));
+        await WaitForRemoteReplicasAsync(primary, 1).WaitAsync(Bound);
+        var handle = primary.GetHandle<WhereAmIHandle>("WhereAmI");
+
+        var items = new List<string>();
+        await foreach (var item in handle.CountAsync(3).WithCancellation(default))
+            items.Add(item);
+        Assert.Equal(["0@Silo_1", "1@Silo_1", "2@Silo_1"], items);
+
+        await foreach (var item in handle.CountAsync(1000).WithCancellation(default))
+        {
+            Assert.Equal("0@Silo_1", item);
+            break;
+        }
+        var replica = Serve(Silo(cluster, "Silo_1")).GetHandle("WhereAmI").Endpoint.Router.Replicas.Single(r => r.IsLocal);
+        using var timeout = new CancellationTokenSource(Bound);
+        while (replica.Ongoing != 0)
+            await Task.Delay(10, timeout.Token);
     }
 
     [Fact]
