@@ -59,7 +59,7 @@ public sealed class CrossNodeTests
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(60);
 
-    private static async Task<InProcessTestCluster> StartAsync(short silos, bool retryOnNodeFailure = true)
+    private static async Task<InProcessTestCluster> StartAsync(short silos, bool retryOnNodeFailure = true, int? maxOngoingRequests = null)
     {
         var builder = new InProcessTestClusterBuilder(silos);
         builder.ConfigureSiloHost((silo, host) =>
@@ -71,6 +71,8 @@ public sealed class CrossNodeTests
                 {
                     o.NumReplicas = silo.SiloName == "Silo_0" ? 0 : 1;
                     o.RetryOnNodeFailure = retryOnNodeFailure;
+                    if (maxOngoingRequests is { } max)
+                        o.MaxOngoingRequests = max;
                 }));
         });
         builder.ConfigureSilo((_, silo) =>
@@ -235,6 +237,41 @@ public sealed class CrossNodeTests
         using var timeout = new CancellationTokenSource(Bound);
         while (replica.Ongoing != 0)
             await Task.Delay(10, timeout.Token);
+    }
+
+    [Fact]
+    public async Task A_replica_full_with_its_own_nodes_calls_refuses_remote_ones_which_fail_with_BackPressure_after_bounded_retries()
+    {
+        await using var cluster = await StartAsync(2, maxOngoingRequests: 1);
+        var primary = Serve(Silo(cluster, "Silo_0"));
+        var owner = Serve(Silo(cluster, "Silo_1"));
+        await WaitForRemoteReplicasAsync(primary, 1).WaitAsync(Bound);
+        WhereAmI.Gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        WhereAmI.HoldOn = "Silo_1";
+        Task<string>? held = null;
+        try
+        {
+            // The owner's own handle takes the replica's only slot; the primary's router does not know (it counts only
+            // its own calls), so its call reaches the owner's agent, which refuses it every time.
+            held = owner.GetHandle<WhereAmIHandle>("WhereAmI").HeldWhereAsync("local").AsTask();
+            var replica = owner.GetHandle("WhereAmI").Endpoint.Router.Replicas.Single(r => r.IsLocal);
+            using (var timeout = new CancellationTokenSource(Bound))
+            {
+                while (replica.Ongoing == 0)
+                    await Task.Delay(5, timeout.Token);
+            }
+
+            var e = await Assert.ThrowsAsync<BackPressureException>(() => primary.GetHandle<WhereAmIHandle>("WhereAmI").WhereAsync("remote").AsTask().WaitAsync(Bound));
+            Assert.Contains("'WhereAmI'", e.Message);
+            Assert.Contains($"refused this call {DeploymentHandle.MaxRefusals} times", e.Message);
+        }
+        finally
+        {
+            WhereAmI.HoldOn = "";
+            WhereAmI.Gate.TrySetResult();
+        }
+        Assert.Equal("local->Silo_1", await held!.WaitAsync(Bound));
+        Assert.Equal("remote->Silo_1", await primary.GetHandle<WhereAmIHandle>("WhereAmI").WhereAsync("remote").AsTask().WaitAsync(Bound));
     }
 
     [Fact]
