@@ -28,9 +28,6 @@ internal sealed partial class ClusterReplicaDirectory(
     private readonly object _lock = new();
     private readonly HashSet<SiloAddress> _dead = [];
 
-    /// <summary>Set after each completed refresh; tests wait on it instead of on time.</summary>
-    internal int Refreshes;
-
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var watching = WatchMembershipAsync(stoppingToken);
@@ -83,7 +80,6 @@ internal sealed partial class ClusterReplicaDirectory(
             }
         }
         Publish(listings);
-        Interlocked.Increment(ref Refreshes);
     }
 
     private void Publish(List<(SiloAddress Silo, ReplicaListing[] Replicas)> listings)

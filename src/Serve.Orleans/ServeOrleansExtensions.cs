@@ -50,7 +50,8 @@ public static class ServeOrleansExtensions
             {
                 o.Validate();
                 return true;
-            });
+            })
+            .ValidateOnStart();
         silo.AddGrainService<NodeAgent>();
         services.TryAddSingleton<INodeAgentClient, NodeAgentClient>();
         services.AddSingleton<ClusterReplicaDirectory>();

@@ -342,3 +342,39 @@ public sealed class CrossNodeTests
         }
     }
 }
+
+public sealed class ServeClusterOptionsTests
+{
+    [Theory]
+    [InlineData(0)]
+    [InlineData(-1)]
+    public void A_refresh_interval_that_is_not_positive_is_refused_naming_the_option(int milliseconds)
+    {
+        var options = new ServeClusterOptions { ReplicaRefreshInterval = TimeSpan.FromMilliseconds(milliseconds) };
+
+        var e = Assert.Throws<ArgumentOutOfRangeException>(options.Validate);
+
+        Assert.Contains("ServeClusterOptions.ReplicaRefreshInterval", e.Message);
+        Assert.Contains("positive", e.Message);
+    }
+
+    [Fact]
+    public void A_node_label_without_a_name_is_refused()
+    {
+        var options = new ServeClusterOptions();
+        options.NodeLabels[" "] = "a";
+
+        var e = Assert.Throws<ArgumentException>(options.Validate);
+
+        Assert.Contains("NodeLabels", e.Message);
+    }
+
+    [Fact]
+    public void The_defaults_are_valid()
+    {
+        var options = new ServeClusterOptions();
+        options.Validate();
+        Assert.Equal(ReplicaPlacement.Spread, options.Placement);
+        Assert.Equal(TimeSpan.FromSeconds(1), options.ReplicaRefreshInterval);
+    }
+}
