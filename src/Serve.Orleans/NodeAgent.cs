@@ -203,15 +203,40 @@ internal static class RemoteMethods
             $"Deployment '{definition.Name}' has no method with id {methodId} on this node: every node must run the same build of the application.");
     }
 
+    /// <summary>
+    /// Serializes a call's boxed arguments by their parameter types. JSON arguments (from the HTTP ingress) are bound to
+    /// their parameter types here, on the calling node, exactly as the generated invoker would bind them (strict JSON,
+    /// the request's leniency), so a request that does not fit fails with its 400 before it leaves the node.
+    /// </summary>
     public static byte[][] WriteArguments(IBoundarySerializer serializer, DeploymentMethod method, object?[] arguments)
     {
         var types = method.ParameterTypes;
         if (arguments.Length != types.Length)
-            throw new ArgumentException($"Method '{method.Name}' takes {types.Length} argument(s), got {arguments.Length}.", nameof(arguments));
+            throw new ArgumentBindingException($"Method '{method.Name}' takes {types.Length} argument(s), but {arguments.Length} were given.");
         var result = new byte[arguments.Length][];
         for (var i = 0; i < arguments.Length; i++)
-            result[i] = Write(serializer, arguments[i], types[i]) ?? [];
+            result[i] = Write(serializer, Bind(method, i, arguments[i]), types[i]) ?? [];
         return result;
+    }
+
+    private static object? Bind(DeploymentMethod method, int index, object? value)
+    {
+        var type = method.ParameterTypes[index];
+        if (value is null || type.IsInstanceOfType(value))
+            return value;
+        var parameter = method.ParameterNames[index];
+        if (value is System.Text.Json.JsonElement json)
+        {
+            try
+            {
+                return System.Text.Json.JsonSerializer.Deserialize(json, type, InvokerHelpers.JsonOptions);
+            }
+            catch (System.Text.Json.JsonException e)
+            {
+                throw new ArgumentBindingException($"Method '{method.Name}' parameter '{parameter}' expects {type}; the JSON value could not be read: {e.Message}", e);
+            }
+        }
+        throw new ArgumentBindingException($"Method '{method.Name}' parameter '{parameter}' expects {type}, but got {value.GetType()}.");
     }
 
     public static object?[] ReadArguments(IBoundarySerializer serializer, DeploymentMethod method, byte[][] arguments)

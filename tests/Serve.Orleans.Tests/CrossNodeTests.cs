@@ -12,6 +12,9 @@ public sealed partial class WhereAmI([FromServices] NodeName node)
 {
     public string Where(string caller) => $"{caller}->{node.Value}";
 
+    /// <summary>What the HTTP ingress calls.</summary>
+    public string Call(string caller) => Where(caller);
+
     public async Task<int> AddAsync(int a, int b)
     {
         await Task.Yield();
@@ -59,14 +62,19 @@ public sealed class CrossNodeTests
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(60);
 
-    private static async Task<InProcessTestCluster> StartAsync(short silos, bool retryOnNodeFailure = true, int? maxOngoingRequests = null)
+    private static async Task<InProcessTestCluster> StartAsync(short silos, bool retryOnNodeFailure = true, int? maxOngoingRequests = null, bool httpOnFirstNode = false)
     {
         var builder = new InProcessTestClusterBuilder(silos);
         builder.ConfigureSiloHost((silo, host) =>
         {
             host.Services.AddSingleton(new NodeName(silo.SiloName));
-            // Several nodes share this process: no HTTP ingress, whose default port they would all want.
-            host.Services.AddServe(o => o.Http.Enabled = false)
+            // Several nodes share this process: no HTTP ingress, whose default port they would all want (or one, on a free port).
+            var http = httpOnFirstNode && silo.SiloName == "Silo_0";
+            host.Services.AddServe(o =>
+                {
+                    o.Http.Enabled = http;
+                    o.Http.Port = 0;
+                })
                 .AddApplication(WhereAmI.Bind().WithOptions(o =>
                 {
                     o.NumReplicas = silo.SiloName == "Silo_0" ? 0 : 1;
@@ -272,6 +280,60 @@ public sealed class CrossNodeTests
         }
         Assert.Equal("local->Silo_1", await held!.WaitAsync(Bound));
         Assert.Equal("remote->Silo_1", await primary.GetHandle<WhereAmIHandle>("WhereAmI").WhereAsync("remote").AsTask().WaitAsync(Bound));
+    }
+
+    [Fact]
+    public async Task Cancelling_a_call_cancels_the_method_on_the_other_node_and_frees_its_slot()
+    {
+        await using var cluster = await StartAsync(2);
+        var primary = Serve(Silo(cluster, "Silo_0"));
+        await WaitForRemoteReplicasAsync(primary, 1).WaitAsync(Bound);
+        var replica = Serve(Silo(cluster, "Silo_1")).GetHandle("WhereAmI").Endpoint.Router.Replicas.Single(r => r.IsLocal);
+        WhereAmI.Gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        WhereAmI.HoldOn = "Silo_1";
+        try
+        {
+            using var cancel = new CancellationTokenSource();
+            var call = primary.GetHandle<WhereAmIHandle>("WhereAmI").HeldWhereAsync("x", cancel.Token).AsTask();
+            using (var timeout = new CancellationTokenSource(Bound))
+            {
+                while (replica.Ongoing == 0)
+                    await Task.Delay(5, timeout.Token);
+            }
+
+            cancel.Cancel();
+
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => call.WaitAsync(Bound));
+            // The gate never opened: the slot is free because the method itself was cancelled on its node.
+            using var freed = new CancellationTokenSource(Bound);
+            while (replica.Ongoing != 0)
+                await Task.Delay(5, freed.Token);
+            Assert.False(WhereAmI.Gate.Task.IsCompleted);
+        }
+        finally
+        {
+            WhereAmI.HoldOn = "";
+            WhereAmI.Gate.TrySetResult();
+        }
+    }
+
+    [Fact]
+    public async Task An_HTTP_request_to_a_node_without_replicas_is_served_by_another_node()
+    {
+        await using var cluster = await StartAsync(2, httpOnFirstNode: true);
+        var primary = Serve(Silo(cluster, "Silo_0"));
+        await WaitForRemoteReplicasAsync(primary, 1).WaitAsync(Bound);
+        using var http = new HttpClient { BaseAddress = primary.HttpAddress, Timeout = Bound };
+
+        var response = await http.PostAsync("/", new StringContent("[\"web\"]", System.Text.Encoding.UTF8, "application/json"));
+
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("web->Silo_1", await response.Content.ReadAsStringAsync());
+
+        // Bound on the node that took the request, as a local call would be: a body that does not fit is its 400.
+        var bad = await http.PostAsync("/", new StringContent("[42]", System.Text.Encoding.UTF8, "application/json"));
+        Assert.Equal(System.Net.HttpStatusCode.BadRequest, bad.StatusCode);
+        Assert.Contains("caller", await bad.Content.ReadAsStringAsync());
     }
 
     [Fact]
