@@ -475,3 +475,37 @@ public sealed partial class NotIdempotent
 {
     public int Charge(int cents) => cents;
 }
+
+/// <summary>Runs alone: a metrics listener of a test running in parallel could allocate on this test's thread.</summary>
+[CollectionDefinition(nameof(LocalFastPathAllocationTests), DisableParallelization = true)]
+public sealed class LocalFastPathAllocationCollection;
+
+[Collection(nameof(LocalFastPathAllocationTests))]
+public class LocalFastPathAllocationTests
+{
+    // The method is synchronous and the replica free, so every call completes inline (the fast path).
+    private static void CallInline(RemoteEchoHandle handle, int count)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            var pending = handle.EchoAsync("x");
+            Assert.True(pending.IsCompletedSuccessfully);
+            Assert.Equal("x", pending.Result);
+        }
+    }
+
+    [Fact]
+    public async Task A_typed_call_to_a_free_local_replica_still_allocates_nothing()
+    {
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
+        var handle = await serve.RunAsync(RemoteEcho.Bind());
+        // Warm up (tiered JIT, first-call caches), then count this thread's allocations over many calls.
+        CallInline(handle, 10_000);
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        CallInline(handle, 1_000);
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.Equal(0, allocated);
+    }
+}
