@@ -18,6 +18,7 @@ internal sealed partial class ClusterReplicaDirectory(
     INodeAgentClient agents,
     IClusterMembershipService membership,
     ILocalSiloDetails localSilo,
+    NodeCalls calls,
     IOptions<ServeClusterOptions> options,
     ILogger<ClusterReplicaDirectory> logger) : BackgroundService
 {
@@ -102,7 +103,7 @@ internal sealed partial class ClusterReplicaDirectory(
                         continue;
                     var key = listing.Application + "\0" + listing.Deployment + "\0" + listing.ReplicaId;
                     if (!old.TryGetValue(key, out var replica))
-                        replica = new RemoteReplica(agents, _serializer, silo, endpoint.Definition, listing.Application, listing.Deployment, listing.ReplicaId);
+                        replica = new RemoteReplica(agents, _serializer, silo, endpoint.Definition, listing.Application, listing.Deployment, listing.ReplicaId, NodeIds.Of(localSilo.SiloAddress));
                     current[key] = replica;
                     if (!byEndpoint.TryGetValue((listing.Application, listing.Deployment), out var list))
                         byEndpoint[(listing.Application, listing.Deployment)] = list = [];
@@ -157,7 +158,23 @@ internal sealed partial class ClusterReplicaDirectory(
         foreach (var endpoint in host.Endpoints)
             dropped += endpoint.Router.DropNode(nodeId);
         LogNodeFailed(logger, nodeId, dropped);
+        _ = StopStreamsOfAsync(nodeId);
     }
+
+    private async Task StopStreamsOfAsync(string nodeId)
+    {
+        try
+        {
+            await calls.StopStreamsOfAsync(nodeId).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            LogStopStreamsFailed(logger, nodeId, e);
+        }
+    }
+
+    [LoggerMessage(EventId = 1304, Level = LogLevel.Warning, Message = "Serve cluster: stopping the streams node {Node} consumed before it failed threw")]
+    private static partial void LogStopStreamsFailed(ILogger logger, string node, Exception e);
 
     [LoggerMessage(EventId = 1301, Level = LogLevel.Warning, Message = "Serve cluster: listing the replicas of other nodes failed; trying again at the next refresh")]
     private static partial void LogRefreshFailed(ILogger logger, Exception e);

@@ -18,7 +18,8 @@ internal sealed record RemoteCall(
     [property: Id(1)] string Deployment,
     [property: Id(2)] string ReplicaId,
     [property: Id(3)] int MethodId,
-    [property: Id(4)] byte[][] Arguments);
+    [property: Id(4)] byte[][] Arguments,
+    [property: Id(5)] string? CallerNode = null);
 
 /// <summary>How a node answered a call.</summary>
 internal enum RemoteStatus

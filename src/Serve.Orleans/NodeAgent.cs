@@ -15,10 +15,10 @@ namespace Serve.Orleans;
 /// concurrently, each on the thread pool, never on the silo's scheduler.
 /// </summary>
 [Reentrant]
-internal sealed class NodeAgent(GrainId id, Silo silo, Microsoft.Extensions.Logging.ILoggerFactory loggerFactory, ServeHost host)
+internal sealed class NodeAgent(GrainId id, Silo silo, Microsoft.Extensions.Logging.ILoggerFactory loggerFactory, ServeHost host, NodeCalls calls)
     : GrainService(id, silo, loggerFactory), INodeAgent
 {
-    private readonly NodeCalls _calls = new(host);
+    private readonly NodeCalls _calls = calls;
 
     public Task<ReplicaListing[]> ListReplicasAsync()
     {
@@ -79,8 +79,9 @@ internal sealed class NodeCalls(ServeHost host)
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, RunningStream> _streams = new(StringComparer.Ordinal);
 
     /// <summary>A stream another node consumes: its enumerator, the slot it holds, and the token its consumer can cancel.</summary>
-    private sealed class RunningStream(IAsyncEnumerator<object?> items, Replica replica, Routing.DeploymentRouter router, long started, CancellationTokenSource stop, Type? itemType)
+    private sealed class RunningStream(IAsyncEnumerator<object?> items, Replica replica, Routing.DeploymentRouter router, long started, CancellationTokenSource stop, Type? itemType, string? consumer)
     {
+        public string? Consumer { get; } = consumer;
         public IAsyncEnumerator<object?> Items { get; } = items;
         public Type? ItemType { get; } = itemType;
         public CancellationTokenSource Stop { get; } = stop;
@@ -119,7 +120,7 @@ internal sealed class NodeCalls(ServeHost host)
             var arguments = RemoteMethods.ReadArguments(_serializer, method, call.Arguments);
             var items = await replica.InvokeBoxedStreamAsync(endpoint.Definition, call.MethodId, arguments, stop.Token).ConfigureAwait(false);
             var id = Guid.NewGuid().ToString("N");
-            _streams[id] = new RunningStream(items.GetAsyncEnumerator(stop.Token), replica, router, started, stop, method.ResultType);
+            _streams[id] = new RunningStream(items.GetAsyncEnumerator(stop.Token), replica, router, started, stop, method.ResultType, call.CallerNode);
             return new RemoteStreamStart(RemoteStatus.Completed, id);
         }
         catch
@@ -171,6 +172,19 @@ internal sealed class NodeCalls(ServeHost host)
         await stream.Moving.WaitAsync().ConfigureAwait(false);
         await stream.EndAsync(failed: false).ConfigureAwait(false);
     }
+
+    /// <summary>The node <paramref name="nodeId"/> died: the streams it consumed are stopped, so their slots do not stay taken.</summary>
+    public async Task StopStreamsOfAsync(string nodeId)
+    {
+        foreach (var (id, stream) in _streams)
+        {
+            if (stream.Consumer == nodeId)
+                await StopStreamAsync(id).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>How many streams other nodes consume from this node now.</summary>
+    public int RunningStreams => _streams.Count;
 
     private static Replica? Find(Routing.DeploymentRouter router, string replicaId)
     {

@@ -30,8 +30,11 @@ internal sealed class RemoteReplica : IReplica
     // Orleans to give up on their responses (its ResponseTimeout).
     private readonly TaskCompletionSource _lostSignal = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public RemoteReplica(INodeAgentClient agents, IBoundarySerializer serializer, SiloAddress silo, DeploymentDefinition definition, string application, string deployment, string replicaId)
+    private readonly string _localNode;
+
+    public RemoteReplica(INodeAgentClient agents, IBoundarySerializer serializer, SiloAddress silo, DeploymentDefinition definition, string application, string deployment, string replicaId, string localNode)
     {
+        _localNode = localNode;
         _agents = agents;
         _serializer = serializer;
         _definition = definition;
@@ -106,7 +109,7 @@ internal sealed class RemoteReplica : IReplica
     private async ValueTask<(string StreamId, DeploymentMethod Method)> StartStreamAsync(int methodId, object?[] arguments, CancellationToken cancellationToken)
     {
         var method = RemoteMethods.Find(_definition, methodId);
-        var call = new RemoteCall(_application, _deployment, ReplicaId, methodId, RemoteMethods.WriteArguments(_serializer, method, arguments));
+        var call = new RemoteCall(_application, _deployment, ReplicaId, methodId, RemoteMethods.WriteArguments(_serializer, method, arguments), _localNode);
         var start = await SendOrLoseAsync(_agents.On(Silo).StartStreamAsync(call).WaitAsync(cancellationToken)).ConfigureAwait(false);
         return start.Status == RemoteStatus.Completed ? (start.StreamId!, method) : throw new ReplicaRefusedException(ReplicaId);
     }

@@ -54,6 +54,7 @@ public static class ServeOrleansExtensions
             .ValidateOnStart();
         silo.AddGrainService<NodeAgent>();
         services.TryAddSingleton<INodeAgentClient, NodeAgentClient>();
+        services.TryAddSingleton<NodeCalls>();
         services.AddSingleton<ClusterReplicaDirectory>();
         services.AddHostedService(sp => sp.GetRequiredService<ClusterReplicaDirectory>());
         return silo;

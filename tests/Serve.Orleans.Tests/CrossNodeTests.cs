@@ -62,7 +62,7 @@ public sealed class CrossNodeTests
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(60);
 
-    private static async Task<InProcessTestCluster> StartAsync(short silos, bool retryOnNodeFailure = true, int? maxOngoingRequests = null, bool httpOnFirstNode = false)
+    private static async Task<InProcessTestCluster> StartAsync(short silos, bool retryOnNodeFailure = true, int? maxOngoingRequests = null, bool httpOnFirstNode = false, string[]? withoutReplicas = null)
     {
         var builder = new InProcessTestClusterBuilder(silos);
         builder.ConfigureSiloHost((silo, host) =>
@@ -77,7 +77,7 @@ public sealed class CrossNodeTests
                 })
                 .AddApplication(WhereAmI.Bind().WithOptions(o =>
                 {
-                    o.NumReplicas = silo.SiloName == "Silo_0" ? 0 : 1;
+                    o.NumReplicas = (withoutReplicas ?? ["Silo_0"]).Contains(silo.SiloName) ? 0 : 1;
                     o.RetryOnNodeFailure = retryOnNodeFailure;
                     if (maxOngoingRequests is { } max)
                         o.MaxOngoingRequests = max;
@@ -334,6 +334,30 @@ public sealed class CrossNodeTests
         var bad = await http.PostAsync("/", new StringContent("[42]", System.Text.Encoding.UTF8, "application/json"));
         Assert.Equal(System.Net.HttpStatusCode.BadRequest, bad.StatusCode);
         Assert.Contains("caller", await bad.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task A_stream_whose_consuming_node_dies_is_stopped_on_the_producing_node()
+    {
+        await using var cluster = await StartAsync(3, withoutReplicas: ["Silo_0", "Silo_1"]);
+        var consumerSilo = Silo(cluster, "Silo_1");
+        var consumer = Serve(consumerSilo);
+        await WaitForRemoteReplicasAsync(consumer, 1).WaitAsync(Bound);
+        var producer = Silo(cluster, "Silo_2");
+        var replica = Serve(producer).GetHandle("WhereAmI").Endpoint.Router.Replicas.Single(r => r.IsLocal);
+
+        var items = consumer.GetHandle<WhereAmIHandle>("WhereAmI").CountAsync(1_000_000).GetAsyncEnumerator();
+        Assert.True(await items.MoveNextAsync().AsTask().WaitAsync(Bound));
+        Assert.Equal("0@Silo_2", items.Current);
+        Assert.Equal(1, replica.Ongoing);
+
+        // The consumer never comes back for more, nor says it is done: its node dies.
+        await KillAsync(cluster, consumerSilo);
+
+        using var timeout = new CancellationTokenSource(Bound);
+        while (replica.Ongoing != 0)
+            await Task.Delay(10, timeout.Token);
+        Assert.Equal(0, producer.ServiceProvider.GetRequiredService<NodeCalls>().RunningStreams);
     }
 
     [Fact]
