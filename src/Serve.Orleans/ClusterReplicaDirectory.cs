@@ -18,6 +18,7 @@ internal sealed partial class ClusterReplicaDirectory(
     INodeAgentClient agents,
     IClusterMembershipService membership,
     ILocalSiloDetails localSilo,
+    NodeCalls calls,
     IOptions<ServeClusterOptions> options,
     ILogger<ClusterReplicaDirectory> logger) : BackgroundService
 {
@@ -27,9 +28,6 @@ internal sealed partial class ClusterReplicaDirectory(
     private readonly Dictionary<SiloAddress, Dictionary<string, RemoteReplica>> _known = [];
     private readonly object _lock = new();
     private readonly HashSet<SiloAddress> _dead = [];
-
-    /// <summary>Set after each completed refresh; tests wait on it instead of on time.</summary>
-    internal int Refreshes;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -55,6 +53,12 @@ internal sealed partial class ClusterReplicaDirectory(
     {
         var self = localSilo.SiloAddress;
         var snapshot = membership.CurrentSnapshot;
+        // A node membership no longer lists at all is gone for good.
+        List<SiloAddress> forgotten;
+        lock (_lock)
+            forgotten = [.. _known.Keys.Where(silo => !snapshot.Members.ContainsKey(silo))];
+        foreach (var silo in forgotten)
+            NodeFailed(silo);
         var listings = new List<(SiloAddress Silo, ReplicaListing[] Replicas)>();
         foreach (var (silo, member) in snapshot.Members)
         {
@@ -77,7 +81,6 @@ internal sealed partial class ClusterReplicaDirectory(
             }
         }
         Publish(listings);
-        Interlocked.Increment(ref Refreshes);
     }
 
     private void Publish(List<(SiloAddress Silo, ReplicaListing[] Replicas)> listings)
@@ -85,12 +88,12 @@ internal sealed partial class ClusterReplicaDirectory(
         var byEndpoint = new Dictionary<(string, string), List<Replicas.IReplica>>();
         lock (_lock)
         {
-            var seen = new HashSet<SiloAddress>();
+            // A node that is not active (stopping, or suspected) leaves the routers but stays known until membership
+            // declares it dead, so that its calls in flight then fail at once (NodeFailed) instead of at Orleans' response timeout.
             foreach (var (silo, replicas) in listings)
             {
                 if (_dead.Contains(silo))
                     continue;
-                seen.Add(silo);
                 if (!_known.TryGetValue(silo, out var old))
                     old = [];
                 var current = new Dictionary<string, RemoteReplica>(StringComparer.Ordinal);
@@ -100,16 +103,16 @@ internal sealed partial class ClusterReplicaDirectory(
                         continue;
                     var key = listing.Application + "\0" + listing.Deployment + "\0" + listing.ReplicaId;
                     if (!old.TryGetValue(key, out var replica))
-                        replica = new RemoteReplica(agents, _serializer, silo, endpoint.Definition, listing.Application, listing.Deployment, listing.ReplicaId);
+                        replica = new RemoteReplica(agents, _serializer, silo, endpoint.Definition, listing.Application, listing.Deployment, listing.ReplicaId, NodeIds.Of(localSilo.SiloAddress));
                     current[key] = replica;
                     if (!byEndpoint.TryGetValue((listing.Application, listing.Deployment), out var list))
                         byEndpoint[(listing.Application, listing.Deployment)] = list = [];
                     list.Add(replica);
                 }
+                // Replicas the node stopped listing (stopped or replaced there) are gone from the routers; calls in
+                // flight to them finish on their own (the node drains them).
                 _known[silo] = current;
             }
-            foreach (var silo in _known.Keys.Where(s => !seen.Contains(s)).ToList())
-                _known.Remove(silo);
         }
         foreach (var endpoint in host.Endpoints)
         {
@@ -155,7 +158,23 @@ internal sealed partial class ClusterReplicaDirectory(
         foreach (var endpoint in host.Endpoints)
             dropped += endpoint.Router.DropNode(nodeId);
         LogNodeFailed(logger, nodeId, dropped);
+        _ = StopStreamsOfAsync(nodeId);
     }
+
+    private async Task StopStreamsOfAsync(string nodeId)
+    {
+        try
+        {
+            await calls.StopStreamsOfAsync(nodeId).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            LogStopStreamsFailed(logger, nodeId, e);
+        }
+    }
+
+    [LoggerMessage(EventId = 1304, Level = LogLevel.Warning, Message = "Serve cluster: stopping the streams node {Node} consumed before it failed threw")]
+    private static partial void LogStopStreamsFailed(ILogger logger, string node, Exception e);
 
     [LoggerMessage(EventId = 1301, Level = LogLevel.Warning, Message = "Serve cluster: listing the replicas of other nodes failed; trying again at the next refresh")]
     private static partial void LogRefreshFailed(ILogger logger, Exception e);

@@ -18,7 +18,8 @@ internal sealed record RemoteCall(
     [property: Id(1)] string Deployment,
     [property: Id(2)] string ReplicaId,
     [property: Id(3)] int MethodId,
-    [property: Id(4)] byte[][] Arguments);
+    [property: Id(4)] byte[][] Arguments,
+    [property: Id(5)] string? CallerNode = null);
 
 /// <summary>How a node answered a call.</summary>
 internal enum RemoteStatus
@@ -36,6 +37,18 @@ internal sealed record RemoteResult(
     [property: Id(0)] RemoteStatus Status,
     [property: Id(1)] byte[]? Value);
 
+/// <summary>How a node answered the start of a stream: its id there when it started.</summary>
+[GenerateSerializer, Immutable, Alias("Serve.RemoteStreamStart")]
+internal sealed record RemoteStreamStart(
+    [property: Id(0)] RemoteStatus Status,
+    [property: Id(1)] string? StreamId);
+
+/// <summary>The next item of a stream (serialized by the method's item type), or the end.</summary>
+[GenerateSerializer, Immutable, Alias("Serve.RemoteStreamItem")]
+internal sealed record RemoteStreamItem(
+    [property: Id(0)] bool HasItem,
+    [property: Id(1)] byte[]? Item);
+
 /// <summary>
 /// The Serve agent of one node (an Orleans grain service: one per silo, for the silo's lifetime). It lists the replicas
 /// its host runs and runs calls other nodes send to them, admitted against the same limit as local calls.
@@ -48,6 +61,18 @@ internal interface INodeAgent : IGrainService
 
     [Alias("Invoke")]
     Task<RemoteResult> InvokeAsync(RemoteCall call, CancellationToken cancellationToken);
+
+    /// <summary>Starts a stream method; the stream holds its replica slot until it ends or is disposed.</summary>
+    [Alias("StartStream")]
+    Task<RemoteStreamStart> StartStreamAsync(RemoteCall call);
+
+    /// <summary>The next item of a started stream; at the end (or on its error) the stream is gone and its slot free.</summary>
+    [Alias("NextItem")]
+    Task<RemoteStreamItem> NextItemAsync(string streamId);
+
+    /// <summary>Stops a stream its consumer left early: cancels its token, disposes it, frees its slot.</summary>
+    [Alias("StopStream")]
+    Task StopStreamAsync(string streamId);
 }
 
 /// <summary>Reaches the node agent of a given silo.</summary>

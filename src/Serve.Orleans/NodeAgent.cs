@@ -15,10 +15,10 @@ namespace Serve.Orleans;
 /// concurrently, each on the thread pool, never on the silo's scheduler.
 /// </summary>
 [Reentrant]
-internal sealed class NodeAgent(GrainId id, Silo silo, Microsoft.Extensions.Logging.ILoggerFactory loggerFactory, ServeHost host)
+internal sealed class NodeAgent(GrainId id, Silo silo, Microsoft.Extensions.Logging.ILoggerFactory loggerFactory, ServeHost host, NodeCalls calls)
     : GrainService(id, silo, loggerFactory), INodeAgent
 {
-    private readonly NodeCalls _calls = new(host);
+    private readonly NodeCalls _calls = calls;
 
     public Task<ReplicaListing[]> ListReplicasAsync()
     {
@@ -37,6 +37,15 @@ internal sealed class NodeAgent(GrainId id, Silo silo, Microsoft.Extensions.Logg
     public Task<RemoteResult> InvokeAsync(RemoteCall call, CancellationToken cancellationToken) =>
         // Off the silo's scheduler: user code may block, and the thread here is Orleans'.
         Task.Run(() => _calls.RunAsync(call, cancellationToken), CancellationToken.None);
+
+    public Task<RemoteStreamStart> StartStreamAsync(RemoteCall call) =>
+        Task.Run(() => _calls.StartStreamAsync(call), CancellationToken.None);
+
+    public Task<RemoteStreamItem> NextItemAsync(string streamId) =>
+        Task.Run(() => _calls.NextItemAsync(streamId), CancellationToken.None);
+
+    public Task StopStreamAsync(string streamId) =>
+        Task.Run(() => _calls.StopStreamAsync(streamId), CancellationToken.None);
 }
 
 /// <summary>Runs the calls other nodes send to this node's replicas (outside grain code, so on the thread pool's terms).</summary>
@@ -66,6 +75,116 @@ internal sealed class NodeCalls(ServeHost host)
             router.Release(replica, started, failed);
         }
     }
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, RunningStream> _streams = new(StringComparer.Ordinal);
+
+    /// <summary>A stream another node consumes: its enumerator, the slot it holds, and the token its consumer can cancel.</summary>
+    private sealed class RunningStream(IAsyncEnumerator<object?> items, Replica replica, Routing.DeploymentRouter router, long started, CancellationTokenSource stop, Type? itemType, string? consumer)
+    {
+        public string? Consumer { get; } = consumer;
+        public IAsyncEnumerator<object?> Items { get; } = items;
+        public Type? ItemType { get; } = itemType;
+        public CancellationTokenSource Stop { get; } = stop;
+        // One move at a time: a consumer asks for the next item only after it got the last one.
+        public SemaphoreSlim Moving { get; } = new(1, 1);
+        private int _ended;
+
+        public async ValueTask EndAsync(bool failed)
+        {
+            if (Interlocked.Exchange(ref _ended, 1) != 0)
+                return;
+            try
+            {
+                await Items.DisposeAsync().ConfigureAwait(false);
+            }
+            finally
+            {
+                Stop.Dispose();
+                router.Release(replica, started, failed);
+            }
+        }
+    }
+
+    public async Task<RemoteStreamStart> StartStreamAsync(RemoteCall call)
+    {
+        if (!host.TryGetEndpoint(call.Application, call.Deployment, out var endpoint) || Find(endpoint.Router, call.ReplicaId) is not { } replica)
+            return new RemoteStreamStart(RemoteStatus.Gone, null);
+        var router = endpoint.Router;
+        if (!replica.TryAcquire(router.MaxOngoing))
+            return new RemoteStreamStart(RemoteStatus.Refused, null);
+        var started = router.CallStarting();
+        var stop = new CancellationTokenSource();
+        try
+        {
+            var method = RemoteMethods.Find(endpoint.Definition, call.MethodId);
+            var arguments = RemoteMethods.ReadArguments(_serializer, method, call.Arguments);
+            var items = await replica.InvokeBoxedStreamAsync(endpoint.Definition, call.MethodId, arguments, stop.Token).ConfigureAwait(false);
+            var id = Guid.NewGuid().ToString("N");
+            _streams[id] = new RunningStream(items.GetAsyncEnumerator(stop.Token), replica, router, started, stop, method.ResultType, call.CallerNode);
+            return new RemoteStreamStart(RemoteStatus.Completed, id);
+        }
+        catch
+        {
+            stop.Dispose();
+            router.Release(replica, started, failed: true);
+            throw;
+        }
+    }
+
+    public async Task<RemoteStreamItem> NextItemAsync(string streamId)
+    {
+        if (!_streams.TryGetValue(streamId, out var stream))
+            throw new InvalidOperationException($"Stream '{streamId}' is not running on this node (it ended or was stopped).");
+        await stream.Moving.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            bool more;
+            try
+            {
+                more = await stream.Items.MoveNextAsync().ConfigureAwait(false);
+            }
+            catch
+            {
+                _streams.TryRemove(streamId, out _);
+                await stream.EndAsync(failed: true).ConfigureAwait(false);
+                throw;
+            }
+            if (!more)
+            {
+                _streams.TryRemove(streamId, out _);
+                await stream.EndAsync(failed: false).ConfigureAwait(false);
+                return new RemoteStreamItem(false, null);
+            }
+            return new RemoteStreamItem(true, RemoteMethods.Write(_serializer, stream.Items.Current, stream.ItemType));
+        }
+        finally
+        {
+            stream.Moving.Release();
+        }
+    }
+
+    public async Task StopStreamAsync(string streamId)
+    {
+        if (!_streams.TryRemove(streamId, out var stream))
+            return;
+        await stream.Stop.CancelAsync().ConfigureAwait(false);
+        // Wait for a move in progress: an enumerator must not be disposed mid-move.
+        await stream.Moving.WaitAsync().ConfigureAwait(false);
+        await stream.EndAsync(failed: false).ConfigureAwait(false);
+    }
+
+    /// <summary>The node <paramref name="nodeId"/> died: the streams it consumed are stopped, so their slots do not stay taken.</summary>
+    public async Task StopStreamsOfAsync(string nodeId)
+    {
+        foreach (var (id, stream) in _streams)
+        {
+            if (stream.Consumer == nodeId)
+                await StopStreamAsync(id).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>How many streams other nodes consume from this node now.</summary>
+    public int RunningStreams => _streams.Count;
 
     private static Replica? Find(Routing.DeploymentRouter router, string replicaId)
     {
@@ -98,15 +217,40 @@ internal static class RemoteMethods
             $"Deployment '{definition.Name}' has no method with id {methodId} on this node: every node must run the same build of the application.");
     }
 
+    /// <summary>
+    /// Serializes a call's boxed arguments by their parameter types. JSON arguments (from the HTTP ingress) are bound to
+    /// their parameter types here, on the calling node, exactly as the generated invoker would bind them (strict JSON,
+    /// the request's leniency), so a request that does not fit fails with its 400 before it leaves the node.
+    /// </summary>
     public static byte[][] WriteArguments(IBoundarySerializer serializer, DeploymentMethod method, object?[] arguments)
     {
         var types = method.ParameterTypes;
         if (arguments.Length != types.Length)
-            throw new ArgumentException($"Method '{method.Name}' takes {types.Length} argument(s), got {arguments.Length}.", nameof(arguments));
+            throw InvokerHelpers.BindingFailure($"Method '{method.Name}' takes {types.Length} argument(s), but {arguments.Length} were given.");
         var result = new byte[arguments.Length][];
         for (var i = 0; i < arguments.Length; i++)
-            result[i] = Write(serializer, arguments[i], types[i]) ?? [];
+            result[i] = Write(serializer, Bind(method, i, arguments[i]), types[i]) ?? [];
         return result;
+    }
+
+    private static object? Bind(DeploymentMethod method, int index, object? value)
+    {
+        var type = method.ParameterTypes[index];
+        if (value is null || type.IsInstanceOfType(value))
+            return value;
+        var parameter = method.ParameterNames[index];
+        if (value is System.Text.Json.JsonElement json)
+        {
+            try
+            {
+                return System.Text.Json.JsonSerializer.Deserialize(json, type, InvokerHelpers.JsonOptions);
+            }
+            catch (System.Text.Json.JsonException e)
+            {
+                throw InvokerHelpers.BindingFailure($"Method '{method.Name}' parameter '{parameter}' expects {type}; the JSON value could not be read: {e.Message}", e);
+            }
+        }
+        throw InvokerHelpers.BindingFailure($"Method '{method.Name}' parameter '{parameter}' expects {type}, but got {value.GetType()}.");
     }
 
     public static object?[] ReadArguments(IBoundarySerializer serializer, DeploymentMethod method, byte[][] arguments)

@@ -26,9 +26,15 @@ internal sealed class RemoteReplica : IReplica
     private readonly TagList _metricTags;
     private int _ongoing;
     private volatile bool _lost;
+    // Completed when membership declares the node dead: calls in flight there fail at once instead of waiting for
+    // Orleans to give up on their responses (its ResponseTimeout).
+    private readonly TaskCompletionSource _lostSignal = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public RemoteReplica(INodeAgentClient agents, IBoundarySerializer serializer, SiloAddress silo, DeploymentDefinition definition, string application, string deployment, string replicaId)
+    private readonly string _localNode;
+
+    public RemoteReplica(INodeAgentClient agents, IBoundarySerializer serializer, SiloAddress silo, DeploymentDefinition definition, string application, string deployment, string replicaId, string localNode)
     {
+        _localNode = localNode;
         _agents = agents;
         _serializer = serializer;
         _definition = definition;
@@ -55,8 +61,12 @@ internal sealed class RemoteReplica : IReplica
 
     public ReplicaStoppedException StoppedError(Exception? cause) => new(_application, _deployment, ReplicaId, TimeSpan.Zero, cause);
 
-    /// <summary>The node failed: no new call is admitted (the router drops it too).</summary>
-    public void MarkLost() => _lost = true;
+    /// <summary>The node failed: no new call is admitted (the router drops it too), and calls in flight fail with <see cref="ReplicaLostException"/> now.</summary>
+    public void MarkLost()
+    {
+        _lost = true;
+        _lostSignal.TrySetResult();
+    }
 
     public bool TryAcquire(int maxOngoing)
     {
@@ -83,37 +93,99 @@ internal sealed class RemoteReplica : IReplica
     public ValueTask<object?> InvokeBoxedAsync(DeploymentDefinition caller, int methodId, object?[] arguments, bool offCaller, CancellationToken cancellationToken) =>
         SendAsync(methodId, arguments, cancellationToken);
 
-    public ValueTask<IAsyncEnumerable<TItem>> InvokeStreamAsync<TArgs, TItem>(DeploymentDefinition caller, TArgs arguments, CancellationToken cancellationToken)
-        where TArgs : struct, IStreamInvocation<TItem> =>
-        throw StreamsNotYet(arguments.MethodId);
+    public async ValueTask<IAsyncEnumerable<TItem>> InvokeStreamAsync<TArgs, TItem>(DeploymentDefinition caller, TArgs arguments, CancellationToken cancellationToken)
+        where TArgs : struct, IStreamInvocation<TItem>
+    {
+        var (streamId, method) = await StartStreamAsync(arguments.MethodId, arguments.GetArguments(), cancellationToken).ConfigureAwait(false);
+        return ReadStreamAsync<TItem>(streamId, method.ResultType, CancellationToken.None);
+    }
 
-    public ValueTask<IAsyncEnumerable<object?>> InvokeBoxedStreamAsync(DeploymentDefinition caller, int methodId, object?[] arguments, CancellationToken cancellationToken) =>
-        throw StreamsNotYet(methodId);
+    public async ValueTask<IAsyncEnumerable<object?>> InvokeBoxedStreamAsync(DeploymentDefinition caller, int methodId, object?[] arguments, CancellationToken cancellationToken)
+    {
+        var (streamId, method) = await StartStreamAsync(methodId, arguments, cancellationToken).ConfigureAwait(false);
+        return ReadStreamAsync<object?>(streamId, method.ResultType, CancellationToken.None);
+    }
 
-    private NotSupportedException StreamsNotYet(int methodId) =>
-        new($"Deployment '{_deployment}': method '{RemoteMethods.Find(_definition, methodId).Name}' streams, and streams across nodes are not built yet; " +
-            "run a replica of the deployment on the calling node (docs/cluster.md).");
+    private async ValueTask<(string StreamId, DeploymentMethod Method)> StartStreamAsync(int methodId, object?[] arguments, CancellationToken cancellationToken)
+    {
+        var method = RemoteMethods.Find(_definition, methodId);
+        var call = new RemoteCall(_application, _deployment, ReplicaId, methodId, RemoteMethods.WriteArguments(_serializer, method, arguments), _localNode);
+        var start = await SendOrLoseAsync(_agents.On(Silo).StartStreamAsync(call).WaitAsync(cancellationToken)).ConfigureAwait(false);
+        return start.Status == RemoteStatus.Completed ? (start.StreamId!, method) : throw new ReplicaRefusedException(ReplicaId);
+    }
+
+    // One item per round trip (batching items per round trip is a later optimisation). The consumer's token (the
+    // handle's producer token) reaches the enumerator through GetAsyncEnumerator; leaving early stops the stream there.
+    private async IAsyncEnumerable<TItem> ReadStreamAsync<TItem>(string streamId, Type? itemType, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var agent = _agents.On(Silo);
+        var ended = false;
+        try
+        {
+            while (true)
+            {
+                var next = await SendOrLoseAsync(agent.NextItemAsync(streamId).WaitAsync(cancellationToken)).ConfigureAwait(false);
+                if (!next.HasItem)
+                {
+                    ended = true;
+                    yield break;
+                }
+                yield return (TItem)RemoteMethods.Read(_serializer, next.Item, itemType)!;
+            }
+        }
+        finally
+        {
+            if (!ended && !_lost)
+                _ = StopQuietlyAsync(agent, streamId);
+        }
+    }
+
+    private static async Task StopQuietlyAsync(INodeAgent agent, string streamId)
+    {
+        try
+        {
+            await agent.StopStreamAsync(streamId).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // The node is gone or the stream already ended there; nothing holds its slot any more either way.
+        }
+    }
 
     private async ValueTask<object?> SendAsync(int methodId, object?[] arguments, CancellationToken cancellationToken)
     {
         var method = RemoteMethods.Find(_definition, methodId);
         var call = new RemoteCall(_application, _deployment, ReplicaId, methodId, RemoteMethods.WriteArguments(_serializer, method, arguments));
-        RemoteResult answer;
-        try
-        {
-            answer = await _agents.On(Silo).InvokeAsync(call, cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is SiloUnavailableException or ConnectionFailedException || _lost && e is not OperationCanceledException)
-        {
-            _lost = true;
-            throw new ReplicaLostException(_application, _deployment, ReplicaId, NodeId!, e);
-        }
+        var answer = await SendOrLoseAsync(_agents.On(Silo).InvokeAsync(call, cancellationToken)).ConfigureAwait(false);
         return answer.Status switch
         {
             RemoteStatus.Completed => RemoteMethods.Read(_serializer, answer.Value, method.ResultType),
             // A replica the node no longer runs is as good as full: the call did not run, so it may go elsewhere.
             _ => throw new ReplicaRefusedException(ReplicaId),
         };
+    }
+
+    /// <summary>
+    /// Awaits one request to the node, turning its loss into <see cref="ReplicaLostException"/>: the transport's own
+    /// signal (the silo is unavailable, the connection failed), or membership declaring the node dead first.
+    /// </summary>
+    private async Task<T> SendOrLoseAsync<T>(Task<T> pending)
+    {
+        try
+        {
+            if (await Task.WhenAny(pending, _lostSignal.Task).ConfigureAwait(false) != pending)
+            {
+                // Nobody waits for the abandoned response any more; observe its failure.
+                _ = pending.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+                throw new ReplicaLostException(_application, _deployment, ReplicaId, NodeId!);
+            }
+            return await pending.ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is SiloUnavailableException or ConnectionFailedException || _lost && e is not OperationCanceledException and not ReplicaLostException)
+        {
+            MarkLost();
+            throw new ReplicaLostException(_application, _deployment, ReplicaId, NodeId!, e);
+        }
     }
 }
 

@@ -50,9 +50,11 @@ public static class ServeOrleansExtensions
             {
                 o.Validate();
                 return true;
-            });
+            })
+            .ValidateOnStart();
         silo.AddGrainService<NodeAgent>();
         services.TryAddSingleton<INodeAgentClient, NodeAgentClient>();
+        services.TryAddSingleton<NodeCalls>();
         services.AddSingleton<ClusterReplicaDirectory>();
         services.AddHostedService(sp => sp.GetRequiredService<ClusterReplicaDirectory>());
         return silo;

@@ -400,6 +400,35 @@ public class RemoteReplicaRoutingTests
     }
 
     [Fact]
+    public void Remote_replicas_from_the_cluster_survive_the_controller_replacing_its_local_set()
+    {
+        var local = new FakeRemoteReplica("l1", null, isLocal: true);
+        var newLocal = new FakeRemoteReplica("l2", null, isLocal: true);
+        var remote = new FakeRemoteReplica("r", "node-b");
+        var (_, router) = Deployment(1, local);
+
+        router.SetRemoteReplicas([remote]);
+        router.SetReplicas([newLocal]);
+
+        Assert.Equal([newLocal, remote], router.Replicas);
+        Assert.Equal(1, router.DropNode("node-b"));
+        Assert.Equal([newLocal], router.Replicas);
+        Assert.Equal(0, router.DropNode("node-b"));
+    }
+
+    [Fact]
+    public void A_lost_call_over_HTTP_is_a_503_with_Retry_After()
+    {
+        var errors = new Http.HttpErrorMapper(TimeSpan.FromSeconds(30), maxRequestBodySize: 1024);
+        var answer = errors.CallFailed(new ReplicaLostException("app", "Model", "Model#1", "node-b"), "r1", cancelled: false, timedOut: false)!.Value;
+
+        Assert.Equal(503, answer.StatusCode);
+        Assert.Equal("1", answer.RetryAfter);
+        Assert.Contains("node serving this request failed", answer.Body);
+        Assert.Contains("r1", answer.Body);
+    }
+
+    [Fact]
     public void RetryOnNodeFailure_is_on_by_default_and_set_by_attribute_options_and_config()
     {
         Assert.True(new DeploymentOptions().RetryOnNodeFailure);
@@ -445,4 +474,38 @@ public static class RemoteEchoApps
 public sealed partial class NotIdempotent
 {
     public int Charge(int cents) => cents;
+}
+
+/// <summary>Runs alone: a metrics listener of a test running in parallel could allocate on this test's thread.</summary>
+[CollectionDefinition(nameof(LocalFastPathAllocationTests), DisableParallelization = true)]
+public sealed class LocalFastPathAllocationCollection;
+
+[Collection(nameof(LocalFastPathAllocationTests))]
+public class LocalFastPathAllocationTests
+{
+    // The method is synchronous and the replica free, so every call completes inline (the fast path).
+    private static void CallInline(RemoteEchoHandle handle, int count)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            var pending = handle.EchoAsync("x");
+            Assert.True(pending.IsCompletedSuccessfully);
+            Assert.Equal("x", pending.Result);
+        }
+    }
+
+    [Fact]
+    public async Task A_typed_call_to_a_free_local_replica_still_allocates_nothing()
+    {
+        await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
+        var handle = await serve.RunAsync(RemoteEcho.Bind());
+        // Warm up (tiered JIT, first-call caches), then count this thread's allocations over many calls.
+        CallInline(handle, 10_000);
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        CallInline(handle, 1_000);
+        var allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.Equal(0, allocated);
+    }
 }

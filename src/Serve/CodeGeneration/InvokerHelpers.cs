@@ -86,7 +86,7 @@ public static class InvokerHelpers
     /// (what callers of untyped handles catch), marked so that <see cref="IsBindingFailure"/> tells it from a method's own
     /// <see cref="ArgumentException"/> by a value it carries, not by where it was thrown.
     /// </summary>
-    private static ArgumentException BindingFailure(string message, Exception? inner = null)
+    internal static ArgumentException BindingFailure(string message, Exception? inner = null)
     {
         var e = new ArgumentException(message, inner);
         e.Data[BindingFailureKey] = true;
