@@ -5,6 +5,7 @@
   const api = "api/serve/applications";
   const tokenKey = "serve-admin-token";
   const pollMs = 1000;
+  const shownErrors = 10;
   let timer = null;
 
   const $ = (id) => document.getElementById(id);
@@ -27,7 +28,7 @@
   const time = (t) => new Date(t).toLocaleTimeString();
 
   function sparkline(title, series) {
-    const w = 120, h = 28, svgNs = "http://www.w3.org/2000/svg";
+    const w = 110, h = 30, svgNs = "http://www.w3.org/2000/svg";
     const svg = document.createElementNS(svgNs, "svg");
     svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
     svg.setAttribute("preserveAspectRatio", "none");
@@ -62,7 +63,7 @@
       el("td", { class: "num" }, fmt(last.requests_per_second, 2)),
       el("td", { class: "num" }, pct(last.error_rate)),
       el("td", { class: "num" }, fmt(last.p50_ms, 1), " / ", fmt(last.p99_ms, 1)),
-      el("td", null,
+      el("td", { class: "charts" },
         sparkline("req/s", [{ cls: "rps", values: m.requests_per_second || [] }]),
         sparkline("errors", [{ cls: "err", values: m.error_rate || [] }]),
         sparkline("p50/p99 ms", [{ cls: "p99", values: m.p99_ms || [] }, { cls: "p50", values: m.p50_ms || [] }])))];
@@ -87,7 +88,8 @@
     const sections = apps.map((app) => el("div", { class: "app", "data-application": app.name },
       el("h2", null, el("span", null, app.name), el("span", { class: "route" }, app.route_prefix),
         el("span", { class: `status ${app.status}` }, app.status)),
-      app.message ? el("p", { class: "message" }, app.message) : null,
+      // The application's message joins its deployments' reasons, which their rows show already.
+      app.message && !app.deployments.some((d) => d.message) ? el("p", { class: "message" }, app.message) : null,
       el("table", null,
         el("thead", null, el("tr", null, ...["Deployment", "Status", "Replicas", "Ongoing / queued", "CPU / GPU", "Version",
           "Req/s (1 min)", "Errors", "p50 / p99 ms", "Last 5 minutes"].map((h) => el("th", null, h)))),
@@ -104,7 +106,7 @@
 
   function render(doc) {
     renderApps(doc);
-    renderTable("errors", (doc.recent_errors || []).slice().reverse(), (e) => el("tr", { "data-request-id": e.request_id },
+    renderTable("errors", (doc.recent_errors || []).slice(-shownErrors).reverse(), (e) => el("tr", { "data-request-id": e.request_id },
       el("td", null, time(e.time)), el("td", { class: "mono" }, e.request_id), el("td", null, `${e.application} / ${e.deployment}`),
       el("td", { class: "mono" }, `${e.method} ${e.path}`), el("td", { class: "error" }, e.status_code), el("td", null, e.error)), "No failed requests.");
     renderTable("decisions", (doc.autoscaler_decisions || []).slice().reverse(), (a) => el("tr", null,
