@@ -155,7 +155,7 @@ public static class AdminCommands
 
     /// <summary>
     /// Writes the status document as a table: one row per application, then one per deployment with its replicas
-    /// (running/target), their states, and the reason it is not healthy.
+    /// (running/target), their states, its runtime environment, and the reason it is not healthy.
     /// </summary>
     internal static Task WriteTableAsync(JsonNode? status, TextWriter output)
     {
@@ -167,20 +167,20 @@ public static class AdminCommands
             return output.FlushAsync();
         }
         var table = new Table().Border(Terminal.Border(output));
-        foreach (var header in new[] { "Application", "Deployment", "Status", "Replicas", "Replica states", "Reason" })
+        foreach (var header in new[] { "Application", "Deployment", "Status", "Replicas", "Replica states", "Env", "Reason" })
             table.AddColumn(new TableColumn(new Text(header, new Style(decoration: Decoration.Bold))));
         foreach (var app in apps)
         {
             var appStatus = Str(app?["status"]);
             table.AddRow(new Text(Str(app?["name"]), new Style(decoration: Decoration.Bold)), Text.Empty, Terminal.Status(appStatus), Text.Empty, Text.Empty,
-                Text.Empty);
+                Text.Empty, Text.Empty);
             foreach (var d in app?["deployments"]?.AsArray() ?? [])
             {
                 var states = (d?["replicas"]?.AsArray() ?? []).GroupBy(r => Str(r?["state"]), StringComparer.Ordinal)
                     .Select(g => $"{g.Count()} {g.Key}");
                 table.AddRow(Text.Empty, new Text(Str(d?["name"])), Terminal.Status(Str(d?["status"])),
                     new Text($"{d?["running_replicas"]}/{d?["target_replicas"]}"), new Text(string.Join(", ", states)),
-                    new Text(OneLine(Str(d?["message"])), Terminal.StatusStyle(Str(d?["status"]))));
+                    new Text(Str(d?["runtime_env"])), new Text(OneLine(Str(d?["message"])), Terminal.StatusStyle(Str(d?["status"]))));
             }
         }
         console.Write(table);

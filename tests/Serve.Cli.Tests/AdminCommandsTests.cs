@@ -54,9 +54,9 @@ public sealed class AdminCommandsTests : IDisposable
         Assert.Equal(AdminCommands.Ok, code);
         var lines = table.ToString().Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries);
         Assert.Matches(@"^\+-+\+", lines[0]);
-        Assert.Matches(@"^\| Application \| Deployment \| Status +\| Replicas \| Replica states \| Reason \|$", lines[1]);
-        Assert.Matches(@"^\| two +\| +\| HEALTHY \| +\| +\| +\|$", lines[3]);
-        Assert.Matches(@"^\| +\| Echo +\| HEALTHY \| 1/1 +\| 1 RUNNING +\| +\|$", lines[4]);
+        Assert.Matches(@"^\| Application \| Deployment \| Status +\| Replicas \| Replica states \| Env +\| Reason \|$", lines[1]);
+        Assert.Matches(@"^\| two +\| +\| HEALTHY \| +\| +\| +\| +\|$", lines[3]);
+        Assert.Matches(@"^\| +\| Echo +\| HEALTHY \| 1/1 +\| 1 RUNNING +\| Shared \| +\|$", lines[4]);
     }
 
     [Fact]

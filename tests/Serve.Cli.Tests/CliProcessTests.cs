@@ -132,12 +132,12 @@ public sealed class CliProcessTests : IDisposable
         Assert.Equal("", error);
         Assert.DoesNotContain('\u001b', output);
         var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Contains(lines, l => Regex.IsMatch(l, @"^\| Application \| Deployment +\| Status +\| Replicas \| Replica states \| Reason +\|$"));
+        Assert.Contains(lines, l => Regex.IsMatch(l, @"^\| Application \| Deployment +\| Status +\| Replicas \| Replica states \| Env +\| Reason +\|$"));
         Assert.Contains(lines, l => Regex.IsMatch(l, @"^\| echo +\| +\| HEALTHY +\|"));
-        Assert.Contains(lines, l => Regex.IsMatch(l, @"^\| +\| Echo +\| HEALTHY +\| 2/2 +\| 2 RUNNING +\| +\|$"));
+        Assert.Contains(lines, l => Regex.IsMatch(l, @"^\| +\| Echo +\| HEALTHY +\| 2/2 +\| 2 RUNNING +\| Shared \| +\|$"));
         Assert.Contains(lines, l => Regex.IsMatch(l, @"^\| rank +\| +\| UNHEALTHY \|"));
         Assert.Contains(lines, l => Regex.IsMatch(l,
-            @"^\| +\| Unloadable +\| UNHEALTHY \| 0/1 +\| +\| Deployment 'Unloadable' of application 'rank' failed to start: its replica threw FileNotFoundException 3 time\(s\) in a row, last: model file ranker\.onnx is missing \|$"));
+            @"^\| +\| Unloadable +\| UNHEALTHY \| 0/1 +\| +\| Shared \| Deployment 'Unloadable' of application 'rank' failed to start: its replica threw FileNotFoundException 3 time\(s\) in a row, last: model file ranker\.onnx is missing \|$"));
 
         var (jsonCode, json, jsonError) = await RunAsync("status", "--address", address, "--json");
 
