@@ -156,6 +156,7 @@ internal sealed class MetricsHistory : IDisposable
         public void Read(long current, double slotSeconds, double currentSeconds, DeploymentHistory history)
         {
             var merged = new long[BucketCount];
+            var scratch = new long[BucketCount];
             long totalCalls = 0, totalErrors = 0;
             double totalMax = 0;
             var lastMinute = (int)Math.Ceiling(60 / slotSeconds);
@@ -170,8 +171,10 @@ internal sealed class MetricsHistory : IDisposable
                     var seconds = slot == current ? currentSeconds : slotSeconds;
                     history.RequestsPerSecond[k] = _calls[i] / seconds;
                     history.ErrorRate[k] = Math.Min(1.0, (double)_errors[i] / _calls[i]);
-                    history.P50[k] = Percentile(i, 0.50);
-                    history.P99[k] = Percentile(i, 0.99);
+                    for (var b = 0; b < BucketCount; b++)
+                        scratch[b] = _buckets[i, b];
+                    history.P50[k] = Estimate(scratch, _calls[i], 0.50, _max[i]);
+                    history.P99[k] = Estimate(scratch, _calls[i], 0.99, _max[i]);
                     if (k >= SlotCount - lastMinute)
                     {
                         totalCalls += _calls[i];
@@ -186,14 +189,6 @@ internal sealed class MetricsHistory : IDisposable
             history.LastMinute = new HistorySummary(totalCalls, totalCalls / window, totalCalls == 0 ? 0 : Math.Min(1.0, (double)totalErrors / totalCalls),
                 totalCalls == 0 ? null : Estimate(merged, totalCalls, 0.50, totalMax),
                 totalCalls == 0 ? null : Estimate(merged, totalCalls, 0.99, totalMax));
-        }
-
-        private double Percentile(int i, double q)
-        {
-            var counts = new long[BucketCount];
-            for (var b = 0; b < BucketCount; b++)
-                counts[b] = _buckets[i, b];
-            return Estimate(counts, _calls[i], q, _max[i]);
         }
 
         private static double Estimate(long[] counts, long total, double q, double max)
