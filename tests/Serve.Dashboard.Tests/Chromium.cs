@@ -37,10 +37,10 @@ internal static class Chromium
             return found;
         var log = new System.Text.StringBuilder();
         // A machine whose package lists are stale or empty needs an update first; try without it, it is slow.
-        if (await AptAsync("install -y --no-install-recommends chromium", log) != 0)
+        if (await AptAsync("install -y chromium", log) != 0)
         {
             await AptAsync("update", log);
-            await AptAsync("install -y --no-install-recommends chromium", log);
+            await AptAsync("install -y chromium", log);
         }
         return Find() ?? throw new InvalidOperationException(
             $"Installing Debian's chromium with apt-get failed; the dashboard browser tests need it. apt-get said:{Environment.NewLine}{Tail(log.ToString())}");
