@@ -22,10 +22,10 @@ internal static class CurlExamples
             foreach (var endpoint in definition.HttpEndpoints.Take(MaxEndpoints))
             {
                 var target = $"{baseUrl}/{endpoint.Template.TrimStart('/')}";
-                var hasBody = endpoint.Parameters.Any(p => p.Source == HttpParameterSource.Body);
+                var bodyParameter = endpoint.Parameters.FirstOrDefault(p => p.Source == HttpParameterSource.Body);
                 yield return endpoint.Method.Equals("GET", StringComparison.OrdinalIgnoreCase)
                     ? $"curl -g '{target}'"
-                    : $"curl -g -X {endpoint.Method.ToUpperInvariant()} '{target}'" + (hasBody ? " -H 'content-type: application/json' -d '{}'" : "");
+                    : $"curl -g -X {endpoint.Method.ToUpperInvariant()} '{target}'" + (bodyParameter is null ? "" : Data(BodySample(definition, endpoint, bodyParameter.Name)));
             }
             yield break;
         }
@@ -51,8 +51,17 @@ internal static class CurlExamples
                 named[name] = Sample(type);
             body = named;
         }
-        var json = body?.ToJsonString() ?? "null";
-        yield return $"curl -X POST {url} -H 'content-type: application/json' -d '{json.Replace("'", "'\\''", StringComparison.Ordinal)}'";
+        yield return $"curl -X POST {url}" + Data(body);
+    }
+
+    private static string Data(JsonNode? body) =>
+        $" -H 'content-type: application/json' -d '{(body?.ToJsonString() ?? "null").Replace("'", "'\\''", StringComparison.Ordinal)}'";
+
+    private static JsonNode? BodySample(DeploymentDefinition definition, HttpEndpoint endpoint, string parameter)
+    {
+        var method = definition.Methods.FirstOrDefault(m => m.MethodId == endpoint.MethodId);
+        var index = method is null ? -1 : Array.IndexOf(method.ParameterNames, parameter);
+        return index < 0 ? new JsonObject() : Sample(method!.ParameterTypes[index]);
     }
 
     private static bool IsRequest(Type type) => type.FullName is "Microsoft.AspNetCore.Http.HttpRequest" or "Microsoft.AspNetCore.Http.HttpContext";
