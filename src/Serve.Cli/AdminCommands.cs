@@ -4,6 +4,8 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Spectre.Console;
+using Spectre.Console.Rendering;
 
 namespace Serve.Cli;
 
@@ -63,7 +65,10 @@ public static class AdminCommands
         return Ok;
     }
 
-    /// <summary><c>serve status</c>: prints applications, deployments and replica counts as a table.</summary>
+    /// <summary>
+    /// <c>serve status</c>: prints applications, deployments, replica counts and states, and the reason a deployment is not
+    /// healthy, as a table (coloured only when <paramref name="output"/> is the console and a terminal).
+    /// </summary>
     public static async Task<int> StatusAsync(string? address, string? token, TextWriter output, TextWriter error, CancellationToken cancellationToken = default)
     {
         var (code, body) = await SendAsync(HttpMethod.Get, "api/serve/applications", null, address, token, error, cancellationToken).ConfigureAwait(false);
@@ -72,6 +77,18 @@ public static class AdminCommands
         if (code != HttpStatusCode.OK)
             return await FailAsync(code.Value, body, error).ConfigureAwait(false);
         await WriteTableAsync(body, output).ConfigureAwait(false);
+        return Ok;
+    }
+
+    /// <summary><c>serve status --json</c>: prints the admin API's status document (<c>GET /api/serve/applications</c>) as it is.</summary>
+    public static async Task<int> StatusJsonAsync(string? address, string? token, TextWriter output, TextWriter error, CancellationToken cancellationToken = default)
+    {
+        var (code, body) = await SendAsync(HttpMethod.Get, "api/serve/applications", null, address, token, error, cancellationToken).ConfigureAwait(false);
+        if (code is null)
+            return Failed;
+        if (code != HttpStatusCode.OK)
+            return await FailAsync(code.Value, body, error).ConfigureAwait(false);
+        await output.WriteLineAsync(body?.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) ?? "{}").ConfigureAwait(false);
         return Ok;
     }
 
@@ -136,25 +153,38 @@ public static class AdminCommands
         return Failed;
     }
 
-    /// <summary>Writes the status document as a padded table: application, deployment, status, replicas (running/target), runtime environment, message.</summary>
-    internal static async Task WriteTableAsync(JsonNode? status, TextWriter output)
+    /// <summary>
+    /// Writes the status document as a table: one row per application, then one per deployment with its replicas
+    /// (running/target), their states, its runtime environment, and the reason it is not healthy.
+    /// </summary>
+    internal static Task WriteTableAsync(JsonNode? status, TextWriter output)
     {
-        var rows = new List<string[]> { new[] { "APPLICATION", "DEPLOYMENT", "STATUS", "REPLICAS", "ENV", "MESSAGE" } };
-        foreach (var app in status?["applications"]?.AsArray() ?? [])
+        var apps = status?["applications"]?.AsArray() ?? [];
+        var console = Terminal.For(output);
+        if (apps.Count == 0)
         {
-            var appName = Str(app?["name"]);
-            rows.Add([appName, "", Str(app?["status"]), "", "", OneLine(Str(app?["message"]))]);
+            console.WriteLine("No applications are running.");
+            return output.FlushAsync();
+        }
+        var table = new Table().Border(Terminal.Border(output));
+        foreach (var header in new[] { "Application", "Deployment", "Status", "Replicas", "Replica states", "Env", "Reason" })
+            table.AddColumn(new TableColumn(new Text(header, new Style(decoration: Decoration.Bold))));
+        foreach (var app in apps)
+        {
+            var appStatus = Str(app?["status"]);
+            table.AddRow(new Text(Str(app?["name"]), new Style(decoration: Decoration.Bold)), Text.Empty, Terminal.Status(appStatus), Text.Empty, Text.Empty,
+                Text.Empty, Text.Empty);
             foreach (var d in app?["deployments"]?.AsArray() ?? [])
-                rows.Add(["", Str(d?["name"]), Str(d?["status"]), $"{d?["running_replicas"]}/{d?["target_replicas"]}", Str(d?["runtime_env"]), OneLine(Str(d?["message"]))]);
+            {
+                var states = (d?["replicas"]?.AsArray() ?? []).GroupBy(r => Str(r?["state"]), StringComparer.Ordinal)
+                    .Select(g => $"{g.Count()} {g.Key}");
+                table.AddRow(Text.Empty, new Text(Str(d?["name"])), Terminal.Status(Str(d?["status"])),
+                    new Text($"{d?["running_replicas"]}/{d?["target_replicas"]}"), new Text(string.Join(", ", states)),
+                    new Text(Str(d?["runtime_env"])), new Text(OneLine(Str(d?["message"])), Terminal.StatusStyle(Str(d?["status"]))));
+            }
         }
-        if (rows.Count == 1)
-        {
-            await output.WriteLineAsync("No applications are running.").ConfigureAwait(false);
-            return;
-        }
-        var widths = Enumerable.Range(0, 6).Select(i => rows.Max(r => r[i].Length)).ToArray();
-        foreach (var row in rows)
-            await output.WriteLineAsync(string.Join("  ", row.Select((cell, i) => i == row.Length - 1 ? cell : cell.PadRight(widths[i]))).TrimEnd()).ConfigureAwait(false);
+        console.Write(table);
+        return output.FlushAsync();
     }
 
     private static string Str(JsonNode? node) => node is JsonValue v && v.TryGetValue<string>(out var s) ? s : "";

@@ -63,8 +63,14 @@ deploy.SetAction((parse, ct) => AdminCommands.DeployAsync(parse.GetValue(config)
 
 var statusAddress = AddressOption();
 var statusToken = TokenOption();
-var status = new Command("status", "Print the applications, deployments and replica states of a running host.") { statusAddress, statusToken };
-status.SetAction((parse, ct) => AdminCommands.StatusAsync(parse.GetValue(statusAddress), parse.GetValue(statusToken), Console.Out, Console.Error, ct));
+var statusJson = new Option<bool>("--json")
+{
+    Description = "Print the admin API's JSON status document instead of the table",
+};
+var status = new Command("status", "Print the applications, deployments, replica states and reasons of a running host.") { statusAddress, statusToken, statusJson };
+status.SetAction((parse, ct) => parse.GetValue(statusJson)
+    ? AdminCommands.StatusJsonAsync(parse.GetValue(statusAddress), parse.GetValue(statusToken), Console.Out, Console.Error, ct)
+    : AdminCommands.StatusAsync(parse.GetValue(statusAddress), parse.GetValue(statusToken), Console.Out, Console.Error, ct));
 
 var shutdownAddress = AddressOption();
 var shutdownToken = TokenOption();

@@ -4,8 +4,9 @@ namespace Serve.Cli;
 
 /// <summary>
 /// <c>serve run &lt;config.yaml | Assembly.dll:Namespace.Type.Method&gt;</c>: loads and validates the target, starts a
-/// host with the config's <c>http</c> settings, deploys every application, prints each application's URL, serves
-/// until <c>stop</c> is cancelled (Ctrl-C, SIGTERM) and then shuts down gracefully.
+/// host with the config's <c>http</c> settings, deploys every application while printing what each deployment waits
+/// on, prints each application's URL with a curl line to try it, serves until <c>stop</c> is cancelled (Ctrl-C,
+/// SIGTERM) and then shuts down gracefully.
 /// </summary>
 public static class RunCommand
 {
@@ -65,7 +66,9 @@ public static class RunCommand
                 foreach (var app in config.Applications)
                 {
                     await output.WriteLineAsync($"Deploying application '{app.Name}' ({app.Import})...").ConfigureAwait(false);
-                    await config.ApplyOneAsync(serve, app, stop).ConfigureAwait(false);
+                    var deploying = config.ApplyOneAsync(serve, app, stop);
+                    await DeployProgress.FollowAsync(serve, app.Name, deploying, output).ConfigureAwait(false);
+                    await deploying.ConfigureAwait(false);
                 }
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
@@ -79,15 +82,24 @@ public static class RunCommand
                 return DeployFailed;
             }
 
+            await output.WriteLineAsync().ConfigureAwait(false);
             foreach (var app in serve.GetStatus().Applications)
             {
-                var url = serve.HttpAddress is { } address
-                    ? new Uri(address, app.RoutePrefix.TrimStart('/')).ToString()
-                    : "(HTTP disabled)";
+                if (serve.HttpAddress is not { } address)
+                {
+                    await output.WriteLineAsync($"Application '{app.Name}' is deployed (HTTP disabled: call it through a handle).").ConfigureAwait(false);
+                    continue;
+                }
+                var url = new Uri(address, app.RoutePrefix.TrimStart('/')).ToString();
                 await output.WriteLineAsync($"Application '{app.Name}' is serving at {url}").ConfigureAwait(false);
+                foreach (var curl in CurlExamples.For(serve.GetHandle(app.IngressDeployment, app.Name).Definition, url))
+                    await output.WriteLineAsync($"    {curl}").ConfigureAwait(false);
             }
             if (serve.AdminAddress is { } admin)
+            {
+                await output.WriteLineAsync($"Dashboard at {admin}").ConfigureAwait(false);
                 await output.WriteLineAsync($"Admin API at {admin} (serve status, serve deploy, serve shutdown).").ConfigureAwait(false);
+            }
             await output.WriteLineAsync("Press Ctrl-C to stop.").ConfigureAwait(false);
             started?.Invoke(serve);
 

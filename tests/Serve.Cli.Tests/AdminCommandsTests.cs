@@ -53,9 +53,10 @@ public sealed class AdminCommandsTests : IDisposable
         code = await AdminCommands.StatusAsync(Address(serve), null, table, error).WaitAsync(Bound);
         Assert.Equal(AdminCommands.Ok, code);
         var lines = table.ToString().Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries);
-        Assert.Matches(@"^APPLICATION\s+DEPLOYMENT\s+STATUS\s+REPLICAS\s+ENV\s+MESSAGE$", lines[0]);
-        Assert.Matches(@"^two\s+HEALTHY$", lines[1]);
-        Assert.Matches(@"^\s+Echo\s+HEALTHY\s+1/1\s+Shared$", lines[2]);
+        Assert.Matches(@"^\+-+\+", lines[0]);
+        Assert.Matches(@"^\| Application \| Deployment \| Status +\| Replicas \| Replica states \| Env +\| Reason \|$", lines[1]);
+        Assert.Matches(@"^\| two +\| +\| HEALTHY \| +\| +\| +\| +\|$", lines[3]);
+        Assert.Matches(@"^\| +\| Echo +\| HEALTHY \| 1/1 +\| 1 RUNNING +\| Shared \| +\|$", lines[4]);
     }
 
     [Fact]

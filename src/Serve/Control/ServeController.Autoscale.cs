@@ -46,6 +46,7 @@ internal sealed partial class ServeController
         if (target == current)
             return;
         Log.Autoscaled(_logger, app.Name, d.Name, current, target, autoscaler.AverageLoad);
+        _metrics?.Recent.RecordDecision(new(DateTimeOffset.UtcNow, app.Name, d.Name, current, target, autoscaler.AverageLoad));
         d.AutoscaleTarget = target;
         Reconcile(d);
         CheckApplication(app);
@@ -57,6 +58,7 @@ internal sealed partial class ServeController
         if (d.Removing || app.Deleting || d.AutoscaleTarget is not 0 || d.Spec.Options.Autoscaling is not { MaxReplicas: > 0 })
             return;
         Log.Autoscaled(_logger, app.Name, d.Name, 0, 1, d.Endpoint.Router.QueuedCount);
+        _metrics?.Recent.RecordDecision(new(DateTimeOffset.UtcNow, app.Name, d.Name, 0, 1, d.Endpoint.Router.QueuedCount));
         d.AutoscaleTarget = 1;
         Reconcile(d);
         PublishStatus();

@@ -16,7 +16,8 @@ namespace Serve.Http;
 
 /// <summary>
 /// The admin REST API: <c>GET/PUT/DELETE /api/serve/applications</c>, <c>DELETE /api/serve/applications/{name}</c>
-/// and <c>POST /api/serve/shutdown</c>, on its own Kestrel server (default <c>http://127.0.0.1:8265</c>).
+/// and <c>POST /api/serve/shutdown</c>, on its own Kestrel server (default <c>http://127.0.0.1:8265</c>), plus the
+/// dashboard page at <c>/</c> (<see cref="DashboardAssets"/>) that polls <c>GET /api/serve/applications</c>.
 /// </summary>
 internal sealed class AdminApi : IAsyncDisposable
 {
@@ -28,6 +29,7 @@ internal sealed class AdminApi : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _applyLock = new(1, 1);
     private readonly PrometheusExporter _exporter;
+    private readonly MetricsHistory _history;
     private KestrelListener? _listener;
 
     private AdminApi(AdminOptions options, ServeHost host, ILogger logger)
@@ -37,6 +39,7 @@ internal sealed class AdminApi : IAsyncDisposable
         _logger = logger;
         // Listening starts with the admin API: without it no listener is attached and calls record nothing.
         _exporter = new PrometheusExporter(host.Metrics.Meter);
+        _history = new MetricsHistory(host.Metrics.Meter);
     }
 
     /// <summary>The bound address (with the real port when <see cref="AdminOptions.Port"/> is 0).</summary>
@@ -75,6 +78,7 @@ internal sealed class AdminApi : IAsyncDisposable
         if (Interlocked.Exchange(ref _listener, null) is { } listener)
             await listener.DisposeAsync().ConfigureAwait(false);
         _exporter.Dispose();
+        _history.Dispose();
     }
 
     // ---- Requests ---------------------------------------------------------------------------------------------
@@ -82,6 +86,13 @@ internal sealed class AdminApi : IAsyncDisposable
     private async Task HandleAsync(HttpContext context)
     {
         var request = context.Request;
+        // The page, its script and styles hold no data and load without the token (a browser cannot send a bearer
+        // header when navigating); the page then asks for the token and sends it with every API call.
+        if (HttpMethods.IsGet(request.Method) && DashboardAssets.Find(request.Path.Value) is { } asset)
+        {
+            await DashboardAssets.WriteAsync(context, asset).ConfigureAwait(false);
+            return;
+        }
         if (_options.AccessToken is { } token && !Authorized(request, token))
         {
             context.Response.Headers.WWWAuthenticate = "Bearer";
@@ -95,7 +106,7 @@ internal sealed class AdminApi : IAsyncDisposable
             if (path == Applications)
             {
                 if (HttpMethods.IsGet(method))
-                    await JsonAsync(context, StatusCodes.Status200OK, StatusJson(_host.GetStatus())).ConfigureAwait(false);
+                    await JsonAsync(context, StatusCodes.Status200OK, AdminJson(_host.GetStatus())).ConfigureAwait(false);
                 else if (HttpMethods.IsPut(method))
                     await PutAsync(context).ConfigureAwait(false);
                 else if (HttpMethods.IsDelete(method))
@@ -136,7 +147,7 @@ internal sealed class AdminApi : IAsyncDisposable
                     await NotAllowedAsync(context, "POST").ConfigureAwait(false);
             }
             else
-                await ErrorAsync(context, StatusCodes.Status404NotFound, $"Not found: {request.Path}. The admin API serves {Applications}, /api/serve/shutdown and {MetricsPath}.").ConfigureAwait(false);
+                await ErrorAsync(context, StatusCodes.Status404NotFound, $"Not found: {request.Path}. The admin API serves the dashboard at /, {Applications}, /api/serve/shutdown and {MetricsPath}.").ConfigureAwait(false);
         }
         catch (ObjectDisposedException)
         {
@@ -219,7 +230,7 @@ internal sealed class AdminApi : IAsyncDisposable
         {
             _applyLock.Release();
         }
-        await JsonAsync(context, StatusCodes.Status200OK, StatusJson(_host.GetStatus())).ConfigureAwait(false);
+        await JsonAsync(context, StatusCodes.Status200OK, AdminJson(_host.GetStatus())).ConfigureAwait(false);
     }
 
     private async Task DeleteAsync(HttpContext context, string? name)
@@ -241,7 +252,83 @@ internal sealed class AdminApi : IAsyncDisposable
         {
             _applyLock.Release();
         }
-        await JsonAsync(context, StatusCodes.Status200OK, StatusJson(_host.GetStatus())).ConfigureAwait(false);
+        await JsonAsync(context, StatusCodes.Status200OK, AdminJson(_host.GetStatus())).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The status document plus what the dashboard shows: each deployment's requests/s, error rate and p50/p99 over the
+    /// last minutes, the recent failed requests with their request ids, and the autoscaler's recent decisions.
+    /// </summary>
+    internal JsonObject AdminJson(ServeStatus status)
+    {
+        var json = StatusJson(status);
+        foreach (var app in json["applications"]!.AsArray())
+        {
+            foreach (var d in app!["deployments"]!.AsArray())
+                d!["metrics"] = MetricsJson(_history.Read((string)app["name"]!, (string)d["name"]!));
+        }
+        var errors = new JsonArray();
+        foreach (var e in _host.Metrics.Recent.Errors())
+            errors.Add(new JsonObject
+            {
+                ["time"] = e.Time,
+                ["request_id"] = e.RequestId,
+                ["application"] = e.Application,
+                ["deployment"] = e.Deployment,
+                ["method"] = e.Method,
+                ["path"] = e.Path,
+                ["status_code"] = e.StatusCode,
+                ["error"] = e.Error,
+            });
+        var decisions = new JsonArray();
+        foreach (var a in _host.Metrics.Recent.Decisions())
+            decisions.Add(new JsonObject
+            {
+                ["time"] = a.Time,
+                ["application"] = a.Application,
+                ["deployment"] = a.Deployment,
+                ["from_replicas"] = a.From,
+                ["to_replicas"] = a.To,
+                ["load"] = Math.Round(a.Load, 2),
+            });
+        json["recent_errors"] = errors;
+        json["autoscaler_decisions"] = decisions;
+        return json;
+    }
+
+    private static JsonObject MetricsJson(DeploymentHistory history)
+    {
+        static JsonArray Numbers(double[] values, int digits)
+        {
+            var array = new JsonArray();
+            foreach (var v in values)
+                array.Add(Math.Round(v, digits));
+            return array;
+        }
+        static JsonArray Optional(double?[] values)
+        {
+            var array = new JsonArray();
+            foreach (var v in values)
+                array.Add(v is { } x ? JsonValue.Create(x) : null);
+            return array;
+        }
+        var last = history.LastMinute;
+        return new JsonObject
+        {
+            ["slot_seconds"] = history.SlotSeconds,
+            ["requests_per_second"] = Numbers(history.RequestsPerSecond, 3),
+            ["error_rate"] = Numbers(history.ErrorRate, 4),
+            ["p50_ms"] = Optional(history.P50),
+            ["p99_ms"] = Optional(history.P99),
+            ["last_minute"] = new JsonObject
+            {
+                ["requests"] = last.Requests,
+                ["requests_per_second"] = Math.Round(last.RequestsPerSecond, 3),
+                ["error_rate"] = Math.Round(last.ErrorRate, 4),
+                ["p50_ms"] = last.P50,
+                ["p99_ms"] = last.P99,
+            },
+        };
     }
 
     internal static JsonObject StatusJson(ServeStatus status)
@@ -263,6 +350,8 @@ internal sealed class AdminApi : IAsyncDisposable
                         ["load_context"] = r.LoadContext,
                         ["cpu_threads"] = r.CpuThreads,
                         ["gpu"] = r.Gpu,
+                        // One process today: every replica runs on this host's node.
+                        ["node"] = "local",
                     });
                 deployments.Add(new JsonObject
                 {
@@ -275,6 +364,14 @@ internal sealed class AdminApi : IAsyncDisposable
                     ["restarts"] = d.Restarts,
                     ["running_replicas"] = d.Replicas.Count(r => r.State == ReplicaState.Running),
                     ["queued_requests"] = d.QueuedRequests,
+                    ["ongoing_requests"] = d.Replicas.Sum(r => r.OngoingRequests),
+                    ["max_ongoing_requests"] = d.Options.MaxOngoingRequests,
+                    ["max_queued_requests"] = d.Options.MaxQueuedRequests,
+                    ["num_cpus"] = d.Options.NumCpus,
+                    ["num_gpus"] = d.Options.NumGpus,
+                    ["autoscaling"] = d.Options.Autoscaling is { } autoscaling
+                        ? new JsonObject { ["min_replicas"] = autoscaling.MinReplicas, ["max_replicas"] = autoscaling.MaxReplicas, ["target_ongoing_requests"] = autoscaling.TargetOngoingRequests }
+                        : null,
                     ["runtime_env"] = d.Options.RuntimeEnv.ToString(),
                     ["replicas"] = replicas,
                 });

@@ -331,8 +331,23 @@ internal sealed class HttpIngress : IAsyncDisposable
         if (error is not { } answer)
             return Task.CompletedTask;
         if (answer.LogError)
+        {
             Log.HttpRequestFailed(_logger, requestId, route.Application, context.Request.Method, context.Request.Path.Value ?? "/", e);
+            RecordError(context, route, requestId, answer.StatusCode, e);
+        }
         return ResultWriter.ErrorAsync(context, answer);
+    }
+
+    /// <summary>Keeps a logged failure for the dashboard's recent errors (the exception's type and first line, not its stack).</summary>
+    private void RecordError(HttpContext context, IngressRoute route, string requestId, int statusCode, Exception e)
+    {
+        var message = e.Message.AsSpan();
+        if (message.IndexOfAny('\r', '\n') is var end and >= 0)
+            message = message[..end];
+        if (message.Length > 300)
+            message = message[..300];
+        _metrics.Recent.RecordError(new RecentError(DateTimeOffset.UtcNow, requestId, route.Application, route.Handle.DeploymentName,
+            context.Request.Method, context.Request.Path.Value ?? "/", statusCode, $"{e.GetType().Name}: {message}"));
     }
 
     /// <summary>True when RequestTimeout elapsed while the client is still there (so a 504 has someone to read it).</summary>
@@ -384,6 +399,7 @@ internal sealed class HttpIngress : IAsyncDisposable
                 else
                 {
                     Log.HttpRequestFailed(_logger, requestId, route.Application, context.Request.Method, context.Request.Path.Value ?? "/", e);
+                    RecordError(context, route, requestId, response.StatusCode, e);
                     if (sse)
                         await ResultWriter.WriteStreamErrorAsync(context, requestId).ConfigureAwait(false);
                 }

@@ -80,6 +80,9 @@ internal sealed class ServeMetrics : IDisposable
     public Counter<long> ModelLoads { get; }
     public Histogram<long> BatchSizes { get; }
 
+    /// <summary>The last failed requests and autoscaler decisions, for the admin API's dashboard.</summary>
+    public RecentEvents Recent { get; } = new();
+
     /// <summary>True when a listener wants any per-call measurement.</summary>
     public bool CallsEnabled => Requests.Enabled || Errors.Enabled || ProcessingLatency.Enabled;
 
