@@ -225,33 +225,15 @@ internal static class RemoteMethods
     public static byte[][] WriteArguments(IBoundarySerializer serializer, DeploymentMethod method, object?[] arguments)
     {
         var types = method.ParameterTypes;
-        if (arguments.Length != types.Length)
-            throw InvokerHelpers.BindingFailure($"Method '{method.Name}' takes {types.Length} argument(s), but {arguments.Length} were given.");
+        InvokerHelpers.ExpectArguments(arguments, types.Length, method.Name);
         var result = new byte[arguments.Length][];
         for (var i = 0; i < arguments.Length; i++)
             result[i] = Write(serializer, Bind(method, i, arguments[i]), types[i]) ?? [];
         return result;
     }
 
-    private static object? Bind(DeploymentMethod method, int index, object? value)
-    {
-        var type = method.ParameterTypes[index];
-        if (value is null || type.IsInstanceOfType(value))
-            return value;
-        var parameter = method.ParameterNames[index];
-        if (value is System.Text.Json.JsonElement json)
-        {
-            try
-            {
-                return System.Text.Json.JsonSerializer.Deserialize(json, type, InvokerHelpers.JsonOptions);
-            }
-            catch (System.Text.Json.JsonException e)
-            {
-                throw InvokerHelpers.BindingFailure($"Method '{method.Name}' parameter '{parameter}' expects {type}; the JSON value could not be read: {e.Message}", e);
-            }
-        }
-        throw InvokerHelpers.BindingFailure($"Method '{method.Name}' parameter '{parameter}' expects {type}, but got {value.GetType()}.");
-    }
+    private static object? Bind(DeploymentMethod method, int index, object? value) =>
+        InvokerHelpers.Argument(value, method.ParameterTypes[index], method.Name, method.ParameterNames[index]);
 
     public static object?[] ReadArguments(IBoundarySerializer serializer, DeploymentMethod method, byte[][] arguments)
     {

@@ -79,6 +79,28 @@ public static class InvokerHelpers
             throw BindingFailure($"Method '{method}' takes {count} argument(s), but {arguments.Length} were given.");
     }
 
+    /// <summary>
+    /// <see cref="Argument{T}"/> for a parameter type known only at run time (a call bound before it crosses to another
+    /// node): the same JSON options and the same errors.
+    /// </summary>
+    internal static object? Argument(object? value, Type type, string method, string parameter)
+    {
+        if (value is null || type.IsInstanceOfType(value))
+            return value;
+        if (value is JsonElement json)
+        {
+            try
+            {
+                return json.Deserialize(type, JsonOptions);
+            }
+            catch (JsonException e)
+            {
+                throw BindingFailure($"Method '{method}' parameter '{parameter}' expects {type}; the JSON value could not be read: {e.Message}", e);
+            }
+        }
+        throw BindingFailure($"Method '{method}' parameter '{parameter}' expects {type}, but got {value.GetType()}.");
+    }
+
     private const string BindingFailureKey = "Serve.ArgumentBinding";
 
     /// <summary>
