@@ -11,7 +11,10 @@ internal sealed record ReplicaListing(
     [property: Id(2)] string ReplicaId,
     [property: Id(3)] string Version);
 
-/// <summary>A call for a replica on another node: the method id and each argument serialized by its parameter type.</summary>
+/// <summary>
+/// A call for a replica on another node: the method id and each argument serialized by its parameter type, in the wire
+/// format <see cref="Format"/> (a <see cref="BoundaryFormat"/>) of the calling node; the node answers in the same format.
+/// </summary>
 [GenerateSerializer, Immutable, Alias("Serve.RemoteCall")]
 internal sealed record RemoteCall(
     [property: Id(0)] string Application,
@@ -19,7 +22,8 @@ internal sealed record RemoteCall(
     [property: Id(2)] string ReplicaId,
     [property: Id(3)] int MethodId,
     [property: Id(4)] byte[][] Arguments,
-    [property: Id(5)] string? CallerNode = null);
+    [property: Id(5)] string? CallerNode = null,
+    [property: Id(6)] byte Format = (byte)BoundaryFormat.HostDefault);
 
 /// <summary>How a node answered a call.</summary>
 internal enum RemoteStatus

@@ -156,9 +156,19 @@ internal sealed class Options
 
     public string WireName => Wire ?? "default";
 
+    /// <summary>--wire json|messagepack|host sets <c>ServeClusterOptions.WireFormat</c>; without it, the default.</summary>
     public void ConfigureCluster(Serve.Orleans.ServeClusterOptions cluster)
     {
-        _ = cluster;
+        if (Wire is not null)
+        {
+            cluster.WireFormat = Wire switch
+            {
+                "json" => BoundaryFormat.Json,
+                "messagepack" => BoundaryFormat.MessagePack,
+                "host" => BoundaryFormat.HostDefault,
+                _ => throw new ArgumentException($"--wire {Wire}: use json, messagepack or host"),
+            };
+        }
     }
 
     public static Options? Parse(string[] args)
