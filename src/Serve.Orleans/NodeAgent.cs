@@ -41,8 +41,8 @@ internal sealed class NodeAgent(GrainId id, Silo silo, Microsoft.Extensions.Logg
     public Task<RemoteStreamStart> StartStreamAsync(RemoteCall call) =>
         Task.Run(() => _calls.StartStreamAsync(call), CancellationToken.None);
 
-    public Task<RemoteStreamItem> NextItemAsync(string streamId) =>
-        Task.Run(() => _calls.NextItemAsync(streamId), CancellationToken.None);
+    public Task<RemoteStreamItems> NextItemsAsync(string streamId) =>
+        Task.Run(() => _calls.NextItemsAsync(streamId), CancellationToken.None);
 
     public Task StopStreamAsync(string streamId) =>
         Task.Run(() => _calls.StopStreamAsync(streamId), CancellationToken.None);
@@ -89,8 +89,11 @@ internal sealed class NodeCalls(ServeHost host, WireSerializers wire)
         public string Deployment { get; } = deployment;
         public IBoundarySerializer Serializer { get; } = serializer;
         public CancellationTokenSource Stop { get; } = stop;
-        // One move at a time: a consumer asks for the next item only after it got the last one.
+        // One move at a time: a consumer asks for the next items only after it got the last ones.
         public SemaphoreSlim Moving { get; } = new(1, 1);
+        // The move started after the last item sent that was not done at once (or failed): the next request awaits it
+        // first, and a stop awaits it before disposing (an enumerator must not be disposed mid-move).
+        public Task<bool>? Pending { get; set; }
         private int _ended;
 
         public async ValueTask EndAsync(bool failed)
@@ -136,7 +139,13 @@ internal sealed class NodeCalls(ServeHost host, WireSerializers wire)
         }
     }
 
-    public async Task<RemoteStreamItem> NextItemAsync(string streamId)
+    /// <summary>At most this many items per round trip.</summary>
+    internal const int MaxItemsPerFetch = 64;
+
+    /// <summary>No further item is added to a round trip once its items reach this many bytes.</summary>
+    internal const int MaxBytesPerFetch = 64 * 1024;
+
+    public async Task<RemoteStreamItems> NextItemsAsync(string streamId)
     {
         if (!_streams.TryGetValue(streamId, out var stream))
             throw new InvalidOperationException($"Stream '{streamId}' is not running on this node (it ended or was stopped).");
@@ -146,7 +155,9 @@ internal sealed class NodeCalls(ServeHost host, WireSerializers wire)
             bool more;
             try
             {
-                more = await stream.Items.MoveNextAsync().ConfigureAwait(false);
+                var pending = stream.Pending;
+                stream.Pending = null;
+                more = pending is null ? await stream.Items.MoveNextAsync().ConfigureAwait(false) : await pending.ConfigureAwait(false);
             }
             catch
             {
@@ -155,17 +166,43 @@ internal sealed class NodeCalls(ServeHost host, WireSerializers wire)
                 throw;
             }
             if (!more)
+                return await EndedAsync(streamId, stream, []).ConfigureAwait(false);
+            var first = Write(stream);
+            // Then the items the producer has ready at once (a move that completes synchronously), bounded; a move that
+            // is not done (or failed) waits for the next request, so this one answers now with what it has.
+            List<byte[]>? items = null;
+            var bytes = first.Length;
+            while ((items?.Count ?? 1) < MaxItemsPerFetch && bytes < MaxBytesPerFetch)
             {
-                _streams.TryRemove(streamId, out _);
-                await stream.EndAsync(failed: false).ConfigureAwait(false);
-                return new RemoteStreamItem(false, null);
+                var next = stream.Items.MoveNextAsync();
+                if (!next.IsCompletedSuccessfully)
+                {
+                    stream.Pending = next.AsTask();
+                    break;
+                }
+                items ??= [first];
+                if (!next.Result)
+                    return await EndedAsync(streamId, stream, [.. items]).ConfigureAwait(false);
+                var item = Write(stream);
+                items.Add(item);
+                bytes += item.Length;
             }
-            return new RemoteStreamItem(true, RemoteMethods.Write(stream.Serializer, stream.Items.Current, stream.Method.ResultType, stream.Deployment, stream.Method, RemoteMethods.StreamItem));
+            return new RemoteStreamItems(items is null ? [first] : [.. items], false);
         }
         finally
         {
             stream.Moving.Release();
         }
+    }
+
+    private static byte[] Write(RunningStream stream) =>
+        RemoteMethods.Write(stream.Serializer, stream.Items.Current, stream.Method.ResultType, stream.Deployment, stream.Method, RemoteMethods.StreamItem) ?? [];
+
+    private async Task<RemoteStreamItems> EndedAsync(string streamId, RunningStream stream, byte[][] items)
+    {
+        _streams.TryRemove(streamId, out _);
+        await stream.EndAsync(failed: false).ConfigureAwait(false);
+        return new RemoteStreamItems(items, true);
     }
 
     public async Task StopStreamAsync(string streamId)
@@ -175,6 +212,26 @@ internal sealed class NodeCalls(ServeHost host, WireSerializers wire)
         await stream.Stop.CancelAsync().ConfigureAwait(false);
         // Wait for a move in progress: an enumerator must not be disposed mid-move.
         await stream.Moving.WaitAsync().ConfigureAwait(false);
+        if (stream.Pending is { } pending)
+        {
+            // A move started ahead of the consumer: the producer sees its cancelled token (or makes its next item), and
+            // is disposed then. The caller (a consumer that left, or a dead consumer's cleanup) does not wait for that.
+            _ = EndAfterAsync(stream, pending);
+            return;
+        }
+        await stream.EndAsync(failed: false).ConfigureAwait(false);
+    }
+
+    private static async Task EndAfterAsync(RunningStream stream, Task<bool> pending)
+    {
+        try
+        {
+            await pending.ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+            // The producer stopped on its cancelled token (or failed): either way it is done.
+        }
         await stream.EndAsync(failed: false).ConfigureAwait(false);
     }
 

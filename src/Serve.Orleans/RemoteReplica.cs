@@ -116,23 +116,22 @@ internal sealed class RemoteReplica : IReplica
         return start.Status == RemoteStatus.Completed ? (start.StreamId!, method) : throw new ReplicaRefusedException(ReplicaId);
     }
 
-    // One item per round trip (batching items per round trip is a later optimisation). The consumer's token (the
-    // handle's producer token) reaches the enumerator through GetAsyncEnumerator; leaving early stops the stream there.
+    // Each round trip brings the items the producer had ready (at least one, bounded: NodeCalls.MaxItemsPerFetch and
+    // MaxBytesPerFetch). The consumer's token (the handle's producer token) reaches the enumerator through
+    // GetAsyncEnumerator; leaving early stops the stream there.
     private async IAsyncEnumerable<TItem> ReadStreamAsync<TItem>(string streamId, DeploymentMethod method, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
         var agent = _agents.On(Silo);
         var ended = false;
         try
         {
-            while (true)
+            while (!ended)
             {
-                var next = await SendOrLoseAsync(agent.NextItemAsync(streamId).WaitAsync(cancellationToken)).ConfigureAwait(false);
-                if (!next.HasItem)
-                {
-                    ended = true;
-                    yield break;
-                }
-                yield return (TItem)RemoteMethods.Read(_serializer, next.Item, method.ResultType, _deployment, method, RemoteMethods.StreamItem)!;
+                var next = await SendOrLoseAsync(agent.NextItemsAsync(streamId).WaitAsync(cancellationToken)).ConfigureAwait(false);
+                // Ended there: the node already freed the slot, so leaving during the last items sends no stop.
+                ended = next.Ended;
+                foreach (var item in next.Items)
+                    yield return (TItem)RemoteMethods.Read(_serializer, item, method.ResultType, _deployment, method, RemoteMethods.StreamItem)!;
             }
         }
         finally

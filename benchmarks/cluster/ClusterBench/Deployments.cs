@@ -18,6 +18,24 @@ public partial class RemoteEcho
     /// <summary>Returns its argument (a 384-float vector: one sentence embedding).</summary>
     public float[] Vector(float[] value) => value;
 
+    /// <summary>A stream of small records that are all ready at once (an iterator over data the replica has).</summary>
+    public async IAsyncEnumerable<Small> Items(int count)
+    {
+        for (var i = 0; i < count; i++)
+            yield return new Small("item", i, i);
+        await Task.CompletedTask;
+    }
+
+    /// <summary>A stream of small records produced one at a time (each after a yield to the thread pool).</summary>
+    public async IAsyncEnumerable<Small> Produced(int count)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            await Task.Yield();
+            yield return new Small("item", i, i);
+        }
+    }
+
     /// <summary>What the HTTP ingress calls.</summary>
     public Reply Call() => new("hello", 42);
 }
@@ -31,6 +49,24 @@ public partial class LocalEcho
 
     /// <summary>Returns its argument (a 384-float vector).</summary>
     public float[] Vector(float[] value) => value;
+
+    /// <summary>A stream of small records that are all ready at once (an iterator over data the replica has).</summary>
+    public async IAsyncEnumerable<Small> Items(int count)
+    {
+        for (var i = 0; i < count; i++)
+            yield return new Small("item", i, i);
+        await Task.CompletedTask;
+    }
+
+    /// <summary>A stream of small records produced one at a time (each after a yield to the thread pool).</summary>
+    public async IAsyncEnumerable<Small> Produced(int count)
+    {
+        for (var i = 0; i < count; i++)
+        {
+            await Task.Yield();
+            yield return new Small("item", i, i);
+        }
+    }
 
     /// <summary>What the HTTP ingress calls.</summary>
     public Reply Call() => new("hello", 42);

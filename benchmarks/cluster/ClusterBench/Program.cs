@@ -84,11 +84,24 @@ foreach (var callers in options.Callers)
     await Measure.RunAsync($"local handle | 384 floats | {callers}", callers, options, () => Discard(local.VectorAsync(vector)));
     await Measure.RunAsync($"across nodes ({wire}) | 384 floats | {callers}", callers, options, () => Discard(remote.VectorAsync(vector)));
 }
+const int StreamItems = 1000;
+await Measure.RunAsync($"local stream, ready items | small record | 1", 1, options, () => Drain(local.ItemsAsync(StreamItems), StreamItems), StreamItems);
+await Measure.RunAsync($"stream across nodes ({wire}), ready items | small record | 1", 1, options, () => Drain(remote.ItemsAsync(StreamItems), StreamItems), StreamItems);
+await Measure.RunAsync($"stream across nodes ({wire}), items produced one at a time | small record | 1", 1, options, () => Drain(remote.ProducedAsync(StreamItems), StreamItems), StreamItems);
 Console.WriteLine("bench done");
 await host.WaitForShutdownAsync();
 return 0;
 
 static async ValueTask Discard<T>(ValueTask<T> call) => await call.ConfigureAwait(false);
+
+static async ValueTask Drain<T>(IAsyncEnumerable<T> items, int expected)
+{
+    var count = 0;
+    await foreach (var _ in items.ConfigureAwait(false))
+        count++;
+    if (count != expected)
+        throw new InvalidOperationException($"a stream of {expected} items ended after {count}");
+}
 
 static void Check(string what, bool ok)
 {
@@ -103,9 +116,10 @@ internal static class Measure
 {
     /// <summary>
     /// <paramref name="callers"/> concurrent loops, each awaiting one call after another: a warm-up, then a measured
-    /// window. Prints "row | name | calls/s | p50 µs | p99 µs |" (latency of each call, calls/s over the window).
+    /// window. Prints "row | name | calls/s | p50 µs | p99 µs |" (latency of each call, calls/s over the window; for a
+    /// stream of <paramref name="items"/> items, items/s and the latency of the whole stream).
     /// </summary>
-    public static async Task RunAsync(string name, int callers, Options options, Func<ValueTask> call)
+    public static async Task RunAsync(string name, int callers, Options options, Func<ValueTask> call, int items = 1)
     {
         var phase = new int[1]; // 0 warm-up, 1 measuring, 2 stop
         var samples = new List<long>[callers];
@@ -138,7 +152,7 @@ internal static class Measure
             throw new InvalidOperationException($"{name}: no call completed in {options.Seconds} s");
         double Micros(double q) => all[Math.Min(all.Length - 1, (int)(q * all.Length))] * 1_000_000.0 / Stopwatch.Frequency;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"row | {name} | {all.Length / window.TotalSeconds:F0} | {Micros(0.50):F1} | {Micros(0.99):F1} |"));
+            $"row | {name} | {(double)all.Length * items / window.TotalSeconds:F0} | {Micros(0.50):F1} | {Micros(0.99):F1} |"));
     }
 }
 
