@@ -2,12 +2,14 @@
 # Cross-node benchmark: two Serve nodes (Orleans silos) in separate processes on loopback. Node B (the primary silo)
 # runs the replicas of RemoteEcho; node A runs LocalEcho's and measures, through handles, calls to RemoteEcho (each
 # crosses to B) side by side with calls to LocalEcho (local handle calls), 1 and 64 concurrent callers, a small record
-# and a 384-float vector; then wrk measures HTTP through node A's ingress to replicas on B (GET /remote) and on A
-# (GET /local). Each wire format runs on a fresh pair of nodes. Prints one markdown table; exits non-zero on failure.
+# and a 384-float vector, and streams of 1000 items (items/s); then wrk measures HTTP through node A's ingress to
+# replicas on B (GET /remote) and on A (GET /local). Each wire format (ServeClusterOptions.WireFormat) runs on a fresh
+# pair of nodes. Prints one markdown table; exits non-zero on failure. Takes ~5 minutes with the defaults.
 #   benchmarks/cluster/run.sh                  all of the above with the defaults below
 #   benchmarks/cluster/run.sh --append FILE    also append the table to FILE
-#   WIRES="messagepack json" WARMUP=2 DURATION=5 CALLERS=1,64 REPLICAS=4 HTTP_WARMUP=3 HTTP_DURATION=10 CONNECTIONS=64
-#   THREADS=2 PRIMARY_PORT=11111 HTTP_PORT=18090 NO_HTTP=1 benchmarks/cluster/run.sh
+#   WIRES="messagepack json" WARMUP=5 DURATION=5 CALLERS=1,64 REPLICAS=4 HTTP_WARMUP=3 HTTP_DURATION=10 CONNECTIONS=64
+#   THREADS=2 PRIMARY_PORT=11111 HTTP_PORT=18090 NO_HTTP=1 FILTER="across nodes" benchmarks/cluster/run.sh
+#   BIN=/path/to/ClusterBench benchmarks/cluster/run.sh   measure that build (e.g. a copy of an earlier one) instead of building
 # Every process it starts is stopped on exit (also on failure or Ctrl-C). Node A and B, wrk and the build share the
 # machine's cores: on a small machine the numbers include all of them competing.
 set -euo pipefail
@@ -15,7 +17,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 project="$root/benchmarks/cluster/ClusterBench/ClusterBench.csproj"
 bin="$root/benchmarks/cluster/ClusterBench/bin/Release/net10.0/ClusterBench"
 wires="${WIRES:-messagepack json}"
-warmup="${WARMUP:-2}"
+# 5 s of warm-up per row: on a busy small machine the JIT is still recompiling hot code (tier 1) after 2 s.
+warmup="${WARMUP:-5}"
 seconds="${DURATION:-5}"
 callers="${CALLERS:-1,64}"
 replicas="${REPLICAS:-4}"
@@ -26,12 +29,13 @@ threads="${THREADS:-2}"
 primary_port="${PRIMARY_PORT:-11111}"
 http_port="${HTTP_PORT:-18090}"
 no_http="${NO_HTTP:-}"
+filter="${FILTER:-}"
 append=""
 
 while [ "$#" -gt 0 ]; do
   case "$1" in
     --append) append="${2:?--append needs a file}"; shift 2 ;;
-    -h|--help) sed -n '2,13p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -51,9 +55,15 @@ if [ -z "$no_http" ]; then
   command -v curl >/dev/null 2>&1 || fail "curl is needed to check node A's HTTP replies; install it or set NO_HTTP=1."
 fi
 
-log "building $project (Release)"
-timeout 900 dotnet build -c Release --nologo -v quiet "$project" >&2 || fail "the Release build of ClusterBench failed (output above)."
-[ -x "$bin" ] || fail "the build did not produce $bin."
+if [ -n "${BIN:-}" ]; then
+  bin="$BIN"
+  [ -x "$bin" ] || fail "BIN=$bin is not an executable ClusterBench."
+  log "using $bin (BIN; not building)"
+else
+  log "building $project (Release)"
+  timeout 900 dotnet build -c Release --nologo -v quiet "$project" >&2 || fail "the Release build of ClusterBench failed (output above)."
+  [ -x "$bin" ] || fail "the build did not produce $bin."
+fi
 
 a_pid="" b_pid="" a_log="" b_log=""
 stop() { # stop PID: SIGTERM, then SIGKILL after 10 s
@@ -129,7 +139,7 @@ for wire in $wires; do
   wait_for "$b_log" "$b_pid" ready 120 "node B"
   log "wire $wire: starting node A (measures ${warmup}s warm-up + ${seconds}s per row)"
   "$bin" a --primary-port "$primary_port" --http-port "$http_port" --replicas "$replicas" --wire "$wire" \
-    --warmup "$warmup" --seconds "$seconds" --callers "$callers" >"$a_log" 2>&1 &
+    --warmup "$warmup" --seconds "$seconds" --callers "$callers" ${filter:+--filter "$filter"} >"$a_log" 2>&1 &
   a_pid=$!
   wait_for "$a_log" "$a_pid" "bench done" 900 "node A"
   grep '^row ' "$a_log" | sed 's/^row //' >&2

@@ -1,6 +1,7 @@
 using System.Text.Json.Serialization;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.TestingHost;
+using Xunit.Abstractions;
 
 namespace Serve.Orleans.Tests;
 
@@ -59,7 +60,7 @@ public sealed partial class WireModel([FromServices] NodeName node)
 /// trip across nodes in each format, nodes with different formats still talk, and a type the format cannot carry fails
 /// with an error naming the deployment, the method, the type and the option.
 /// </summary>
-public sealed class WireFormatTests
+public sealed class WireFormatTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(60);
 
@@ -144,6 +145,7 @@ public sealed class WireFormatTests
         var handle = await CallerAsync(cluster).WaitAsync(Bound);
 
         var e = await Assert.ThrowsAsync<NotSupportedException>(() => handle.AreaAsync(new Circle(1)).AsTask().WaitAsync(Bound));
+        output.WriteLine(e.Message);
         Assert.Contains("Deployment 'WireModel'", e.Message);
         Assert.Contains("method 'Area'", e.Message);
         Assert.Contains("argument 'shape'", e.Message);

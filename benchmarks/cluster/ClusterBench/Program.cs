@@ -15,7 +15,8 @@ using Serve;
 //                              one "row | ..." line per measure, then "bench done"; then serves HTTP (GET /remote,
 //                              GET /local) on --http-port until SIGTERM, for wrk
 // Options (defaults in brackets): --primary-port [11111] --silo-port [11111 for b, 11112 for a] --http-port [18090]
-//   --replicas [4] --warmup SECONDS [2] --seconds SECONDS [5] --callers LIST [1,64] --wire FORMAT [default]
+//   --replicas [4] --warmup SECONDS [5] --seconds SECONDS [5] --callers LIST [1,64] --wire FORMAT [default]
+//   --filter TEXT (only the measures whose name contains TEXT, e.g. "across nodes")
 var options = Options.Parse(args);
 if (options is null)
     return 2;
@@ -121,6 +122,8 @@ internal static class Measure
     /// </summary>
     public static async Task RunAsync(string name, int callers, Options options, Func<ValueTask> call, int items = 1)
     {
+        if (options.Filter is { } filter && !name.Contains(filter, StringComparison.OrdinalIgnoreCase))
+            return;
         var phase = new int[1]; // 0 warm-up, 1 measuring, 2 stop
         var samples = new List<long>[callers];
         var loops = new Task[callers];
@@ -163,10 +166,11 @@ internal sealed class Options
     public int SiloPort { get; private set; }
     public int HttpPort { get; private set; } = 18090;
     public int Replicas { get; private set; } = 4;
-    public double WarmupSeconds { get; private set; } = 2;
+    public double WarmupSeconds { get; private set; } = 5;
     public double Seconds { get; private set; } = 5;
     public int[] Callers { get; private set; } = [1, 64];
     public string? Wire { get; private set; }
+    public string? Filter { get; private set; }
 
     public string WireName => Wire ?? "default";
 
@@ -205,6 +209,7 @@ internal sealed class Options
                     case "--seconds": o.Seconds = double.Parse(value, CultureInfo.InvariantCulture); break;
                     case "--callers": o.Callers = value.Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray(); break;
                     case "--wire": o.Wire = value; break;
+                    case "--filter": o.Filter = value; break;
                     default: return Usage($"unknown option '{args[i]}'");
                 }
             }
@@ -220,7 +225,7 @@ internal sealed class Options
 
     private static Options? Usage(string problem)
     {
-        Console.Error.WriteLine($"ClusterBench: {problem}. Usage: ClusterBench a|b [--primary-port N] [--silo-port N] [--http-port N] [--replicas N] [--warmup S] [--seconds S] [--callers 1,64] [--wire json|messagepack|host]");
+        Console.Error.WriteLine($"ClusterBench: {problem}. Usage: ClusterBench a|b [--primary-port N] [--silo-port N] [--http-port N] [--replicas N] [--warmup S] [--seconds S] [--callers 1,64] [--wire json|messagepack|host] [--filter TEXT]");
         return null;
     }
 }
