@@ -51,6 +51,14 @@ if (!isA)
     return 0;
 }
 
+// SIGTERM or Ctrl-C while measuring: stop at once (the measuring loops do not watch the host's lifetime); after the
+// measures, the host stops gracefully.
+var measuring = 1;
+host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.Register(() =>
+{
+    if (Volatile.Read(ref measuring) == 1)
+        Environment.Exit(130);
+});
 var serve = host.Services.GetRequiredService<ServeHost>();
 var remote = serve.GetHandle<RemoteEchoHandle>("RemoteEcho", "remote");
 var local = serve.GetHandle<LocalEchoHandle>("LocalEcho", "local");
@@ -89,6 +97,7 @@ const int StreamItems = 1000;
 await Measure.RunAsync($"local stream, ready items | small record | 1", 1, options, () => Drain(local.ItemsAsync(StreamItems), StreamItems), StreamItems);
 await Measure.RunAsync($"stream across nodes ({wire}), ready items | small record | 1", 1, options, () => Drain(remote.ItemsAsync(StreamItems), StreamItems), StreamItems);
 await Measure.RunAsync($"stream across nodes ({wire}), items produced one at a time | small record | 1", 1, options, () => Drain(remote.ProducedAsync(StreamItems), StreamItems), StreamItems);
+Volatile.Write(ref measuring, 0);
 Console.WriteLine("bench done");
 await host.WaitForShutdownAsync();
 return 0;
