@@ -19,6 +19,8 @@ namespace Serve.Orleans;
 internal sealed class RemoteReplica : IReplica
 {
     private readonly INodeAgentClient _agents;
+    // The node's agent, made once (a grain reference) rather than looked up for every call.
+    private INodeAgent? _agent;
     private readonly IBoundarySerializer _serializer;
     private readonly byte _format;
     private readonly DeploymentDefinition _definition;
@@ -49,6 +51,7 @@ internal sealed class RemoteReplica : IReplica
     }
 
     public SiloAddress Silo { get; }
+    private INodeAgent Agent => _agent ??= _agents.On(Silo);
     public string Application => _application;
     public string Deployment => _deployment;
     public string ReplicaId { get; }
@@ -112,7 +115,7 @@ internal sealed class RemoteReplica : IReplica
     {
         var method = RemoteMethods.Find(_definition, methodId);
         var call = new RemoteCall(_application, _deployment, ReplicaId, methodId, RemoteMethods.WriteArguments(_serializer, _deployment, method, arguments), _localNode, _format);
-        var start = await SendOrLoseAsync(_agents.On(Silo).StartStreamAsync(call).WaitAsync(cancellationToken)).ConfigureAwait(false);
+        var start = await SendOrLoseAsync(Agent.StartStreamAsync(call).WaitAsync(cancellationToken)).ConfigureAwait(false);
         return start.Status == RemoteStatus.Completed ? (start.StreamId!, method) : throw new ReplicaRefusedException(ReplicaId);
     }
 
@@ -121,7 +124,7 @@ internal sealed class RemoteReplica : IReplica
     // GetAsyncEnumerator; leaving early stops the stream there.
     private async IAsyncEnumerable<TItem> ReadStreamAsync<TItem>(string streamId, DeploymentMethod method, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var agent = _agents.On(Silo);
+        var agent = Agent;
         var ended = false;
         try
         {
@@ -157,7 +160,7 @@ internal sealed class RemoteReplica : IReplica
     {
         var method = RemoteMethods.Find(_definition, methodId);
         var call = new RemoteCall(_application, _deployment, ReplicaId, methodId, RemoteMethods.WriteArguments(_serializer, _deployment, method, arguments), Format: _format);
-        var answer = await SendOrLoseAsync(_agents.On(Silo).InvokeAsync(call, cancellationToken)).ConfigureAwait(false);
+        var answer = await SendOrLoseAsync(Agent.InvokeAsync(call, cancellationToken)).ConfigureAwait(false);
         return answer.Status switch
         {
             RemoteStatus.Completed => RemoteMethods.Read(_serializer, answer.Value, method.ResultType, _deployment, method, RemoteMethods.Result),
