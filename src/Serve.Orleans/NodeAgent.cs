@@ -51,7 +51,6 @@ internal sealed class NodeAgent(GrainId id, Silo silo, Microsoft.Extensions.Logg
 /// <summary>Runs the calls other nodes send to this node's replicas (outside grain code, so on the thread pool's terms).</summary>
 internal sealed class NodeCalls(ServeHost host, WireSerializers wire)
 {
-
     public async Task<RemoteResult> RunAsync(RemoteCall call, CancellationToken cancellationToken)
     {
         if (!host.TryGetEndpoint(call.Application, call.Deployment, out var endpoint) || Find(endpoint.Router, call.ReplicaId) is not { } replica)
