@@ -2,7 +2,6 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Orleans.Runtime;
-using Serve.Isolation;
 
 namespace Serve.Orleans;
 
@@ -19,10 +18,10 @@ internal sealed partial class ClusterReplicaDirectory(
     IClusterMembershipService membership,
     ILocalSiloDetails localSilo,
     NodeCalls calls,
+    WireSerializers wire,
     IOptions<ServeClusterOptions> options,
     ILogger<ClusterReplicaDirectory> logger) : BackgroundService
 {
-    private readonly IBoundarySerializer _serializer = host.Options.BoundarySerializer();
     private readonly ServeClusterOptions _options = options.Value;
     // Remote replicas by node and replica id, kept across refreshes so their in-flight counts survive.
     private readonly Dictionary<SiloAddress, Dictionary<string, RemoteReplica>> _known = [];
@@ -103,7 +102,7 @@ internal sealed partial class ClusterReplicaDirectory(
                         continue;
                     var key = listing.Application + "\0" + listing.Deployment + "\0" + listing.ReplicaId;
                     if (!old.TryGetValue(key, out var replica))
-                        replica = new RemoteReplica(agents, _serializer, silo, endpoint.Definition, listing.Application, listing.Deployment, listing.ReplicaId, NodeIds.Of(localSilo.SiloAddress));
+                        replica = new RemoteReplica(agents, wire, silo, endpoint.Definition, listing.Application, listing.Deployment, listing.ReplicaId, NodeIds.Of(localSilo.SiloAddress));
                     if (listing.Version.Length > 0)
                         replica.SetModels(listing.Models);
                     current[key] = replica;

@@ -12,7 +12,10 @@ internal sealed record ReplicaListing(
     [property: Id(3)] string Version,
     [property: Id(4)] string[]? Models = null);
 
-/// <summary>A call for a replica on another node: the method id and each argument serialized by its parameter type.</summary>
+/// <summary>
+/// A call for a replica on another node: the method id and each argument serialized by its parameter type, in the wire
+/// format <see cref="Format"/> (a <see cref="BoundaryFormat"/>) of the calling node; the node answers in the same format.
+/// </summary>
 [GenerateSerializer, Immutable, Alias("Serve.RemoteCall")]
 internal sealed record RemoteCall(
     [property: Id(0)] string Application,
@@ -21,7 +24,8 @@ internal sealed record RemoteCall(
     [property: Id(3)] int MethodId,
     [property: Id(4)] byte[][] Arguments,
     [property: Id(5)] string? CallerNode = null,
-    [property: Id(6)] string? ModelId = null);
+    [property: Id(6)] byte Format = (byte)BoundaryFormat.HostDefault,
+    [property: Id(7)] string? ModelId = null);
 
 /// <summary>How a node answered a call.</summary>
 internal enum RemoteStatus
@@ -45,11 +49,14 @@ internal sealed record RemoteStreamStart(
     [property: Id(0)] RemoteStatus Status,
     [property: Id(1)] string? StreamId);
 
-/// <summary>The next item of a stream (serialized by the method's item type), or the end.</summary>
-[GenerateSerializer, Immutable, Alias("Serve.RemoteStreamItem")]
-internal sealed record RemoteStreamItem(
-    [property: Id(0)] bool HasItem,
-    [property: Id(1)] byte[]? Item);
+/// <summary>
+/// The next items of a stream (each serialized by the method's item type): at least one unless the stream
+/// <see cref="Ended"/>, then those that were ready at once, up to a bound in count and bytes.
+/// </summary>
+[GenerateSerializer, Immutable, Alias("Serve.RemoteStreamItems")]
+internal sealed record RemoteStreamItems(
+    [property: Id(0)] byte[][] Items,
+    [property: Id(1)] bool Ended);
 
 /// <summary>
 /// The Serve agent of one node (an Orleans grain service: one per silo, for the silo's lifetime). It lists the replicas
@@ -68,9 +75,12 @@ internal interface INodeAgent : IGrainService
     [Alias("StartStream")]
     Task<RemoteStreamStart> StartStreamAsync(RemoteCall call);
 
-    /// <summary>The next item of a started stream; at the end (or on its error) the stream is gone and its slot free.</summary>
-    [Alias("NextItem")]
-    Task<RemoteStreamItem> NextItemAsync(string streamId);
+    /// <summary>
+    /// The next items of a started stream: waits for one, then takes those already produced (bounded); at the end (or on
+    /// its error, reported after the items before it) the stream is gone and its slot free.
+    /// </summary>
+    [Alias("NextItems")]
+    Task<RemoteStreamItems> NextItemsAsync(string streamId);
 
     /// <summary>Stops a stream its consumer left early: cancels its token, disposes it, frees its slot.</summary>
     [Alias("StopStream")]

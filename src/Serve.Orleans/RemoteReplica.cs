@@ -19,7 +19,10 @@ namespace Serve.Orleans;
 internal sealed class RemoteReplica : IReplica
 {
     private readonly INodeAgentClient _agents;
+    // The node's agent, made once (a grain reference) rather than looked up for every call.
+    private INodeAgent? _agent;
     private readonly IBoundarySerializer _serializer;
+    private readonly byte _format;
     private readonly DeploymentDefinition _definition;
     private readonly string _application;
     private readonly string _deployment;
@@ -32,11 +35,12 @@ internal sealed class RemoteReplica : IReplica
 
     private readonly string _localNode;
 
-    public RemoteReplica(INodeAgentClient agents, IBoundarySerializer serializer, SiloAddress silo, DeploymentDefinition definition, string application, string deployment, string replicaId, string localNode)
+    public RemoteReplica(INodeAgentClient agents, WireSerializers wire, SiloAddress silo, DeploymentDefinition definition, string application, string deployment, string replicaId, string localNode)
     {
         _localNode = localNode;
         _agents = agents;
-        _serializer = serializer;
+        _serializer = wire.Local;
+        _format = (byte)wire.Format;
         _definition = definition;
         _application = application;
         _deployment = deployment;
@@ -47,6 +51,7 @@ internal sealed class RemoteReplica : IReplica
     }
 
     public SiloAddress Silo { get; }
+    private INodeAgent Agent => _agent ??= _agents.On(Silo);
     public string Application => _application;
     public string Deployment => _deployment;
     public string ReplicaId { get; }
@@ -108,41 +113,40 @@ internal sealed class RemoteReplica : IReplica
         where TArgs : struct, IStreamInvocation<TItem>
     {
         var (streamId, method) = await StartStreamAsync(arguments.MethodId, arguments.GetArguments(), cancellationToken).ConfigureAwait(false);
-        return ReadStreamAsync<TItem>(streamId, method.ResultType, CancellationToken.None);
+        return ReadStreamAsync<TItem>(streamId, method, CancellationToken.None);
     }
 
     public async ValueTask<IAsyncEnumerable<object?>> InvokeBoxedStreamAsync(DeploymentDefinition caller, int methodId, object?[] arguments, CancellationToken cancellationToken)
     {
         var (streamId, method) = await StartStreamAsync(methodId, arguments, cancellationToken).ConfigureAwait(false);
-        return ReadStreamAsync<object?>(streamId, method.ResultType, CancellationToken.None);
+        return ReadStreamAsync<object?>(streamId, method, CancellationToken.None);
     }
 
     private async ValueTask<(string StreamId, DeploymentMethod Method)> StartStreamAsync(int methodId, object?[] arguments, CancellationToken cancellationToken)
     {
         var method = RemoteMethods.Find(_definition, methodId);
-        var call = new RemoteCall(_application, _deployment, ReplicaId, methodId, RemoteMethods.WriteArguments(_serializer, method, arguments), _localNode,
+        var call = new RemoteCall(_application, _deployment, ReplicaId, methodId, RemoteMethods.WriteArguments(_serializer, _deployment, method, arguments), _localNode, _format,
             ReplicaContext.CurrentModelId);
-        var start = await SendOrLoseAsync(_agents.On(Silo).StartStreamAsync(call).WaitAsync(cancellationToken)).ConfigureAwait(false);
+        var start = await SendOrLoseAsync(Agent.StartStreamAsync(call).WaitAsync(cancellationToken)).ConfigureAwait(false);
         return start.Status == RemoteStatus.Completed ? (start.StreamId!, method) : throw new ReplicaRefusedException(ReplicaId);
     }
 
-    // One item per round trip (batching items per round trip is a later optimisation). The consumer's token (the
-    // handle's producer token) reaches the enumerator through GetAsyncEnumerator; leaving early stops the stream there.
-    private async IAsyncEnumerable<TItem> ReadStreamAsync<TItem>(string streamId, Type? itemType, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    // Each round trip brings the items the producer had ready (at least one, bounded: NodeCalls.MaxItemsPerFetch and
+    // MaxBytesPerFetch). The consumer's token (the handle's producer token) reaches the enumerator through
+    // GetAsyncEnumerator; leaving early stops the stream there.
+    private async IAsyncEnumerable<TItem> ReadStreamAsync<TItem>(string streamId, DeploymentMethod method, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
-        var agent = _agents.On(Silo);
+        var agent = Agent;
         var ended = false;
         try
         {
-            while (true)
+            while (!ended)
             {
-                var next = await SendOrLoseAsync(agent.NextItemAsync(streamId).WaitAsync(cancellationToken)).ConfigureAwait(false);
-                if (!next.HasItem)
-                {
-                    ended = true;
-                    yield break;
-                }
-                yield return (TItem)RemoteMethods.Read(_serializer, next.Item, itemType)!;
+                var next = await SendOrLoseAsync(agent.NextItemsAsync(streamId).WaitAsync(cancellationToken)).ConfigureAwait(false);
+                // Ended there: the node already freed the slot, so leaving during the last items sends no stop.
+                ended = next.Ended;
+                foreach (var item in next.Items)
+                    yield return (TItem)RemoteMethods.Read(_serializer, item, method.ResultType, _deployment, method, RemoteMethods.StreamItem)!;
             }
         }
         finally
@@ -167,12 +171,12 @@ internal sealed class RemoteReplica : IReplica
     private async ValueTask<object?> SendAsync(int methodId, object?[] arguments, CancellationToken cancellationToken)
     {
         var method = RemoteMethods.Find(_definition, methodId);
-        var call = new RemoteCall(_application, _deployment, ReplicaId, methodId, RemoteMethods.WriteArguments(_serializer, method, arguments),
+        var call = new RemoteCall(_application, _deployment, ReplicaId, methodId, RemoteMethods.WriteArguments(_serializer, _deployment, method, arguments), Format: _format,
             ModelId: ReplicaContext.CurrentModelId);
-        var answer = await SendOrLoseAsync(_agents.On(Silo).InvokeAsync(call, cancellationToken)).ConfigureAwait(false);
+        var answer = await SendOrLoseAsync(Agent.InvokeAsync(call, cancellationToken)).ConfigureAwait(false);
         return answer.Status switch
         {
-            RemoteStatus.Completed => RemoteMethods.Read(_serializer, answer.Value, method.ResultType),
+            RemoteStatus.Completed => RemoteMethods.Read(_serializer, answer.Value, method.ResultType, _deployment, method, RemoteMethods.Result),
             // A replica the node no longer runs is as good as full: the call did not run, so it may go elsewhere.
             _ => throw new ReplicaRefusedException(ReplicaId),
         };

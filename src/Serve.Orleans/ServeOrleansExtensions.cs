@@ -55,6 +55,7 @@ public static class ServeOrleansExtensions
         silo.AddGrainService<NodeAgent>();
         services.TryAddSingleton<INodeAgentClient, NodeAgentClient>();
         services.TryAddSingleton<NodeCalls>();
+        services.TryAddSingleton<WireSerializers>();
         services.AddSingleton<ClusterReplicaDirectory>();
         services.AddHostedService(sp => sp.GetRequiredService<ClusterReplicaDirectory>());
         return silo;
