@@ -20,17 +20,20 @@ internal sealed class ResourceRequest
     public KeyValuePair<string, long>[] Custom { get; }
     public bool IsEmpty => Cpus == 0 && Gpus == 0 && Custom.Length == 0;
 
-    public static ResourceRequest From(DeploymentOptions options)
+    public static ResourceRequest From(DeploymentOptions options) => From(options.NumCpus, options.NumGpus, options.Resources);
+
+    /// <summary>A request from plain amounts (what a node of a cluster reports for a deployment).</summary>
+    public static ResourceRequest From(double cpus, double gpus, IEnumerable<KeyValuePair<string, double>> resources)
     {
-        var custom = new List<KeyValuePair<string, long>>(options.Resources.Count);
-        foreach (var (name, amount) in options.Resources)
+        var custom = new List<KeyValuePair<string, long>>();
+        foreach (var (name, amount) in resources)
         {
             var units = ToUnits(amount);
             if (units > 0)
                 custom.Add(new(name, units));
         }
         custom.Sort((a, b) => string.CompareOrdinal(a.Key, b.Key));
-        return new ResourceRequest(ToUnits(options.NumCpus), ToUnits(options.NumGpus), [.. custom]);
+        return new ResourceRequest(ToUnits(cpus), ToUnits(gpus), [.. custom]);
     }
 
     public static long ToUnits(double amount) => (long)Math.Round(amount * Scale, MidpointRounding.AwayFromZero);
