@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Globalization;
+using System.Linq;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
@@ -137,6 +138,20 @@ namespace Serve.Generators
                             break;
                         case ("RetryOnNodeFailure", bool retry):
                             options = options with { RetryOnNodeFailure = retry };
+                            break;
+                        case ("MaxReplicasPerNode", int cap):
+                            if (!OptionRules.MaxReplicasPerNode.Accepts(cap))
+                                OutOfRange(where, deploymentName, name, Show(cap), OptionRules.MaxReplicasPerNode.Fix);
+                            else if (cap > 0)
+                                options = options with { MaxReplicasPerNode = cap };
+                            break;
+                        case ("NodeSelector", var v):
+                            if (v is not string selector)
+                                break;
+                            if (!OptionRules.TryParseNodeSelector(selector, out var labels, out var problem))
+                                OutOfRange(where, deploymentName, name, Show(selector), problem);
+                            else if (labels.Count > 0)
+                                options = options with { NodeSelector = string.Join(",", labels.Select(l => l.Key + "=" + l.Value)) };
                             break;
                         case ("Version", var v):
                             if (v is string version)

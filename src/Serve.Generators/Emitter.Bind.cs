@@ -130,6 +130,10 @@ namespace Serve.Generators
                 set.Add("AllowUnknownJsonProperties = true");
             if (o.RetryOnNodeFailure is false)
                 set.Add("RetryOnNodeFailure = false");
+            if (o.MaxReplicasPerNode is { } cap)
+                set.Add("MaxReplicasPerNode = " + Literal(cap));
+            if (o.NodeSelector is { } selector && OptionRules.TryParseNodeSelector(selector, out var labels, out _))
+                set.Add("NodeSelector = { " + string.Join(", ", labels.Select(l => "[" + Literal(l.Key) + "] = " + Literal(l.Value))) + " }");
             return "new global::Serve.DeploymentOptions { " + string.Join(", ", set) + " }";
         }
 

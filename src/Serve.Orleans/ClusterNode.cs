@@ -119,7 +119,7 @@ internal sealed partial class ClusterNode(
 
     /// <summary>A deployment's per-node cap and node selector (DeploymentOptions.MaxReplicasPerNode, NodeSelector).</summary>
     private static (int? MaxReplicasPerNode, Dictionary<string, string> NodeSelector) PlacementOf(DeploymentOptions options) =>
-        (null, new Dictionary<string, string>(StringComparer.Ordinal));
+        (options.MaxReplicasPerNode > 0 ? options.MaxReplicasPerNode : null, new Dictionary<string, string>(options.NodeSelector, StringComparer.Ordinal));
 
     public override async Task StopAsync(CancellationToken cancellationToken)
     {

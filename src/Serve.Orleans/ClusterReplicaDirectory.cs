@@ -104,6 +104,8 @@ internal sealed partial class ClusterReplicaDirectory(
                     var key = listing.Application + "\0" + listing.Deployment + "\0" + listing.ReplicaId;
                     if (!old.TryGetValue(key, out var replica))
                         replica = new RemoteReplica(agents, _serializer, silo, endpoint.Definition, listing.Application, listing.Deployment, listing.ReplicaId, NodeIds.Of(localSilo.SiloAddress));
+                    if (listing.Version.Length > 0)
+                        replica.SetModels(listing.Models);
                     current[key] = replica;
                     if (!byEndpoint.TryGetValue((listing.Application, listing.Deployment), out var list))
                         byEndpoint[(listing.Application, listing.Deployment)] = list = [];

@@ -9,7 +9,8 @@ internal sealed record ReplicaListing(
     [property: Id(0)] string Application,
     [property: Id(1)] string Deployment,
     [property: Id(2)] string ReplicaId,
-    [property: Id(3)] string Version);
+    [property: Id(3)] string Version,
+    [property: Id(4)] string[]? Models = null);
 
 /// <summary>A call for a replica on another node: the method id and each argument serialized by its parameter type.</summary>
 [GenerateSerializer, Immutable, Alias("Serve.RemoteCall")]
@@ -19,7 +20,8 @@ internal sealed record RemoteCall(
     [property: Id(2)] string ReplicaId,
     [property: Id(3)] int MethodId,
     [property: Id(4)] byte[][] Arguments,
-    [property: Id(5)] string? CallerNode = null);
+    [property: Id(5)] string? CallerNode = null,
+    [property: Id(6)] string? ModelId = null);
 
 /// <summary>How a node answered a call.</summary>
 internal enum RemoteStatus

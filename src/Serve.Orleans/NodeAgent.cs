@@ -28,7 +28,8 @@ internal sealed class NodeAgent(GrainId id, Silo silo, Microsoft.Extensions.Logg
             foreach (var replica in endpoint.Router.Replicas)
             {
                 if (replica is Replica local)
-                    listings.Add(new ReplicaListing(endpoint.ApplicationName, endpoint.DeploymentName, local.ReplicaId, local.Version));
+                    listings.Add(new ReplicaListing(endpoint.ApplicationName, endpoint.DeploymentName, local.ReplicaId, local.Version,
+                        local.Models is { } models ? [.. models.ModelIds] : null));
             }
         }
         return Task.FromResult(listings.ToArray());
@@ -66,6 +67,8 @@ internal sealed class NodeCalls(ServeHost host)
         {
             var method = RemoteMethods.Find(endpoint.Definition, call.MethodId);
             var arguments = RemoteMethods.ReadArguments(_serializer, method, call.Arguments);
+            // The caller's model id (WithModelId / the multiplexing header) is the call's here too.
+            ReplicaContext.EnterModel(call.ModelId);
             var result = await replica.InvokeBoxedAsync(endpoint.Definition, call.MethodId, arguments, offCaller: false, cancellationToken).ConfigureAwait(false);
             failed = false;
             return new RemoteResult(RemoteStatus.Completed, RemoteMethods.Write(_serializer, result, method.ResultType));
@@ -118,6 +121,7 @@ internal sealed class NodeCalls(ServeHost host)
         {
             var method = RemoteMethods.Find(endpoint.Definition, call.MethodId);
             var arguments = RemoteMethods.ReadArguments(_serializer, method, call.Arguments);
+            ReplicaContext.EnterModel(call.ModelId);
             var items = await replica.InvokeBoxedStreamAsync(endpoint.Definition, call.MethodId, arguments, stop.Token).ConfigureAwait(false);
             var id = Guid.NewGuid().ToString("N");
             _streams[id] = new RunningStream(items.GetAsyncEnumerator(stop.Token), replica, router, started, stop, method.ResultType, call.CallerNode);

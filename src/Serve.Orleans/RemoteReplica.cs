@@ -53,7 +53,18 @@ internal sealed class RemoteReplica : IReplica
     public string? NodeId { get; }
     public bool IsLocal => false;
     public int Ongoing => Volatile.Read(ref _ongoing);
-    public Multiplexing.IMultiplexedModels? Models => null;
+    /// <summary>
+    /// The models the node last listed for this replica (multiplexed deployments), so model-aware routing prefers a
+    /// remote replica that holds the call's model; null for a deployment that is not multiplexed. A snapshot, refreshed
+    /// with the replica listing (<see cref="ServeClusterOptions.ReplicaRefreshInterval"/>).
+    /// </summary>
+    public Multiplexing.IMultiplexedModels? Models => _models;
+
+    private volatile ListedModels? _models;
+
+    /// <summary>Takes the model ids the node listed (null: not multiplexed).</summary>
+    public void SetModels(string[]? modelIds) =>
+        _models = modelIds is null ? null : _models is { } known && known.ModelIds.SequenceEqual(modelIds) ? known : new ListedModels(modelIds);
     public ref readonly TagList MetricTags => ref _metricTags;
 
     // A remote replica's calls are never cancelled by a local stop: its node stops them, and a lost node fails them.
@@ -109,7 +120,8 @@ internal sealed class RemoteReplica : IReplica
     private async ValueTask<(string StreamId, DeploymentMethod Method)> StartStreamAsync(int methodId, object?[] arguments, CancellationToken cancellationToken)
     {
         var method = RemoteMethods.Find(_definition, methodId);
-        var call = new RemoteCall(_application, _deployment, ReplicaId, methodId, RemoteMethods.WriteArguments(_serializer, method, arguments), _localNode);
+        var call = new RemoteCall(_application, _deployment, ReplicaId, methodId, RemoteMethods.WriteArguments(_serializer, method, arguments), _localNode,
+            ReplicaContext.CurrentModelId);
         var start = await SendOrLoseAsync(_agents.On(Silo).StartStreamAsync(call).WaitAsync(cancellationToken)).ConfigureAwait(false);
         return start.Status == RemoteStatus.Completed ? (start.StreamId!, method) : throw new ReplicaRefusedException(ReplicaId);
     }
@@ -155,7 +167,8 @@ internal sealed class RemoteReplica : IReplica
     private async ValueTask<object?> SendAsync(int methodId, object?[] arguments, CancellationToken cancellationToken)
     {
         var method = RemoteMethods.Find(_definition, methodId);
-        var call = new RemoteCall(_application, _deployment, ReplicaId, methodId, RemoteMethods.WriteArguments(_serializer, method, arguments));
+        var call = new RemoteCall(_application, _deployment, ReplicaId, methodId, RemoteMethods.WriteArguments(_serializer, method, arguments),
+            ModelId: ReplicaContext.CurrentModelId);
         var answer = await SendOrLoseAsync(_agents.On(Silo).InvokeAsync(call, cancellationToken)).ConfigureAwait(false);
         return answer.Status switch
         {
@@ -187,6 +200,21 @@ internal sealed class RemoteReplica : IReplica
             throw new ReplicaLostException(_application, _deployment, ReplicaId, NodeId!, e);
         }
     }
+}
+
+/// <summary>A remote replica's loaded models as its node last listed them: read by model-aware routing only.</summary>
+internal sealed class ListedModels(string[] modelIds) : Multiplexing.IMultiplexedModels
+{
+    private readonly HashSet<string> _set = new(modelIds, StringComparer.Ordinal);
+
+    public IReadOnlyList<string> ModelIds { get; } = modelIds;
+
+    public bool Contains(string modelId) => _set.Contains(modelId);
+
+    // The node that runs the replica owns its models; this is only what it said it holds.
+    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+
+    public Action? ModelLoading { get; set; }
 }
 
 /// <summary>How a node is named in Serve (routers, errors): its silo address.</summary>

@@ -233,6 +233,9 @@ public sealed class DiagnosticTests
     [InlineData("NumCpus = double.PositiveInfinity", "Deployment 'Greeter': NumCpus = Infinity is out of range; use a finite number of 0 or more CPUs, at most 10000")]
     [InlineData("NumGpus = 1001", "Deployment 'Greeter': NumGpus = 1001 is out of range; use a finite number of 0 or more GPUs, at most 1000")]
     [InlineData("NumGpus = 1e300", "Deployment 'Greeter': NumGpus = 1E+300 is out of range; use a finite number of 0 or more GPUs, at most 1000")]
+    [InlineData("MaxReplicasPerNode = -1", "Deployment 'Greeter': MaxReplicasPerNode = -1 is out of range; use 0 (no cap, the default) or a positive cap")]
+    [InlineData("NodeSelector = \"zone\"", "Deployment 'Greeter': NodeSelector = \"zone\" is out of range; write it as label=value pairs separated by commas, e.g. \"zone=a,gpu=h100\" ('zone' is not label=value)")]
+    [InlineData("NodeSelector = \"zone=a,zone=b\"", "Deployment 'Greeter': NodeSelector = \"zone=a,zone=b\" is out of range; names label 'zone' twice")]
     public void SERVE018_OptionOutOfRange(string argument, string message)
     {
         var run = Run("[Deployment(Version = \"v1\", " + argument + ")] public partial class Greeter { public string Call() => \"hi\"; }");
@@ -242,6 +245,15 @@ public sealed class DiagnosticTests
         Assert.StartsWith(message, d.GetMessage());
         // The deployment is still generated, with the attribute's other options and the runtime default for this one.
         Assert.Contains("DefaultOptions = new global::Serve.DeploymentOptions { Name = \"Greeter\", Version = \"v1\" }", run.Source("Demo.Greeter.Serve.g.cs"));
+        GeneratorHarness.AssertCompiles(run.Output);
+    }
+
+    [Fact]
+    public void MaxReplicasPerNode_and_NodeSelector_become_the_deployments_default_options()
+    {
+        var run = Run("[Deployment(MaxReplicasPerNode = 2, NodeSelector = \" zone = a , gpu=h100 \")] public partial class Greeter { public string Call() => \"hi\"; }");
+        Assert.Empty(run.Diagnostics);
+        Assert.Contains("MaxReplicasPerNode = 2, NodeSelector = { [\"zone\"] = \"a\", [\"gpu\"] = \"h100\" }", run.Source("Demo.Greeter.Serve.g.cs"));
         GeneratorHarness.AssertCompiles(run.Output);
     }
 

@@ -12,6 +12,8 @@ using Serve;
 //   minimal   PORT [threads]         ASP.NET Core minimal API, one InferenceSession (threads: IntraOpNumThreads, 0 = ORT's default)
 //   serve-b1  PORT [replicas] [cpus] Serve: MiniLM.Encode([text]) per request, no batching
 //   serve-b32 PORT [replicas] [cpus] Serve: the Embeddings sample, [Batch(MaxBatchSize = 32, BatchWaitTimeoutMs = 5)]
+//   ceiling   SECONDS                 no HTTP: one caller runs MiniLM.Encode on batches of 1..32 sentences with 1 and 2
+//                                     intra-op threads and prints sentences/s per batch size, the most batching can give
 // Every mode answers POST /embed with a JSON string body with {"dimensions":384,"embeddings":[[...]]}.
 var mode = args.Length > 0 ? args[0] : "serve-b32";
 var port = args.Length > 1 ? int.Parse(args[1]) : 18090;
@@ -20,6 +22,8 @@ var a3 = args.Length > 3 ? int.Parse(args[3]) : -1;
 
 if (mode == "minimal")
     return await HandWritten.RunAsync(port, threads: Math.Max(0, a2));
+if (mode == "ceiling")
+    return await Ceiling.RunAsync(seconds: port);
 
 await using var serve = await ServeHost.StartAsync(o => o.Http.Port = port);
 var runOptions = new Serve.RunOptions { Name = "embed", RoutePrefix = "/" };
@@ -111,6 +115,41 @@ public static class HandWritten
             System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
         await stop.Task;
         await app.StopAsync();
+        return 0;
+    }
+}
+
+/// <summary>
+/// What batching can give at most on this machine: the model's own sentences/s at each batch size, measured by one
+/// caller in a loop (no HTTP, no queueing), so the ratio batch-32 / batch-1 bounds the speed-up of [Batch].
+/// </summary>
+public static class Ceiling
+{
+    public static async Task<int> RunAsync(int seconds)
+    {
+        const string sentence = "A man is playing a guitar while his friend sings along.";
+        Console.WriteLine($"| intra-op threads | batch | sentences/s | ms per model run |");
+        Console.WriteLine($"|---:|---:|---:|---:|");
+        foreach (var threads in new[] { 1, 2 })
+        {
+            await using var serve = await ServeHost.StartAsync(o => o.Http.Enabled = false);
+            var model = await serve.RunAsync(MiniLM.Bind().WithOptions(o => o.NumCpus = threads), new Serve.RunOptions { Name = $"ceiling{threads}" });
+            foreach (var batch in new[] { 1, 4, 8, 16, 32 })
+            {
+                var texts = Enumerable.Repeat(sentence, batch).ToArray();
+                for (var i = 0; i < 5; i++)
+                    await model.EncodeAsync(texts);
+                var runs = 0;
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                while (clock.Elapsed.TotalSeconds < seconds)
+                {
+                    await model.EncodeAsync(texts);
+                    runs++;
+                }
+                var elapsed = clock.Elapsed.TotalSeconds;
+                Console.WriteLine($"| {threads} | {batch} | {runs * batch / elapsed:F0} | {elapsed * 1000 / runs:F1} |");
+            }
+        }
         return 0;
     }
 }

@@ -14,5 +14,7 @@ namespace Serve.Generators.Model
         double? HealthCheckPeriodSeconds = null,
         double? HealthCheckTimeoutSeconds = null,
         bool? AllowUnknownJsonProperties = null,
-        bool? RetryOnNodeFailure = null);
+        bool? RetryOnNodeFailure = null,
+        int? MaxReplicasPerNode = null,
+        string? NodeSelector = null);
 }

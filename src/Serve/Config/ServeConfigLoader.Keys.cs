@@ -72,6 +72,25 @@ public static partial class ServeConfigLoader
             else
                 errors.Add(new($"{at}.retry_on_node_failure", $"expected true or false, got {Show(v)}"));
         }
+        if (obj.TryGetPropertyValue("max_replicas_per_node", out v) && ReadInt(v, $"{at}.max_replicas_per_node", OptionRules.MaxReplicasPerNode, errors) is { } cap)
+            o.MaxReplicasPerNode = cap;
+        if (obj.TryGetPropertyValue("node_selector", out v))
+        {
+            if (v is not JsonObject selector)
+                errors.Add(new($"{at}.node_selector", $"expected a mapping of label name to value (e.g. {{zone: a}}), got {Show(v)}"));
+            else
+            {
+                var labels = new Dictionary<string, string>(StringComparer.Ordinal);
+                foreach (var (label, value) in selector)
+                {
+                    if (value is JsonValue text && text.GetValueKind() is JsonValueKind.String or JsonValueKind.Number or JsonValueKind.True or JsonValueKind.False)
+                        labels[label] = text.GetValueKind() == JsonValueKind.String ? text.GetValue<string>() : text.ToJsonString();
+                    else
+                        errors.Add(new($"{at}.node_selector.{label}", $"expected the label's value as a string, got {Show(value)}"));
+                }
+                o.NodeSelector = labels;
+            }
+        }
         if (obj.TryGetPropertyValue("autoscaling_config", out v))
         {
             if (v is null)
@@ -149,6 +168,8 @@ public static partial class ServeConfigLoader
         [nameof(DeploymentOptions.HealthCheckTimeout)] = "health_check_timeout_s",
         [nameof(DeploymentOptions.AllowUnknownJsonProperties)] = "allow_unknown_json_properties",
         [nameof(DeploymentOptions.RetryOnNodeFailure)] = "retry_on_node_failure",
+        [nameof(DeploymentOptions.MaxReplicasPerNode)] = "max_replicas_per_node",
+        [nameof(DeploymentOptions.NodeSelector)] = "node_selector",
         [nameof(DeploymentOptions.RoutePrefix)] = "route_prefix",
     };
 

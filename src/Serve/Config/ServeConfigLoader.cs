@@ -20,7 +20,8 @@ public static partial class ServeConfigLoader
     private static readonly string[] DeploymentKeys =
         ["name", "num_replicas", "max_ongoing_requests", "max_queued_requests", "user_config", "num_cpus", "num_gpus",
          "resources", "graceful_shutdown_timeout_s", "version", "runtime_env", "autoscaling_config", "health_check_period_s",
-         "health_check_timeout_s", "allow_unknown_json_properties", "retry_on_node_failure"];
+         "health_check_timeout_s", "allow_unknown_json_properties", "retry_on_node_failure",
+         "max_replicas_per_node", "node_selector"];
     private static readonly string[] AutoscalingKeys =
         ["min_replicas", "max_replicas", "initial_replicas", "target_ongoing_requests", "upscale_delay_s", "downscale_delay_s",
          "metrics_interval_s", "look_back_period_s"];

@@ -89,6 +89,9 @@ internal sealed record DeploymentSpec(string Name, DeploymentDefinition Definiti
         && Options.HealthCheckTimeout == other.Options.HealthCheckTimeout
         && Options.AllowUnknownJsonProperties == other.Options.AllowUnknownJsonProperties
         && Options.RetryOnNodeFailure == other.Options.RetryOnNodeFailure
+        && Options.MaxReplicasPerNode == other.Options.MaxReplicasPerNode
+        && Options.NodeSelector.Count == other.Options.NodeSelector.Count
+        && Options.NodeSelector.All(l => other.Options.NodeSelector.TryGetValue(l.Key, out var v) && v == l.Value)
         && (Options.Autoscaling is null ? other.Options.Autoscaling is null : Options.Autoscaling.SameAs(other.Options.Autoscaling));
 
     private static bool SameArguments(object?[] a, object?[] b)

@@ -55,6 +55,17 @@ public sealed class DeploymentAttribute : Attribute
     /// false for methods that must not run twice. See <see cref="DeploymentOptions.RetryOnNodeFailure"/>.
     /// </summary>
     public bool RetryOnNodeFailure { get; set; } = true;
+
+    /// <summary>
+    /// Multi-node Serve: at most this many replicas on one node; default 0, no cap. See <see cref="DeploymentOptions.MaxReplicasPerNode"/>.
+    /// </summary>
+    public int MaxReplicasPerNode { get; set; }
+
+    /// <summary>
+    /// Multi-node Serve: the labels a node must carry to run a replica, written <c>"zone=a,gpu=h100"</c>; default none
+    /// (any node). A malformed selector is a compile error. See <see cref="DeploymentOptions.NodeSelector"/>.
+    /// </summary>
+    public string? NodeSelector { get; set; }
 }
 
 /// <summary>

@@ -137,6 +137,20 @@ public sealed class DeploymentOptions
     /// </summary>
     public bool RetryOnNodeFailure { get; set; } = true;
 
+    /// <summary>
+    /// Multi-node Serve: at most this many replicas of the deployment on one node, so that one node's failure cannot
+    /// take all of them (Ray Serve's <c>max_replicas_per_node</c>). Default 0: no cap. Replicas beyond what the nodes
+    /// allow are reported <c>Unschedulable</c> with each node's reason. Ignored on a single-node host.
+    /// </summary>
+    public int MaxReplicasPerNode { get; set; }
+
+    /// <summary>
+    /// Multi-node Serve: the labels a node must carry (every one, with the same value) to run a replica of the
+    /// deployment, e.g. <c>["gpu"] = "h100"</c>; nodes get labels from <c>ServeClusterOptions.NodeLabels</c>. Default
+    /// empty: any node. Ignored on a single-node host.
+    /// </summary>
+    public IDictionary<string, string> NodeSelector { get; set; } = new Dictionary<string, string>(StringComparer.Ordinal);
+
     /// <summary>Returns a deep copy (the <see cref="UserConfig"/> object itself is shared).</summary>
     public DeploymentOptions Clone() => new()
     {
@@ -157,6 +171,8 @@ public sealed class DeploymentOptions
         HealthCheckTimeout = HealthCheckTimeout,
         AllowUnknownJsonProperties = AllowUnknownJsonProperties,
         RetryOnNodeFailure = RetryOnNodeFailure,
+        MaxReplicasPerNode = MaxReplicasPerNode,
+        NodeSelector = new Dictionary<string, string>(NodeSelector, StringComparer.Ordinal),
     };
 
     /// <summary>
@@ -186,6 +202,17 @@ public sealed class DeploymentOptions
                 throw Invalid(deploymentName, nameof(Resources), name, "has an empty resource name; name every custom resource");
             if (!OptionRules.ResourceAmount.Accepts(amount))
                 throw Invalid(deploymentName, $"{nameof(Resources)}[\"{name}\"]", amount, OptionRules.ResourceAmount.Rule);
+        }
+        if (!OptionRules.MaxReplicasPerNode.Accepts(MaxReplicasPerNode))
+            throw Invalid(deploymentName, nameof(MaxReplicasPerNode), MaxReplicasPerNode, OptionRules.MaxReplicasPerNode.Rule);
+        if (NodeSelector is null)
+            throw Invalid(deploymentName, nameof(NodeSelector), null, "must not be null; leave it empty to allow any node");
+        foreach (var (label, value) in NodeSelector)
+        {
+            if (string.IsNullOrWhiteSpace(label) || label.Contains('=') || label.Contains(','))
+                throw Invalid(deploymentName, nameof(NodeSelector), label, "has an empty label name or one containing '=' or ','; name every label, e.g. [\"zone\"] = \"a\"");
+            if (value is null)
+                throw Invalid(deploymentName, $"{nameof(NodeSelector)}[\"{label}\"]", null, "must not be null; give the label's value, e.g. \"a\"");
         }
         if (Autoscaling?.FindInvalid() is { } bad)
             throw Invalid(deploymentName, bad.Option, bad.Value, bad.Rule);

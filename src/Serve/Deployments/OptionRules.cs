@@ -100,6 +100,45 @@ internal static class OptionRules
         "use 0 or more replicas, at most " + MaxReplicasText,
         "an integer of 0 or more");
 
+    /// <summary>MaxReplicasPerNode (0 = no cap).</summary>
+    public static readonly OptionRule MaxReplicasPerNode = new("MaxReplicasPerNode", 0, false, MaxNumReplicas, true, 0,
+        "must be 0 (no cap, the default) or a positive cap of at most " + MaxReplicasText,
+        "use 0 (no cap, the default) or a positive cap of at most " + MaxReplicasText,
+        "an integer of 0 (no cap) or more");
+
+    /// <summary>
+    /// Parses a node selector written as <c>"zone=a,gpu=h100"</c> (the attribute's form) into label pairs, or says what is
+    /// wrong with it. Label names and values are trimmed; names must be non-empty and unique.
+    /// </summary>
+    public static bool TryParseNodeSelector(string text, out System.Collections.Generic.List<System.Collections.Generic.KeyValuePair<string, string>> labels, out string problem)
+    {
+        labels = new System.Collections.Generic.List<System.Collections.Generic.KeyValuePair<string, string>>();
+        problem = "";
+        foreach (var part in text.Split(','))
+        {
+            var pair = part.Trim();
+            if (pair.Length == 0)
+                continue;
+            var eq = pair.IndexOf('=');
+            var name = eq < 0 ? pair : pair.Substring(0, eq).Trim();
+            if (eq < 0 || name.Length == 0)
+            {
+                problem = "write it as label=value pairs separated by commas, e.g. \"zone=a,gpu=h100\" ('" + pair + "' is not label=value)";
+                return false;
+            }
+            foreach (var seen in labels)
+            {
+                if (seen.Key == name)
+                {
+                    problem = "names label '" + name + "' twice; give each label once";
+                    return false;
+                }
+            }
+            labels.Add(new System.Collections.Generic.KeyValuePair<string, string>(name, pair.Substring(eq + 1).Trim()));
+        }
+        return true;
+    }
+
     /// <summary>MaxOngoingRequests.</summary>
     public static readonly OptionRule MaxOngoingRequests = new("MaxOngoingRequests", 1, false, int.MaxValue, true, DefaultMaxOngoingRequests,
         "must be at least 1 (the default is 5)",
