@@ -147,6 +147,39 @@ public sealed class ClusterControllerTests
     }
 
     [Fact]
+    public async Task A_node_selector_places_replicas_only_on_nodes_with_its_labels()
+    {
+        await using var cluster = await StartAsync(3, o => { o.NumReplicas = 2; o.NumCpus = 1; o.NodeSelector["zone"] = "b"; },
+            name => new NodeSetup(Labels: new() { ["zone"] = name == "Silo_0" ? "a" : "b" }));
+        var first = Serve(Silo(cluster, "Silo_0"));
+
+        await WaitUntilAsync(() => RunningPerNode(first).Values.Sum() == 2, "two replicas run");
+
+        Assert.Equal(new[] { NodeOf(Silo(cluster, "Silo_1")), NodeOf(Silo(cluster, "Silo_2")) }.Order(), RunningPerNode(first).Keys.Order());
+        Assert.Equal("a", first.GetStatus().Nodes.Single(n => n.IsSelf).Labels["zone"]);
+
+        // One more than the labelled nodes hold: the reason names the node without the label.
+        await first.RunAsync(WhereAmI.Bind().WithOptions(o => { o.NumReplicas = 3; o.NumCpus = 1; o.NodeSelector["zone"] = "b"; o.MaxReplicasPerNode = 1; })).WaitAsync(Bound);
+        await WaitUntilAsync(() => WhereAmIStatus(first).Message.Contains("Unschedulable"), "the third replica is unschedulable");
+        var message = WhereAmIStatus(first).Message;
+        Assert.Contains($"node {NodeOf(Silo(cluster, "Silo_0"))}: NodeSelector needs label zone=b, the node has zone=a", message);
+        Assert.Contains($"node {NodeOf(Silo(cluster, "Silo_1"))}: already runs 1, MaxReplicasPerNode is 1", message);
+        Assert.Equal(2, RunningPerNode(first).Values.Sum());
+    }
+
+    [Fact]
+    public async Task MaxReplicasPerNode_caps_each_node()
+    {
+        await using var cluster = await StartAsync(3, o => { o.NumReplicas = 3; o.NumCpus = 1; o.MaxReplicasPerNode = 1; }, placement: ReplicaPlacement.Pack);
+        var first = Serve(Silo(cluster, "Silo_0"));
+
+        await WaitUntilAsync(() => RunningPerNode(first).Values.Sum() == 3, "three replicas run");
+
+        // Pack would put all three on one node; the cap spreads them.
+        Assert.All(RunningPerNode(first).Values, count => Assert.Equal(1, count));
+    }
+
+    [Fact]
     public async Task GPU_replicas_run_only_on_the_node_with_GPUs()
     {
         await using var cluster = await StartAsync(3, o => { o.NumReplicas = 2; o.NumGpus = 0.5; },
