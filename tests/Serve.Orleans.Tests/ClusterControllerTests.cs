@@ -6,7 +6,14 @@ using Microsoft.Extensions.Logging;
 namespace Serve.Orleans.Tests;
 
 /// <summary>One node's settings in a test cluster: its resources, labels, and the options it deploys WhereAmI with.</summary>
-public sealed record NodeSetup(double Cpus = 4, int Gpus = 0, Dictionary<string, string>? Labels = null, Action<DeploymentOptions>? Deployment = null);
+public sealed record NodeSetup(double Cpus = 4, int Gpus = 0, Dictionary<string, string>? Labels = null, Action<DeploymentOptions>? Deployment = null, bool Imposter = false);
+
+/// <summary>Another class deployed under the name WhereAmI: what a node built from other assemblies would run.</summary>
+[Deployment]
+public sealed partial class Imposter
+{
+    public string Where(string caller) => $"{caller}->imposter";
+}
 
 /// <summary>
 /// The cluster controller on Orleans' in-process test cluster: every silo runs <c>AddServe()</c> with the same
@@ -23,16 +30,22 @@ public sealed class ClusterControllerTests
         {
             var node = setup?.Invoke(silo.SiloName) ?? new NodeSetup();
             host.Services.AddSingleton(new NodeName(silo.SiloName));
-            if (Environment.GetEnvironmentVariable("SERVE_TEST_LOG") is not null) // DEBUG
+            // Set SERVE_TEST_LOG=1 to see the nodes' Serve logs (dotnet test --logger "console;verbosity=detailed").
+            if (Environment.GetEnvironmentVariable("SERVE_TEST_LOG") is not null)
                 host.Services.AddLogging(b => b.AddSimpleConsole(c => c.SingleLine = true).AddFilter("Orleans", Microsoft.Extensions.Logging.LogLevel.Warning).AddFilter("Serve", Microsoft.Extensions.Logging.LogLevel.Information));
-            host.Services.AddServe(o =>
+            var serve = host.Services.AddServe(o =>
                 {
                     o.Http.Enabled = false;
                     o.Resources.Cpus = node.Cpus;
                     if (node.Gpus > 0)
                         o.Resources.UseLogicalGpus(node.Gpus, 16L << 30);
-                })
-                .AddApplication(WhereAmI.Bind().WithOptions(o =>
+                });
+            if (node.Imposter)
+            {
+                serve.AddApplication(Imposter.Bind().WithOptions(o => { o.Name = "WhereAmI"; o.NumReplicas = 0; }));
+                return;
+            }
+            serve.AddApplication(WhereAmI.Bind().WithOptions(o =>
                 {
                     deployment(o);
                     node.Deployment?.Invoke(o);
@@ -211,10 +224,10 @@ public sealed class ClusterControllerTests
     }
 
     [Fact]
-    public async Task A_node_running_another_version_is_reported_and_gets_no_replicas()
+    public async Task Nodes_running_another_version_or_another_type_are_reported_by_name_and_get_no_replicas()
     {
         await using var cluster = await StartAsync(2, o => { o.NumReplicas = 3; o.NumCpus = 1; o.Version = "v1"; },
-            name => new NodeSetup(Cpus: 1, Deployment: name == "Silo_2" ? o => o.Version = "v2" : null));
+            name => new NodeSetup(Cpus: 1, Deployment: name == "Silo_2" ? o => o.Version = "v2" : null, Imposter: name == "Silo_3"));
         var first = Serve(Silo(cluster, "Silo_0"));
         await WaitUntilAsync(() => RunningPerNode(first).Values.Sum() == 2, "two replicas run on the two v1 nodes");
 
@@ -227,6 +240,12 @@ public sealed class ClusterControllerTests
         Assert.Contains(expected, Serve(late).GetStatus().Applications[0].Message);
         Assert.Equal(2, RunningPerNode(first).Values.Sum());
         Assert.Empty(Serve(late).LocalStatus.Applications[0].Deployments[0].Replicas);
+
+        var other = await cluster.StartAdditionalSiloAsync();
+        var wrongType = $"Node {NodeOf(other)} runs {typeof(Imposter).FullName} as deployment 'default/WhereAmI', the cluster runs {typeof(WhereAmI).FullName}; deploy the same assemblies on every node.";
+        await WaitUntilAsync(() => WhereAmIStatus(first).Message.Contains(wrongType), "the other type is reported");
+        Assert.Empty(Serve(other).LocalStatus.Applications[0].Deployments[0].Replicas);
+        Assert.Equal(2, RunningPerNode(first).Values.Sum());
     }
 
     [Fact]

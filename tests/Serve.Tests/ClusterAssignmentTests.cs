@@ -103,6 +103,22 @@ public class ClusterAssignmentTests
     }
 
     [Fact]
+    public async Task An_autoscaled_deployment_on_a_cluster_node_reports_its_autoscaler_target_and_runs_the_assigned_count()
+    {
+        // The cluster runs the largest of the nodes' autoscaler targets; the node runs what it is assigned.
+        await using var host = NodeHost();
+        await host.RunAsync(Greeter.Bind("hi").WithOptions(o => o.Autoscaling = new AutoscalingOptions { MinReplicas = 1, MaxReplicas = 4, InitialReplicas = 2 })).WaitAsync(Bound);
+
+        var registration = Assert.Single(host.ClusterRegistrations);
+        Assert.Equal(2, registration.AutoscaleTarget);
+        Assert.NotNull(registration.Options.Autoscaling);
+        Assert.Equal(0, host.GetDeployment("Greeter").TargetReplicas);
+
+        await host.AssignAsync(new Dictionary<(string, string), int> { [("default", "Greeter")] = 1 }, CancellationToken.None).WaitAsync(Bound);
+        await TestUtil.WaitUntilAsync(() => Running(host, "Greeter") == 1, "the assigned replica runs");
+    }
+
+    [Fact]
     public async Task A_single_host_keeps_NumReplicas_and_refuses_assignments()
     {
         await using var host = await ServeHost.StartAsync(o => o.Http.Enabled = false);
