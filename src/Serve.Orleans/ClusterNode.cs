@@ -35,7 +35,7 @@ internal sealed partial class ClusterNode(
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        lifetime.ApplicationStopping.Register(() => _draining = true);
+        using var stopping = lifetime.ApplicationStopping.Register(() => _draining = true);
         using var timer = new PeriodicTimer(_options.ReplicaRefreshInterval);
         do
         {
@@ -70,7 +70,8 @@ internal sealed partial class ClusterNode(
                         counts[(registration.Application, registration.Deployment)] = count;
                 }
                 await host.AssignAsync(counts, cancellationToken).ConfigureAwait(false);
-                _applied = reply.Assignment;
+                // A count for a deployment this host does not have yet is applied again at the next heartbeat.
+                _applied = counts.Count == reply.Assignment.Count ? reply.Assignment : null;
             }
             return reply.DrainComplete;
         }

@@ -132,6 +132,10 @@ public sealed class ClusterControllerTests
         var perNode = RunningPerNode(first);
         Assert.Equal(cluster.Silos.Select(NodeOf).Order(), perNode.Keys.Order());
         Assert.All(perNode.Values, count => Assert.Equal(1, count));
+        // The admin API's status JSON (and the dashboard reading it) names each replica's node and lists the nodes.
+        var json = global::Serve.Http.AdminApi.StatusJson(first.GetStatus());
+        Assert.Equal(3, json["nodes"]!.AsArray().Count);
+        Assert.Equal(perNode.Keys.Order(), json["applications"]![0]!["deployments"]![0]!["replicas"]!.AsArray().Select(r => (string)r!["node"]!).Order());
         foreach (var silo in cluster.Silos)
         {
             var host = Serve(silo);
