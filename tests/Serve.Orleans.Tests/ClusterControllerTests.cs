@@ -389,3 +389,17 @@ public sealed class ClusterControllerTests
         }
     }
 }
+
+public sealed class DrainTimeoutOptionTests
+{
+    [Fact]
+    public void A_negative_drain_timeout_is_refused_naming_the_option()
+    {
+        var options = new ServeClusterOptions { DrainTimeout = TimeSpan.FromSeconds(-1) };
+
+        var e = Assert.Throws<ArgumentOutOfRangeException>(options.Validate);
+
+        Assert.Contains("ServeClusterOptions.DrainTimeout", e.Message);
+        Assert.Equal(TimeSpan.FromSeconds(30), new ServeClusterOptions().DrainTimeout);
+    }
+}
