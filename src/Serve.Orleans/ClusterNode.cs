@@ -18,6 +18,7 @@ internal sealed partial class ClusterNode(
     ServeHost host,
     IGrainFactory grains,
     ILocalSiloDetails localSilo,
+    IClusterMembershipService membership,
     ClusterStatus status,
     IOptions<ServeClusterOptions> options,
     IHostApplicationLifetime lifetime,
@@ -28,6 +29,9 @@ internal sealed partial class ClusterNode(
     private volatile bool _draining;
     private string _lastProblem = "";
     private readonly SemaphoreSlim _beat = new(1, 1);
+    // A node declared dead wakes the heartbeat, so the controller re-plans at once instead of at the next interval.
+    private readonly System.Threading.Channels.Channel<bool> _wake = System.Threading.Channels.Channel.CreateBounded<bool>(
+        new System.Threading.Channels.BoundedChannelOptions(1) { FullMode = System.Threading.Channels.BoundedChannelFullMode.DropWrite });
 
     private IClusterController Controller => grains.GetGrain<IClusterController>(0);
 
@@ -36,20 +40,55 @@ internal sealed partial class ClusterNode(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var stopping = lifetime.ApplicationStopping.Register(() => _draining = true);
-        using var timer = new PeriodicTimer(_options.ReplicaRefreshInterval);
-        do
+        var watching = WatchMembershipAsync(stoppingToken);
+        try
         {
-            try
+            while (!stoppingToken.IsCancellationRequested)
             {
-                await BeatAsync(stoppingToken).ConfigureAwait(false);
-            }
-            catch (Exception e) when (!stoppingToken.IsCancellationRequested)
-            {
-                // The controller's node may have died: the next heartbeat activates it on a survivor.
-                LogHeartbeatFailed(logger, e.GetType().Name, e.Message);
+                try
+                {
+                    await BeatAsync(stoppingToken).ConfigureAwait(false);
+                }
+                catch (Exception e) when (!stoppingToken.IsCancellationRequested)
+                {
+                    // The controller's node may have died: the next heartbeat activates it on a survivor.
+                    LogHeartbeatFailed(logger, e.GetType().Name, e.Message);
+                }
+                using var wait = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+                wait.CancelAfter(_options.ReplicaRefreshInterval);
+                try
+                {
+                    await _wake.Reader.ReadAsync(wait.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (!stoppingToken.IsCancellationRequested)
+                {
+                    // The interval passed.
+                }
             }
         }
-        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
+        finally
+        {
+            await watching.ConfigureAwait(false);
+        }
+    }
+
+    private async Task WatchMembershipAsync(CancellationToken cancellationToken)
+    {
+        var dead = new HashSet<SiloAddress>();
+        try
+        {
+            await foreach (var snapshot in membership.MembershipUpdates.WithCancellation(cancellationToken).ConfigureAwait(false))
+            {
+                foreach (var (silo, member) in snapshot.Members)
+                {
+                    if (member.Status == SiloStatus.Dead && dead.Add(silo))
+                        _wake.Writer.TryWrite(true);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
     }
 
     /// <summary>One heartbeat: report, apply the assignment, keep the cluster view for the status. True when a draining node may stop.</summary>

@@ -28,7 +28,7 @@ public sealed class ServeClusterOptions
     /// <summary>
     /// How often a node asks the other nodes which replicas they run, so that its routers know them, and how often it
     /// reports to the cluster controller (its heartbeat, whose reply carries its assignment); a node's failure is acted
-    /// on at once by the routers, independently of this, and by the controller at the next heartbeat. Default 1 second.
+    /// on at once by the routers and the controller, independently of this. Default 1 second.
     /// </summary>
     public TimeSpan ReplicaRefreshInterval { get; set; } = TimeSpan.FromSeconds(1);
 
