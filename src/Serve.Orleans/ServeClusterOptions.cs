@@ -14,20 +14,21 @@ public enum ReplicaPlacement
 public sealed class ServeClusterOptions
 {
     /// <summary>
-    /// This node's labels (e.g. <c>zone = a</c>, <c>gpu = h100</c>), for node selectors. Not used yet: placement across
-    /// nodes by a cluster controller is a later step (docs/cluster.md).
+    /// This node's labels (e.g. <c>zone = a</c>, <c>gpu = h100</c>): a deployment's node selector places its replicas
+    /// only on nodes carrying all the labels it names (docs/cluster.md).
     /// </summary>
     public IDictionary<string, string> NodeLabels { get; } = new Dictionary<string, string>(StringComparer.Ordinal);
 
     /// <summary>
-    /// How the cluster controller places replicas over nodes. Not used yet: today every node runs the replicas its own
-    /// controller starts (docs/cluster.md).
+    /// How the cluster controller places replicas over nodes. The setting of the node that holds the controller is the
+    /// one used: give every node the same.
     /// </summary>
     public ReplicaPlacement Placement { get; set; } = ReplicaPlacement.Spread;
 
     /// <summary>
-    /// How often a node asks the other nodes which replicas they run, so that its routers know them; a node's failure
-    /// is acted on at once, independently of this. Default 1 second.
+    /// How often a node asks the other nodes which replicas they run, so that its routers know them, and how often it
+    /// reports to the cluster controller (its heartbeat, whose reply carries its assignment); a node's failure is acted
+    /// on at once by the routers and the controller, independently of this. Default 1 second.
     /// </summary>
     public TimeSpan ReplicaRefreshInterval { get; set; } = TimeSpan.FromSeconds(1);
 
@@ -50,8 +51,17 @@ public sealed class ServeClusterOptions
     /// </remarks>
     public BoundaryFormat WireFormat { get; set; } = BoundaryFormat.MessagePack;
 
+    /// <summary>
+    /// How long a stopping node (SIGTERM, host stop) waits for the replacements of its replicas to run on other nodes
+    /// before its host stops them. Default 30 seconds; keep it below the host's shutdown timeout.
+    /// </summary>
+    public TimeSpan DrainTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
     internal void Validate()
     {
+        if (DrainTimeout < TimeSpan.Zero || DrainTimeout > TimeSpan.FromHours(1))
+            throw new ArgumentOutOfRangeException(nameof(DrainTimeout), DrainTimeout,
+                $"ServeClusterOptions.DrainTimeout = {DrainTimeout} is out of range; use zero (do not wait) up to one hour (default 30 s).");
         if (ReplicaRefreshInterval <= TimeSpan.Zero || ReplicaRefreshInterval > TimeSpan.FromHours(1))
             throw new ArgumentOutOfRangeException(nameof(ReplicaRefreshInterval), ReplicaRefreshInterval,
                 $"ServeClusterOptions.ReplicaRefreshInterval = {ReplicaRefreshInterval} is out of range; use a positive duration up to one hour (default 1 s).");

@@ -60,10 +60,15 @@ public sealed class CrossNodeFeaturesTests
         {
             host.Services.AddSingleton(new NodeName(silo.SiloName));
             var first = silo.SiloName == "Silo_0";
-            host.Services.AddServe(o => o.Http.Enabled = false)
-                .AddApplication(NodeModels.Bind().WithOptions(o => o.NumReplicas = first ? 0 : 2), new RunOptions { Name = "models", RoutePrefix = "/models" })
-                .AddApplication(NodeBatcher.Bind().WithOptions(o => o.NumReplicas = first ? 0 : 1), new RunOptions { Name = "batch", RoutePrefix = "/batch" })
-                .AddApplication(GraphFront.Bind(GraphModel.Bind().WithOptions(o => o.NumReplicas = first ? 0 : 1)).WithOptions(o => o.NumReplicas = first ? 1 : 0),
+            // The cluster controller places the replicas: the first node offers only "front", the other only "back".
+            host.Services.AddServe(o =>
+                {
+                    o.Http.Enabled = false;
+                    o.Resources.Custom[first ? "front" : "back"] = 10;
+                })
+                .AddApplication(NodeModels.Bind().WithOptions(o => { o.NumReplicas = 2; o.Resources["back"] = 1; }), new RunOptions { Name = "models", RoutePrefix = "/models" })
+                .AddApplication(NodeBatcher.Bind().WithOptions(o => { o.NumReplicas = 1; o.Resources["back"] = 1; }), new RunOptions { Name = "batch", RoutePrefix = "/batch" })
+                .AddApplication(GraphFront.Bind(GraphModel.Bind().WithOptions(o => { o.NumReplicas = 1; o.Resources["back"] = 1; })).WithOptions(o => { o.NumReplicas = 1; o.Resources["front"] = 1; }),
                     new RunOptions { Name = "graph", RoutePrefix = "/graph" });
         });
         builder.ConfigureSilo((_, silo) => silo.AddServeNode(cluster => cluster.ReplicaRefreshInterval = TimeSpan.FromMilliseconds(100)));

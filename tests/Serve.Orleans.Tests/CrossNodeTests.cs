@@ -70,14 +70,19 @@ public sealed class CrossNodeTests
             host.Services.AddSingleton(new NodeName(silo.SiloName));
             // Several nodes share this process: no HTTP ingress, whose default port they would all want (or one, on a free port).
             var http = httpOnFirstNode && silo.SiloName == "Silo_0";
+            // The cluster controller places the replicas: one "slot" on each node that should run one, none elsewhere.
+            var without = withoutReplicas ?? ["Silo_0"];
             host.Services.AddServe(o =>
                 {
                     o.Http.Enabled = http;
                     o.Http.Port = 0;
+                    if (!without.Contains(silo.SiloName))
+                        o.Resources.Custom["slot"] = 1;
                 })
                 .AddApplication(WhereAmI.Bind().WithOptions(o =>
                 {
-                    o.NumReplicas = (withoutReplicas ?? ["Silo_0"]).Contains(silo.SiloName) ? 0 : 1;
+                    o.NumReplicas = silos - without.Length;
+                    o.Resources["slot"] = 1;
                     o.RetryOnNodeFailure = retryOnNodeFailure;
                     if (maxOngoingRequests is { } max)
                         o.MaxOngoingRequests = max;

@@ -38,8 +38,14 @@ public sealed class StreamBatchTests
         builder.ConfigureSiloHost((silo, host) =>
         {
             host.Services.AddSingleton(new NodeName(silo.SiloName));
-            host.Services.AddServe(o => o.Http.Enabled = false)
-                .AddApplication(Numbers.Bind().WithOptions(o => o.NumReplicas = silo.SiloName == "Silo_0" ? 0 : 1));
+            // The cluster controller places the replica: only the second node offers the "slot" it needs.
+            host.Services.AddServe(o =>
+                {
+                    o.Http.Enabled = false;
+                    if (silo.SiloName != "Silo_0")
+                        o.Resources.Custom["slot"] = 1;
+                })
+                .AddApplication(Numbers.Bind().WithOptions(o => o.Resources["slot"] = 1));
         });
         builder.ConfigureSilo((_, silo) => silo.AddServeNode(cluster => cluster.ReplicaRefreshInterval = TimeSpan.FromMilliseconds(100)));
         var cluster = builder.Build();

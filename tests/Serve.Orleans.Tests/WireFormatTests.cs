@@ -71,8 +71,14 @@ public sealed class WireFormatTests(ITestOutputHelper output)
         builder.ConfigureSiloHost((silo, host) =>
         {
             host.Services.AddSingleton(new NodeName(silo.SiloName));
-            host.Services.AddServe(o => o.Http.Enabled = false)
-                .AddApplication(WireModel.Bind().WithOptions(o => o.NumReplicas = silo.SiloName == "Silo_0" ? 0 : 1));
+            // The cluster controller places the replica: only the second node offers the "slot" it needs.
+            host.Services.AddServe(o =>
+                {
+                    o.Http.Enabled = false;
+                    if (silo.SiloName != "Silo_0")
+                        o.Resources.Custom["slot"] = 1;
+                })
+                .AddApplication(WireModel.Bind().WithOptions(o => o.Resources["slot"] = 1));
         });
         builder.ConfigureSilo((options, silo) => silo.AddServeNode(cluster =>
         {

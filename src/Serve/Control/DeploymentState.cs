@@ -67,7 +67,22 @@ internal sealed class DeploymentState(string applicationName, DeploymentSpec spe
     /// <summary>The replica set last handed to the router, to avoid swapping it when nothing changed.</summary>
     public IReplica[] Published { get; set; } = [];
 
-    public int TargetReplicas => Removing ? 0 : AutoscaleTarget ?? Spec.Options.NumReplicas;
+    public int TargetReplicas => Removing ? 0 : ClusterAssigned ? AssignedReplicas : AutoscaleTarget ?? Spec.Options.NumReplicas;
+
+    /// <summary>
+    /// True on a node of a cluster (<see cref="IClusterLayer"/>): the cluster controller decides how many replicas run
+    /// here (<see cref="AssignedReplicas"/>), not <see cref="DeploymentOptions.NumReplicas"/> or the autoscaler.
+    /// </summary>
+    public bool ClusterAssigned { get; init; }
+
+    /// <summary>The replicas the cluster controller assigned to this node; zero until an assignment arrives.</summary>
+    public int AssignedReplicas { get; set; }
+
+    /// <summary>0 for the spec this node first deployed; raised by each redeploy that changes it (the cluster adopts the newest change).</summary>
+    public int Revision { get; set; }
+
+    /// <summary>When <see cref="Revision"/> last changed (UTC).</summary>
+    public DateTime ChangedAt { get; set; } = DateTime.UtcNow;
 
     /// <summary>The autoscaler's current replica count; <c>null</c> when the deployment does not autoscale.</summary>
     public int? AutoscaleTarget { get; set; }

@@ -19,4 +19,10 @@ public sealed record ReplicaInfo(string ReplicaId, ReplicaState State, string Ve
 
     /// <summary>Its GPU share, e.g. <c>gpu0 × 0.5 (NVIDIA H100, budget 42949672960 bytes)</c>, or <c>null</c> for a CPU-only replica (or before it has started).</summary>
     public string? Gpu { get; init; }
+
+    /// <summary>
+    /// The node the replica runs on: in a cluster (<c>UseOrleans</c>, Serve.Orleans) the node's id (its Orleans silo
+    /// address); <c>null</c> on a single host.
+    /// </summary>
+    public string? Node { get; init; }
 }

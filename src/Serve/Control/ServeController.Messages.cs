@@ -15,6 +15,7 @@ internal sealed partial class ServeController
 
     private sealed record Deploy(ApplicationSpec Spec, TaskCompletionSource Done) : Request(Done);
     private sealed record Delete(string Application, TaskCompletionSource Done) : Request(Done);
+    private sealed record Assign(IReadOnlyDictionary<(string App, string Deployment), int> Counts, TaskCompletionSource Done) : Request(Done);
     private sealed record Shutdown(TaskCompletionSource Done) : Request(Done);
     private sealed record DrainedForDelete(ApplicationState App) : Message;
     private sealed record Remove(ApplicationState App, DeploymentState Deployment) : Message;

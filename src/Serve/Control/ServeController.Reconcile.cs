@@ -315,6 +315,7 @@ internal sealed partial class ServeController
                 routes.Add(new Http.IngressRoute(app.Spec.RoutePrefix, app.Name, ingress.Endpoint, ingress.Endpoint.UntypedHandle, ingress.Spec.Options.AllowUnknownJsonProperties));
         }
         _routes = [.. routes.OrderBy(r => r.Application, StringComparer.Ordinal)];
+        PublishRegistrations();
 
         DeploymentSnapshot Describe(DeploymentState d) => new(
             d.Name, d.ApplicationName, d.Spec.CodeVersion, d.IsIngress ? _apps[d.ApplicationName].Spec.RoutePrefix : null, d.IsIngress,

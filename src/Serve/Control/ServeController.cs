@@ -30,8 +30,9 @@ internal sealed partial class ServeController
 
     private readonly Observability.ServeMetrics? _metrics;
 
-    public ServeController(ServeOptions options, IServiceProvider services, ILogger logger, Observability.ServeMetrics? metrics = null)
+    public ServeController(ServeOptions options, IServiceProvider services, ILogger logger, Observability.ServeMetrics? metrics = null, bool clusterAssigned = false)
     {
+        _clusterAssigned = clusterAssigned;
         _metrics = metrics;
         _options = options;
         _services = services;
@@ -165,6 +166,9 @@ internal sealed partial class ServeController
             case HealthChecked m:
                 OnHealthChecked(m.App, m.Deployment, m.Record, m.Error);
                 break;
+            case Assign m:
+                OnAssign(m.Counts, m.Done);
+                break;
             case RetryStart m:
                 m.Deployment.RetryPending = false;
                 Reconcile(m.Deployment);
@@ -208,7 +212,8 @@ internal sealed partial class ServeController
             done.TrySetException(conflict);
             return;
         }
-        if (NeverFits(spec) is { } unschedulable)
+        // On a cluster node the cluster controller places replicas over every node's resources and reports what fits nowhere.
+        if (!_clusterAssigned && NeverFits(spec) is { } unschedulable)
         {
             // Refused before anything changes: a running version of the application keeps serving.
             done.TrySetException(unschedulable);
@@ -216,6 +221,7 @@ internal sealed partial class ServeController
         }
         Log.DeployingApplication(_logger, spec.Name, spec.Deployments.Count);
         WarnOfBatchesThatNeverFill(spec);
+        var firstDeploy = app is null;
         if (app is null)
         {
             app = new ApplicationState(spec);
@@ -242,12 +248,22 @@ internal sealed partial class ServeController
             if (existing is null)
             {
                 var endpoint = new DeploymentEndpoint(app.Name, ds.Name, ds.Definition, ds.Options, _metrics);
-                existing = new DeploymentState(app.Name, ds, endpoint);
+                existing = new DeploymentState(app.Name, ds, endpoint)
+                {
+                    ClusterAssigned = _clusterAssigned,
+                    AssignedReplicas = AssignedTo(app.Name, ds.Name),
+                    Revision = firstDeploy ? 0 : 1,
+                };
                 app.Deployments.Add(ds.Name, existing);
                 _endpoints[(app.Name, ds.Name)] = endpoint;
             }
             else
             {
+                if (!existing.Spec.SameAs(ds))
+                {
+                    existing.Revision++;
+                    existing.ChangedAt = DateTime.UtcNow;
+                }
                 if (!existing.Spec.SameCode(ds))
                 {
                     // Back to the version that last ran healthy (e.g. after a failed rollout): its replicas are current again and keep running.

@@ -55,4 +55,7 @@ internal static partial class Log
     [LoggerMessage(13, LogLevel.Warning, "Deployment '{Application}/{Deployment}' waits for resources: {Reason}. Its replicas start as soon as " +
         "resources free up; to start them now, lower its NumCpus, NumGpus or Resources, delete another application, or give the host more (ServeOptions.Resources).")]
     public static partial void ReplicaPendingResources(ILogger logger, string application, string deployment, string reason);
+
+    [LoggerMessage(34, LogLevel.Information, "Cluster: deployment '{Application}/{Deployment}' runs {To} replica(s) on this node (was {From}), as the cluster controller assigned")]
+    public static partial void ReplicasAssigned(ILogger logger, string application, string deployment, int from, int to);
 }

@@ -41,8 +41,27 @@ public sealed class ServeHost : IServeClient, IAsyncDisposable
         Metrics = new Observability.ServeMetrics(() => _controller!.Endpoints, () => _controller!.Status);
         // A GPU runtime registered in DI (Serve.Cuda's AddCuda()) serves a host whose options name none.
         options.Resources.GpuRuntime ??= services.GetService<IGpuRuntime>();
-        _controller = new ServeController(options, services, _logger, Metrics);
+        // A cluster layer (Serve.Orleans) registered in the services: the cluster controller assigns this node its replicas.
+        _cluster = services.GetService<IClusterLayer>();
+        _controller = new ServeController(options, services, _logger, Metrics, clusterAssigned: _cluster is not null);
     }
+
+    private readonly IClusterLayer? _cluster;
+
+    /// <summary>What this node deploys, for the cluster controller (empty on a single host).</summary>
+    internal IReadOnlyList<DeploymentRegistration> ClusterRegistrations => _controller.Registrations;
+
+    /// <summary>This host's resource pool.</summary>
+    internal Scheduling.ResourcePool ResourcePool => _controller.ResourcePool;
+
+    /// <summary>Sets how many replicas of each deployment run on this node (cluster assignment mode only).</summary>
+    internal Task AssignAsync(IReadOnlyDictionary<(string App, string Deployment), int> counts, CancellationToken cancellationToken) =>
+        _controller.AssignAsync(counts, cancellationToken);
+
+    /// <summary>This node's own status, without the rest of the cluster.</summary>
+    internal ServeStatus LocalStatus => _controller.Status;
+
+    private ServeStatus Status => _cluster is { } cluster ? cluster.Describe(_controller.Status) : _controller.Status;
 
     /// <summary>This host's instruments (meter <c>Serve</c>).</summary>
     internal Observability.ServeMetrics Metrics { get; }
@@ -146,7 +165,7 @@ public sealed class ServeHost : IServeClient, IAsyncDisposable
 
     /// <inheritdoc />
     public IReadOnlyList<DeploymentInfo> ListDeployments() =>
-        _controller.Status.Applications.SelectMany(a => a.Deployments).ToArray();
+        Status.Applications.SelectMany(a => a.Deployments).ToArray();
 
     /// <inheritdoc />
     public DeploymentInfo GetDeployment(string deploymentName, string? applicationName = null)
@@ -176,7 +195,7 @@ public sealed class ServeHost : IServeClient, IAsyncDisposable
         new(FindEndpoint(deploymentName, applicationName));
 
     /// <inheritdoc />
-    public ServeStatus GetStatus() => _controller.Status;
+    public ServeStatus GetStatus() => Status;
 
     /// <summary>The deployments this host runs (the cluster layer adds other nodes' replicas to their routers).</summary>
     internal IEnumerable<DeploymentEndpoint> Endpoints => _controller.Endpoints;

@@ -350,8 +350,8 @@ internal sealed class AdminApi : IAsyncDisposable
                         ["load_context"] = r.LoadContext,
                         ["cpu_threads"] = r.CpuThreads,
                         ["gpu"] = r.Gpu,
-                        // One process today: every replica runs on this host's node.
-                        ["node"] = "local",
+                        // A single host's replicas all run on it.
+                        ["node"] = r.Node ?? "local",
                     });
                 deployments.Add(new JsonObject
                 {
@@ -386,7 +386,35 @@ internal sealed class AdminApi : IAsyncDisposable
                 ["deployments"] = deployments,
             });
         }
-        return new JsonObject { ["applications"] = apps };
+        var json = new JsonObject { ["applications"] = apps };
+        if (status.Nodes.Count > 0)
+        {
+            // A cluster's nodes (Serve.Orleans); a single host has none and its JSON is unchanged.
+            var nodes = new JsonArray();
+            foreach (var n in status.Nodes)
+            {
+                var labels = new JsonObject();
+                foreach (var (k, v) in n.Labels)
+                    labels[k] = v;
+                var custom = new JsonObject();
+                foreach (var (k, v) in n.Custom)
+                    custom[k] = v;
+                nodes.Add(new JsonObject
+                {
+                    ["node_id"] = n.NodeId,
+                    ["state"] = n.State,
+                    ["cpus"] = n.Cpus,
+                    ["gpus"] = new JsonArray([.. n.Gpus.Select(g => (JsonNode?)g)]),
+                    ["custom"] = custom,
+                    ["labels"] = labels,
+                    ["message"] = n.Message,
+                    ["is_controller"] = n.IsController,
+                    ["is_self"] = n.IsSelf,
+                });
+            }
+            json["nodes"] = nodes;
+        }
+        return json;
     }
 
     private static Task NotAllowedAsync(HttpContext context, string allow)
