@@ -53,7 +53,7 @@ run.SetAction(async (parse, _) =>
         o.Admin.Host = host;
         o.Admin.Port = port;
         o.Admin.AccessToken = token;
-    });
+    }, started: null);
 });
 
 Option<string> AddressOption() => new("--address")

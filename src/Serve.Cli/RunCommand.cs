@@ -42,7 +42,7 @@ public static class RunCommand
     /// <param name="configure">Changes host options after the config's (tests use it for a free port).</param>
     /// <param name="started">Called once every application is deployed, with the running host.</param>
     public static async Task<int> ExecuteAsync(string target, string? cluster, TextWriter output, TextWriter error, CancellationToken stop,
-        Action<ServeOptions>? configure = null, Action<ServeHost>? started = null)
+        Action<ServeOptions>? configure, Action<ServeHost>? started)
     {
         ArgumentException.ThrowIfNullOrEmpty(target);
         ServeConfig config;

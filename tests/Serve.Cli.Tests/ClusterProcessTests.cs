@@ -4,6 +4,7 @@ using System.Net;
 using System.Text;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using Serve.Cli;
 
 namespace Serve.Cli.Tests;
 
@@ -99,6 +100,20 @@ internal sealed partial class ServeNodeProcess : IDisposable
 
     public void KillHard() => _process.Kill(entireProcessTree: true);
 
+    /// <summary>Waits (bounded) for the process to exit by itself and for its output to be read; returns its exit code.</summary>
+    public async Task<int> WaitForExitAsync(TimeSpan bound)
+    {
+        try
+        {
+            await _process.WaitForExitAsync().WaitAsync(bound);
+        }
+        catch (TimeoutException)
+        {
+            throw new TimeoutException($"node {Name} did not exit within {bound}:{Environment.NewLine}{Output}");
+        }
+        return _process.ExitCode;
+    }
+
     public void Dispose()
     {
         try
@@ -150,6 +165,39 @@ public sealed class ClusterProcessTests : IDisposable
     private readonly string _dir = Directory.CreateTempSubdirectory("serve-cli-cluster-process-").FullName;
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [RedisFact]
+    public async Task One_node_joins_through_the_cluster_flag_serves_and_leaves_on_serve_shutdown()
+    {
+        using var redis = await RedisServer.StartAsync(TimeSpan.FromSeconds(10));
+        var config = Path.Combine(_dir, "serve.yaml");
+        await File.WriteAllTextAsync(config, $"""
+            http: {"{"} host: 127.0.0.1, port: 8000 {"}"}
+            cluster: {"{"} store: redis://127.0.0.1:1, node_labels: {"{"} zone: a {"}"} {"}"}
+            applications:
+              - name: work
+                route_prefix: /work
+                import: {Assembly}:Serve.Cli.Tests.ClusterApps.Work
+            """);
+        // The flag overrides the file's store (nothing listens on port 1) and --http-port the file's port.
+        using var node = new ServeNodeProcess("a", "run", config, "--cluster", redis.Address, "--http-port", "0", "--admin-port", "0");
+        await node.WaitUntilServingAsync(Bound);
+
+        Assert.Matches($@"Cluster node 127\.0\.0\.1:\d+@\d+ joined cluster 'serve' at {Regex.Escape(redis.Address)} \(--cluster\): silo port \d+, no gateway, labels zone=a, placement spread", node.Output);
+        Assert.NotEqual(8000, node.Url.Port);
+        using var http = new HttpClient { Timeout = Bound };
+        using (var answer = await http.PostAsync(node.Url, new StringContent("\"hi\"", Encoding.UTF8, "application/json")))
+        {
+            Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+            Assert.Equal($"hi@{node.ProcessId}", await answer.Content.ReadAsStringAsync());
+        }
+
+        using (var shutdown = await http.PostAsync(new Uri(node.Admin, "api/serve/shutdown"), null))
+            Assert.Equal(HttpStatusCode.Accepted, shutdown.StatusCode);
+        Assert.Equal(RunCommand.Ok, await node.WaitForExitAsync(Bound));
+        Assert.EndsWith("Stopped." + Environment.NewLine, node.Output);
+        Assert.DoesNotContain("stderr:", node.Output);
+    }
 
     [RedisFact]
     public async Task Three_nodes_on_loopback_lose_no_request_when_one_is_killed_and_return_to_their_replica_count()

@@ -33,7 +33,7 @@ public sealed class ClusterRunTests : IDisposable
     {
         var output = new LockedWriter();
         var error = new LockedWriter();
-        var code = await RunCommand.ExecuteAsync(target, cluster, output, error, CancellationToken.None, o => o.Admin.Port = 0).WaitAsync(Bound);
+        var code = await RunCommand.ExecuteAsync(target, cluster, output, error, CancellationToken.None, o => o.Admin.Port = 0, started: null).WaitAsync(Bound);
         return (code, output.ToString(), error.ToString());
     }
 
