@@ -137,6 +137,14 @@ internal sealed class ClusterNode : IAsyncDisposable
         {
             await host.StartAsync(join.Token).WaitAsync(join.Token).ConfigureAwait(false);
         }
+        catch (Exception e) when (!stop.IsCancellationRequested && !join.IsCancellationRequested
+                                  && e is ServeException or ArgumentException or Microsoft.Extensions.Options.OptionsValidationException)
+        {
+            // The host itself could not start (e.g. its HTTP port is taken), as without --cluster.
+            await error.WriteLineAsync($"error: cannot start the host: {e.Message}").ConfigureAwait(false);
+            await StopAsync(host).ConfigureAwait(false);
+            return (null, RunCommand.InvalidConfig);
+        }
         catch (Exception e) when (!stop.IsCancellationRequested)
         {
             var reason = join.IsCancellationRequested
@@ -146,7 +154,7 @@ internal sealed class ClusterNode : IAsyncDisposable
                 $"error: this node could not join {where}: {reason}. Check that every node can reach {store} and that the nodes can reach " +
                 $"each other on their silo ports (this node: {advertised}:{siloPort.ToString(CultureInfo.InvariantCulture)}; set cluster.advertised_address and cluster.silo_port to change them).").ConfigureAwait(false);
             await StopAsync(host).ConfigureAwait(false);
-            return (null, e is ServeException or ArgumentException or Microsoft.Extensions.Options.OptionsValidationException ? RunCommand.InvalidConfig : RunCommand.ClusterUnavailable);
+            return (null, RunCommand.ClusterUnavailable);
         }
         catch (Exception) when (stop.IsCancellationRequested)
         {

@@ -200,6 +200,27 @@ public sealed class ClusterProcessTests : IDisposable
     }
 
     [RedisFact]
+    public async Task A_cluster_node_whose_http_port_is_taken_exits_2_naming_the_address_as_without_a_cluster()
+    {
+        using var redis = await RedisServer.StartAsync(TimeSpan.FromSeconds(10));
+        using var taken = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        taken.Start();
+        var port = ((IPEndPoint)taken.LocalEndpoint).Port;
+        var output = new LockedWriter();
+        var error = new LockedWriter();
+
+        var code = await RunCommand.ExecuteAsync($"{Assembly}:Serve.Cli.Tests.ClusterApps.Work", redis.Address, output, error, CancellationToken.None, o =>
+        {
+            o.Http.Port = port;
+            o.Admin.Port = 0;
+        }, started: null).WaitAsync(Bound);
+
+        Assert.Equal(RunCommand.InvalidConfig, code);
+        Assert.StartsWith($"error: cannot start the host: The Serve HTTP ingress could not listen on http://127.0.0.1:{port}", error.ToString());
+        Assert.DoesNotContain("serving at", output.ToString());
+    }
+
+    [RedisFact]
     public async Task Three_nodes_on_loopback_lose_no_request_when_one_is_killed_and_return_to_their_replica_count()
     {
         using var redis = await RedisServer.StartAsync(TimeSpan.FromSeconds(10));
