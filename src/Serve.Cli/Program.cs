@@ -20,9 +20,17 @@ var adminToken = new Option<string?>("--admin-token")
 {
     Description = "Require 'Authorization: Bearer <token>' on every admin request",
 };
+var httpPort = new Option<int?>("--http-port")
+{
+    Description = "The HTTP ingress port, overriding the config's http.port (0 picks a free one)",
+};
+var cluster = new Option<string?>("--cluster")
+{
+    Description = "Run as one node of a cluster whose nodes meet in this Redis (redis://host:port); overrides the config's cluster.store",
+};
 var run = new Command("run", "Start a Serve host in the foreground, deploy the config's applications and serve until Ctrl-C or `serve shutdown`.")
 {
-    target, adminHost, adminPort, adminToken,
+    target, adminHost, adminPort, adminToken, httpPort, cluster,
 };
 run.SetAction(async (parse, _) =>
 {
@@ -37,12 +45,15 @@ run.SetAction(async (parse, _) =>
     var host = parse.GetValue(adminHost)!;
     var port = parse.GetValue(adminPort);
     var token = parse.GetValue(adminToken);
-    return await RunCommand.ExecuteAsync(parse.GetValue(target)!, Console.Out, Console.Error, stop.Token, o =>
+    var http = parse.GetValue(httpPort);
+    return await RunCommand.ExecuteAsync(parse.GetValue(target)!, parse.GetValue(cluster), Console.Out, Console.Error, stop.Token, o =>
     {
+        if (http is { } p)
+            o.Http.Port = p;
         o.Admin.Host = host;
         o.Admin.Port = port;
         o.Admin.AccessToken = token;
-    });
+    }, started: null);
 });
 
 Option<string> AddressOption() => new("--address")

@@ -16,6 +16,8 @@ public static class RunCommand
     public const int DeployFailed = 1;
     /// <summary>Exit code: the config or import target is invalid; nothing was started.</summary>
     public const int InvalidConfig = 2;
+    /// <summary>Exit code: <c>--cluster</c> (or <c>cluster.store</c>) names a store this node cannot reach, or it could not join the cluster.</summary>
+    public const int ClusterUnavailable = 3;
 
     /// <summary>Runs the command; returns the exit code.</summary>
     /// <param name="target">A <c>.yaml</c>, <c>.yml</c> or <c>.json</c> config file, or <c>Assembly.dll:Namespace.Type.Method</c>.</param>
@@ -24,8 +26,23 @@ public static class RunCommand
     /// <param name="stop">Cancelled to stop serving.</param>
     /// <param name="configure">Changes host options after the config's (tests use it for a free port).</param>
     /// <param name="started">Called once every application is deployed, with the running host.</param>
-    public static async Task<int> ExecuteAsync(string target, TextWriter output, TextWriter error, CancellationToken stop,
-        Action<ServeOptions>? configure = null, Action<ServeHost>? started = null)
+    public static Task<int> ExecuteAsync(string target, TextWriter output, TextWriter error, CancellationToken stop,
+        Action<ServeOptions>? configure = null, Action<ServeHost>? started = null) =>
+        ExecuteAsync(target, cluster: null, output, error, stop, configure, started);
+
+    /// <summary>
+    /// Runs the command; with <paramref name="cluster"/> (<c>--cluster redis://host:port</c>) or a <c>cluster</c>
+    /// section in the config, the host is one node of a cluster (Serve.Orleans, Redis clustering). Returns the exit code.
+    /// </summary>
+    /// <param name="target">A <c>.yaml</c>, <c>.yml</c> or <c>.json</c> config file, or <c>Assembly.dll:Namespace.Type.Method</c>.</param>
+    /// <param name="cluster">The cluster store (<c>redis://host:port</c>); overrides the config's <c>cluster.store</c>. Null: the config decides.</param>
+    /// <param name="output">Where progress and URLs are written.</param>
+    /// <param name="error">Where errors are written.</param>
+    /// <param name="stop">Cancelled to stop serving.</param>
+    /// <param name="configure">Changes host options after the config's (tests use it for a free port).</param>
+    /// <param name="started">Called once every application is deployed, with the running host.</param>
+    public static async Task<int> ExecuteAsync(string target, string? cluster, TextWriter output, TextWriter error, CancellationToken stop,
+        Action<ServeOptions>? configure, Action<ServeHost>? started)
     {
         ArgumentException.ThrowIfNullOrEmpty(target);
         ServeConfig config;
@@ -39,15 +56,36 @@ public static class RunCommand
             return InvalidConfig;
         }
 
+        var clusterSettings = ClusterSettings.Resolve(config, cluster, out var clusterProblem);
+        if (clusterProblem is not null)
+        {
+            await error.WriteLineAsync($"error: invalid cluster settings{Environment.NewLine}{clusterProblem}").ConfigureAwait(false);
+            return InvalidConfig;
+        }
+        void ConfigureServe(ServeOptions o)
+        {
+            o.Admin.Enabled = true;
+            config.ConfigureHost(o);
+            configure?.Invoke(o);
+        }
+
         ServeHost serve;
+        IAsyncDisposable owner;
         try
         {
-            serve = await ServeHost.StartAsync(o =>
+            if (clusterSettings is null)
             {
-                o.Admin.Enabled = true;
-                config.ConfigureHost(o);
-                configure?.Invoke(o);
-            }, stop).ConfigureAwait(false);
+                serve = await ServeHost.StartAsync(ConfigureServe, stop).ConfigureAwait(false);
+                owner = serve;
+            }
+            else
+            {
+                var (node, code) = await ClusterNode.StartAsync(clusterSettings, ConfigureServe, output, error, stop).ConfigureAwait(false);
+                if (node is null)
+                    return code;
+                serve = node.Serve;
+                owner = node;
+            }
         }
         catch (Exception e) when (e is ServeException or ArgumentException or IOException or InvalidOperationException)
         {
@@ -59,7 +97,7 @@ public static class RunCommand
             return Ok;
         }
 
-        await using (serve.ConfigureAwait(false))
+        await using (owner.ConfigureAwait(false))
         {
             try
             {

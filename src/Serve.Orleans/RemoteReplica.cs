@@ -198,12 +198,17 @@ internal sealed class RemoteReplica : IReplica
             }
             return await pending.ConfigureAwait(false);
         }
-        catch (Exception e) when (e is SiloUnavailableException or ConnectionFailedException || _lost && e is not OperationCanceledException and not ReplicaLostException)
+        catch (Exception e) when (e is SiloUnavailableException or ConnectionFailedException || CouldNotConnect(e) || _lost && e is not OperationCanceledException and not ReplicaLostException)
         {
             MarkLost();
             throw new ReplicaLostException(_application, _deployment, ReplicaId, NodeId!, e);
         }
     }
+
+    // Orleans reports a connection it could not open (the node's process is gone: connection refused) as a rejection
+    // carrying ConnectionFailedException's text, not as ConnectionFailedException itself.
+    private static bool CouldNotConnect(Exception e) =>
+        e is OrleansMessageRejectionException && (e.InnerException is ConnectionFailedException || e.Message.Contains(nameof(ConnectionFailedException), StringComparison.Ordinal));
 }
 
 /// <summary>A remote replica's loaded models as its node last listed them: read by model-aware routing only.</summary>

@@ -241,7 +241,8 @@ public sealed class ClusterControllerTests
 
         await WaitUntilAsync(() => WhereAmIStatus(first).Message.Contains(expected), "the mismatch is reported");
         Assert.Contains(expected, first.GetStatus().Nodes.Single(n => n.NodeId == NodeOf(late)).Message);
-        Assert.Contains(expected, Serve(late).GetStatus().Applications[0].Message);
+        // The late node learns the cluster's view with its next heartbeat's reply.
+        await WaitUntilAsync(() => Serve(late).GetStatus().Applications[0].Message.Contains(expected), "the late node's own status reports the mismatch");
         Assert.Equal(2, RunningPerNode(first).Values.Sum());
         Assert.Empty(Serve(late).LocalStatus.Applications[0].Deployments[0].Replicas);
 

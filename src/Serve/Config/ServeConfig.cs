@@ -26,6 +26,12 @@ public sealed class ServeConfig
     /// <summary>The <c>applications</c> section, in file order.</summary>
     public IReadOnlyList<ApplicationConfig> Applications { get; }
 
+    /// <summary>
+    /// The <c>cluster</c> section, or null when the file has none. Only <c>serve run</c> acts on it (it makes the host
+    /// a node of a cluster); <see cref="ConfigureHost"/>, <see cref="ApplyAsync"/> and the admin API ignore it.
+    /// </summary>
+    public ClusterConfig? Cluster { get; init; }
+
     /// <summary>Applies the <c>http</c> section to host options (unset keys keep the host's defaults).</summary>
     public void ConfigureHost(ServeOptions options)
     {

@@ -11,10 +11,11 @@ namespace Serve.Config;
 /// </summary>
 // ConfigDocument.cs reads the YAML/JSON document; this file holds the entry points and the top level;
 // ServeConfigLoader.Keys.cs reads and checks keys (deployment option ranges come from OptionRules);
-// ServeConfigLoader.Import.cs imports applications and applies their deployment overrides.
+// ServeConfigLoader.Import.cs imports applications and applies their deployment overrides;
+// ServeConfigLoader.Cluster.cs reads the cluster section.
 public static partial class ServeConfigLoader
 {
-    private static readonly string[] TopKeys = ["http", "applications"];
+    private static readonly string[] TopKeys = ["http", "applications", "cluster"];
     private static readonly string[] HttpKeys = ["host", "port", "request_timeout_s"];
     private static readonly string[] AppKeys = ["name", "route_prefix", "import", "args", "deployments"];
     private static readonly string[] DeploymentKeys =
@@ -120,6 +121,9 @@ public static partial class ServeConfigLoader
         CheckKeys(top, "", TopKeys, errors);
         if (top["http"] is { } httpNode)
             http = ReadHttp(httpNode, "http", errors);
+        ClusterConfig? cluster = null;
+        if (top.TryGetPropertyValue("cluster", out var clusterNode))
+            cluster = ReadCluster(clusterNode, "cluster", errors);
         if (!top.TryGetPropertyValue("applications", out var appsNode) || appsNode is null)
             errors.Add(new("applications", "missing; list at least one application with an 'import'"));
         else if (appsNode is not JsonArray appArray)
@@ -149,6 +153,6 @@ public static partial class ServeConfigLoader
         }
         if (errors.Count > 0)
             throw new ServeConfigException(file, errors);
-        return new ServeConfig(file, http, apps);
+        return new ServeConfig(file, http, apps) { Cluster = cluster };
     }
 }
