@@ -16,7 +16,9 @@ public sealed record EmbedResponse(int Dimensions, IReadOnlyList<float[]> Embedd
 public sealed record SimilarityResponse(string A, string B, double Cosine);
 
 /// <summary>The HTTP front of the sample: sends each text to <see cref="MiniLM"/> as its own call, so texts from all requests share batches.</summary>
-[Deployment]
+// It only awaits the model, so let it hold many requests at once: with the default MaxOngoingRequests = 5 no more than
+// 5 requests would reach MiniLM's batches at a time (docs/batching.md).
+[Deployment(MaxOngoingRequests = 64)]
 public sealed partial class EmbeddingService(MiniLMHandle model)
 {
     /// <summary>The most texts one request may carry.</summary>
