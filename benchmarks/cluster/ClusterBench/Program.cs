@@ -31,6 +31,9 @@ builder.Services.AddServe(o =>
         o.Http.Enabled = isA;
         o.Http.Host = "127.0.0.1";
         o.Http.Port = options.HttpPort;
+        // The cluster controller places the replicas: node A offers the resource LocalEcho's replicas need, node B
+        // the one RemoteEcho's need, so every RemoteEcho call from A crosses to B.
+        o.Resources.Custom[isA ? "node-a" : "node-b"] = options.Replicas;
     })
     .UseOrleans(silo =>
     {
@@ -39,8 +42,8 @@ builder.Services.AddServe(o =>
         else
             silo.UseLocalhostClustering(options.SiloPort, options.SiloPort + 20000);
     }, cluster => options.ConfigureCluster(cluster))
-    .AddApplication(RemoteEcho.Bind().WithOptions(o => o.NumReplicas = isA ? 0 : options.Replicas), new RunOptions { Name = "remote", RoutePrefix = "/remote" })
-    .AddApplication(LocalEcho.Bind().WithOptions(o => o.NumReplicas = isA ? options.Replicas : 0), new RunOptions { Name = "local", RoutePrefix = "/local" });
+    .AddApplication(RemoteEcho.Bind().WithOptions(o => { o.NumReplicas = options.Replicas; o.Resources["node-b"] = 1; }), new RunOptions { Name = "remote", RoutePrefix = "/remote" })
+    .AddApplication(LocalEcho.Bind().WithOptions(o => { o.NumReplicas = options.Replicas; o.Resources["node-a"] = 1; }), new RunOptions { Name = "local", RoutePrefix = "/local" });
 
 using var host = builder.Build();
 await host.StartAsync();
@@ -78,6 +81,21 @@ using (var ready = new CancellationTokenSource(TimeSpan.FromSeconds(60)))
     {
         Console.Error.WriteLine("node A: no answer from RemoteEcho on node B within 60 s (did node B start, and on --primary-port?)");
         return 1;
+    }
+}
+// Then until the controller has placed every replica (all of RemoteEcho's on B, all of LocalEcho's on A).
+using (var placed = new CancellationTokenSource(TimeSpan.FromSeconds(60)))
+{
+    int Running(string deployment) => serve.GetStatus().Applications.SelectMany(a => a.Deployments)
+        .Where(d => d.Name == deployment).Sum(d => d.Replicas.Count(r => r.State == ReplicaState.Running));
+    while (Running("RemoteEcho") < options.Replicas || Running("LocalEcho") < options.Replicas)
+    {
+        if (placed.IsCancellationRequested)
+        {
+            Console.Error.WriteLine($"node A: the cluster did not place {options.Replicas} replicas of RemoteEcho on B and of LocalEcho on A within 60 s");
+            return 1;
+        }
+        await Task.Delay(50);
     }
 }
 Check("RemoteEcho.Vector", (await remote.VectorAsync(vector)).AsSpan().SequenceEqual(vector));
