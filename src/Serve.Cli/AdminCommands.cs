@@ -155,35 +155,65 @@ public static class AdminCommands
 
     /// <summary>
     /// Writes the status document as a table: one row per application, then one per deployment with its replicas
-    /// (running/target), their states, its runtime environment, and the reason it is not healthy.
+    /// (running/target), their states, its runtime environment, and the reason it is not healthy. A cluster's status
+    /// (multi-node Serve: the document has <c>nodes</c>) also gets a table of the nodes, named n1, n2, … in node-id
+    /// order, and each deployment's replica states say which node runs them (<c>2 RUNNING @n1, 1 STARTING @n3</c>).
     /// </summary>
     internal static Task WriteTableAsync(JsonNode? status, TextWriter output)
     {
         var apps = status?["applications"]?.AsArray() ?? [];
         var console = Terminal.For(output);
+        var nodes = (status?["nodes"]?.AsArray() ?? []).Where(n => n is not null).OrderBy(n => Str(n!["node_id"]), StringComparer.Ordinal).ToList();
+        var shortNames = nodes.Select((n, i) => (Id: Str(n!["node_id"]), Name: $"n{i + 1}")).ToDictionary(p => p.Id, p => p.Name, StringComparer.Ordinal);
         if (apps.Count == 0)
-        {
             console.WriteLine("No applications are running.");
-            return output.FlushAsync();
-        }
-        var table = new Table().Border(Terminal.Border(output));
-        foreach (var header in new[] { "Application", "Deployment", "Status", "Replicas", "Replica states", "Env", "Reason" })
-            table.AddColumn(new TableColumn(new Text(header, new Style(decoration: Decoration.Bold))));
-        foreach (var app in apps)
+        else
         {
-            var appStatus = Str(app?["status"]);
-            table.AddRow(new Text(Str(app?["name"]), new Style(decoration: Decoration.Bold)), Text.Empty, Terminal.Status(appStatus), Text.Empty, Text.Empty,
-                Text.Empty, Text.Empty);
-            foreach (var d in app?["deployments"]?.AsArray() ?? [])
+            var table = new Table().Border(Terminal.Border(output));
+            foreach (var header in new[] { "Application", "Deployment", "Status", "Replicas", "Replica states", "Env", "Reason" })
+                table.AddColumn(new TableColumn(new Text(header, new Style(decoration: Decoration.Bold))));
+            foreach (var app in apps)
             {
-                var states = (d?["replicas"]?.AsArray() ?? []).GroupBy(r => Str(r?["state"]), StringComparer.Ordinal)
-                    .Select(g => $"{g.Count()} {g.Key}");
-                table.AddRow(Text.Empty, new Text(Str(d?["name"])), Terminal.Status(Str(d?["status"])),
-                    new Text($"{d?["running_replicas"]}/{d?["target_replicas"]}"), new Text(string.Join(", ", states)),
-                    new Text(Str(d?["runtime_env"])), new Text(OneLine(Str(d?["message"])), Terminal.StatusStyle(Str(d?["status"]))));
+                var appStatus = Str(app?["status"]);
+                table.AddRow(new Text(Str(app?["name"]), new Style(decoration: Decoration.Bold)), Text.Empty, Terminal.Status(appStatus), Text.Empty, Text.Empty,
+                    Text.Empty, Text.Empty);
+                foreach (var d in app?["deployments"]?.AsArray() ?? [])
+                {
+                    var replicas = d?["replicas"]?.AsArray() ?? [];
+                    var states = shortNames.Count == 0
+                        ? replicas.GroupBy(r => Str(r?["state"]), StringComparer.Ordinal).Select(g => $"{g.Count()} {g.Key}")
+                        : replicas.GroupBy(r => (State: Str(r?["state"]), Node: shortNames.GetValueOrDefault(Str(r?["node"])) ?? Str(r?["node"])))
+                            .OrderBy(g => g.Key.Node, StringComparer.Ordinal).ThenBy(g => g.Key.State, StringComparer.Ordinal)
+                            .Select(g => $"{g.Count()} {g.Key.State} @{g.Key.Node}");
+                    table.AddRow(Text.Empty, new Text(Str(d?["name"])), Terminal.Status(Str(d?["status"])),
+                        new Text($"{d?["running_replicas"]}/{d?["target_replicas"]}"), new Text(string.Join(", ", states)),
+                        new Text(Str(d?["runtime_env"])), new Text(OneLine(Str(d?["message"])), Terminal.StatusStyle(Str(d?["status"]))));
+                }
             }
+            console.Write(table);
         }
-        console.Write(table);
+        if (nodes.Count > 0)
+        {
+            var table = new Table().Border(Terminal.Border(output));
+            foreach (var header in new[] { "Node", "Address", "State", "CPUs", "GPUs", "Labels", "Replicas", "Notes" })
+                table.AddColumn(new TableColumn(new Text(header, new Style(decoration: Decoration.Bold))));
+            var perNode = apps.SelectMany(a => a?["deployments"]?.AsArray() ?? []).SelectMany(d => d?["replicas"]?.AsArray() ?? [])
+                .GroupBy(r => Str(r?["node"]), StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
+            foreach (var n in nodes)
+            {
+                var id = Str(n!["node_id"]);
+                var labels = (n["labels"] as JsonObject ?? []).Select(l => $"{l.Key}={Str(l.Value)}");
+                var notes = new List<string>();
+                if (n["is_controller"]?.GetValue<bool>() == true) notes.Add("controller");
+                if (n["is_self"]?.GetValue<bool>() == true) notes.Add("this node");
+                if (Str(n["message"]) is { Length: > 0 } message) notes.Add(OneLine(message));
+                table.AddRow(new Text(shortNames[id]), new Text(id), new Text(Str(n["state"])), new Text(n["cpus"]?.ToJsonString() ?? ""),
+                    new Text((n["gpus"]?.AsArray().Count ?? 0).ToString(System.Globalization.CultureInfo.InvariantCulture)),
+                    new Text(string.Join(", ", labels)), new Text(perNode.GetValueOrDefault(id).ToString(System.Globalization.CultureInfo.InvariantCulture)),
+                    new Text(string.Join("; ", notes)));
+            }
+            console.Write(table);
+        }
         return output.FlushAsync();
     }
 

@@ -60,6 +60,34 @@ public sealed class AdminCommandsTests : IDisposable
     }
 
     [Fact]
+    public async Task Status_of_a_cluster_names_the_nodes_and_says_where_each_replica_runs()
+    {
+        // What a cluster node's admin API answers (Serve.Orleans): replicas carry their node, and "nodes" lists the cluster.
+        var status = System.Text.Json.Nodes.JsonNode.Parse("""
+            {
+              "applications": [ { "name": "work", "status": "RUNNING", "deployments": [ {
+                "name": "Worker", "status": "HEALTHY", "message": "", "running_replicas": 3, "target_replicas": 3, "runtime_env": "Shared",
+                "replicas": [
+                  { "replica_id": "r1", "state": "RUNNING", "node": "127.0.0.1:11112@2" },
+                  { "replica_id": "r2", "state": "RUNNING", "node": "127.0.0.1:11111@1" },
+                  { "replica_id": "r3", "state": "RUNNING", "node": "127.0.0.1:11112@2" } ] } ] } ],
+              "nodes": [
+                { "node_id": "127.0.0.1:11112@2", "state": "active", "cpus": 4, "gpus": [], "labels": { "zone": "b" }, "message": "", "is_controller": false, "is_self": false },
+                { "node_id": "127.0.0.1:11111@1", "state": "active", "cpus": 2, "gpus": ["gpu0 logical GPU 0"], "labels": { "zone": "a" }, "message": "", "is_controller": true, "is_self": true } ]
+            }
+            """);
+        var table = new StringWriter();
+
+        await AdminCommands.WriteTableAsync(status, table).WaitAsync(Bound);
+
+        var lines = table.ToString().Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries);
+        Assert.Contains(lines, l => System.Text.RegularExpressions.Regex.IsMatch(l, @"^\| +\| Worker +\| HEALTHY \| 3/3 +\| 1 RUNNING @n1, 2 RUNNING @n2 \|"));
+        Assert.Contains(lines, l => System.Text.RegularExpressions.Regex.IsMatch(l, @"^\| Node \| Address +\| State +\| CPUs \| GPUs \| Labels +\| Replicas \| Notes +\|$"));
+        Assert.Contains(lines, l => System.Text.RegularExpressions.Regex.IsMatch(l, @"^\| n1 +\| 127\.0\.0\.1:11111@1 \| active \| 2 +\| 1 +\| zone=a +\| 1 +\| controller; this node \|$"));
+        Assert.Contains(lines, l => System.Text.RegularExpressions.Regex.IsMatch(l, @"^\| n2 +\| 127\.0\.0\.1:11112@2 \| active \| 4 +\| 0 +\| zone=b +\| 2 +\| +\|$"));
+    }
+
+    [Fact]
     public async Task Deploy_of_an_invalid_config_exits_2_with_the_file_and_key_path_and_changes_nothing()
     {
         await using var serve = await StartAsync();
