@@ -114,21 +114,7 @@ internal sealed partial class ServeNodeProcess : IDisposable
         return _process.ExitCode;
     }
 
-    public void Dispose()
-    {
-        try
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill(entireProcessTree: true);
-                _process.WaitForExit(10_000);
-            }
-        }
-        catch (InvalidOperationException)
-        {
-        }
-        _process.Dispose();
-    }
+    public void Dispose() => ChildProcesses.Stop(_process);
 
     private void Add(string? line)
     {

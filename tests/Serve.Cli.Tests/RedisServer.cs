@@ -89,21 +89,7 @@ internal sealed class RedisServer : IDisposable
         }
     }
 
-    public void Dispose()
-    {
-        try
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill(entireProcessTree: true);
-                _process.WaitForExit(10_000);
-            }
-        }
-        catch (InvalidOperationException)
-        {
-        }
-        _process.Dispose();
-    }
+    public void Dispose() => ChildProcesses.Stop(_process);
 
     private static async Task<string> InstallAsync()
     {
@@ -161,5 +147,26 @@ internal sealed class RedisServer : IDisposable
         var port = ((IPEndPoint)listener.LocalEndpoint).Port;
         listener.Stop();
         return port;
+    }
+}
+
+/// <summary>Stops a process a test started (and its children) and frees it; never throws, so it fits Dispose.</summary>
+internal static class ChildProcesses
+{
+    public static void Stop(System.Diagnostics.Process process)
+    {
+        try
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+                process.WaitForExit(10_000);
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // It exited (or was never started) in between.
+        }
+        process.Dispose();
     }
 }
