@@ -16,6 +16,13 @@ internal interface IClusterController : IGrainWithIntegerKey
     /// <summary>The node the controller runs on now.</summary>
     [Alias("Node")]
     Task<string> GetNodeAsync();
+
+    /// <summary>
+    /// Records an admin write a node's admin API received (appended to the admin log, persisted) and returns what that
+    /// node applies now: the logged operations after what it applied, the recorded one last.
+    /// </summary>
+    [Alias("RecordAdmin")]
+    Task<AdminRecorded> RecordAdminAsync(AdminLogEntry operation, string logId, long applied);
 }
 
 /// <summary>What a node reports in each heartbeat: what it offers, its labels, what it deploys and runs, whether it drains.</summary>
@@ -28,7 +35,10 @@ internal sealed record NodeReport(
     [property: Id(4)] Dictionary<string, string> Labels,
     [property: Id(5)] bool Draining,
     [property: Id(6)] DeploymentReport[] Deployments,
-    [property: Id(7)] DesiredDeployment[] KnownDesired);
+    [property: Id(7)] DesiredDeployment[] KnownDesired,
+    [property: Id(8)] string AdminLogId,
+    [property: Id(9)] long AdminApplied,
+    [property: Id(10)] string AdminError);
 
 [GenerateSerializer, Immutable, Alias("Serve.GpuReport")]
 internal sealed record GpuReport(
@@ -70,11 +80,15 @@ internal sealed record ReplicaReport(
 /// <param name="Assignment">Replicas per deployment key this node runs (keys not named: none).</param>
 /// <param name="View">The whole cluster, for this node's status.</param>
 /// <param name="DrainComplete">For a draining node: every replica it runs has its replacement running elsewhere (or none can be placed).</param>
+/// <param name="AdminLogId">The admin log the operations belong to.</param>
+/// <param name="AdminOperations">The admin writes this node has not applied yet, in order.</param>
 [GenerateSerializer, Immutable, Alias("Serve.HeartbeatReply")]
 internal sealed record HeartbeatReply(
     [property: Id(0)] Dictionary<string, int> Assignment,
     [property: Id(1)] ClusterView View,
-    [property: Id(2)] bool DrainComplete);
+    [property: Id(2)] bool DrainComplete,
+    [property: Id(3)] string AdminLogId,
+    [property: Id(4)] AdminLogEntry[] AdminOperations);
 
 /// <summary>The cluster as the controller knows it.</summary>
 [GenerateSerializer, Immutable, Alias("Serve.ClusterView")]
@@ -123,6 +137,9 @@ internal sealed class ClusterState
 
     /// <summary>Per node id: deployment key → replicas assigned there.</summary>
     [Id(1)] public Dictionary<string, Dictionary<string, int>> Assignment { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>The admin writes every node applies (bounded: the last PUT and the deletes after it).</summary>
+    [Id(2)] public AdminLog Admin { get; set; } = new();
 }
 
 /// <summary>

@@ -27,6 +27,8 @@ internal sealed partial class ClusterController(
     private bool _settled;
     private ClusterView _view = ClusterView.Empty;
     private readonly Dictionary<string, string> _logged = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _adminErrors = new(StringComparer.Ordinal);
+    private DateTime _adminRecordedAt = DateTime.MinValue;
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -45,6 +47,12 @@ internal sealed partial class ClusterController(
             _reports.Remove(gone);
         var changed = DropDeadNodes(members);
         changed |= Adopt(report);
+        if (report.AdminError != _adminErrors.GetValueOrDefault(report.NodeId, ""))
+        {
+            _adminErrors[report.NodeId] = report.AdminError;
+            if (report.AdminError.Length > 0)
+                LogAdminFailed(logger, report.AdminError);
+        }
 
         if (!_settled)
         {
@@ -53,7 +61,7 @@ internal sealed partial class ClusterController(
             _settled = members.Where(m => m.Value == SiloStatus.Active).All(m => _reports.ContainsKey(m.Key))
                 || waited > 3 * _options.ReplicaRefreshInterval + _options.ListTimeout;
         }
-        var plan = _settled ? Plan(members) : null;
+        var plan = _settled && !AwaitingAdminWrite(members) ? Plan(members) : null;
         if (plan is not null)
             changed |= Apply(plan.Value.Assignment);
         if (changed)
@@ -74,7 +82,49 @@ internal sealed partial class ClusterController(
             foreach (var (key, count) in assigned)
                 mine[key] = count;
         }
-        return new HeartbeatReply(mine, _view, report.Draining && DrainComplete(report));
+        var admin = state.State.Admin;
+        return new HeartbeatReply(mine, _view, report.Draining && DrainComplete(report), admin.LogId, admin.Pending(report.AdminLogId, report.AdminApplied));
+    }
+
+    public async Task<AdminRecorded> RecordAdminAsync(AdminLogEntry operation, string logId, long applied)
+    {
+        var before = state.State.Admin.Clone();
+        var deployments = new Dictionary<string, DesiredDeployment>(state.State.Deployments, StringComparer.Ordinal);
+        var admin = state.State.Admin;
+        var entry = admin.Append(operation);
+        // What the write removes leaves the desired state at once; nodes that still run it stop when they apply the write.
+        foreach (var (key, desired) in state.State.Deployments.ToList())
+        {
+            if (!admin.Allows(desired.Application))
+                state.State.Deployments.Remove(key);
+        }
+        try
+        {
+            await state.WriteStateAsync().ConfigureAwait(true);
+        }
+        catch
+        {
+            // Not persisted: the write is refused as a whole (the node answers 503), so no node may apply it.
+            state.State.Admin = before;
+            state.State.Deployments = deployments;
+            throw;
+        }
+        _adminRecordedAt = DateTime.UtcNow;
+        LogAdminRecorded(logger, entry.Revision, entry.ToOperation(admin.LogId).Describe(), entry.Node, admin.Entries.Count);
+        return new AdminRecorded(admin.LogId, admin.Pending(logId, applied));
+    }
+
+    /// <summary>
+    /// Just after an admin write, the controller plans once every active node has applied it (bounded like a take-over's
+    /// wait): a PUT's new replicas then spread over every node instead of all landing on the node that received it first.
+    /// </summary>
+    private bool AwaitingAdminWrite(Dictionary<string, SiloStatus> members)
+    {
+        if (DateTime.UtcNow - _adminRecordedAt > 3 * _options.ReplicaRefreshInterval + _options.ListTimeout)
+            return false;
+        var admin = state.State.Admin;
+        return members.Any(m => m.Value == SiloStatus.Active
+            && (!_reports.TryGetValue(m.Key, out var r) || r.AdminLogId != admin.LogId || r.AdminApplied < admin.Revision));
     }
 
     /// <summary>The nodes membership knows and does not consider dead.</summary>
@@ -112,10 +162,16 @@ internal sealed partial class ClusterController(
     private bool Adopt(NodeReport report)
     {
         var changed = false;
+        var admin = state.State.Admin;
+        // A node that has not applied every admin write yet may still run an application a write removed: not adopted.
+        var caughtUp = admin.Entries.Count == 0 || (report.AdminLogId == admin.LogId && report.AdminApplied >= admin.Revision);
         // First what the node learned from this controller before (its copy of the desired state): after a take-over
-        // whose storage was lost with its node, the nodes' copies rebuild it.
+        // whose storage was lost with its node, the nodes' copies rebuild it. A copy older than an admin write that
+        // removed the application is not.
         foreach (var known in report.KnownDesired)
         {
+            if (!admin.Allows(known.Application))
+                continue;
             var key = ClusterKeys.Of(known.Application, known.Deployment);
             if (!state.State.Deployments.TryGetValue(key, out var desired) || known.NewerThan(desired))
             {
@@ -125,6 +181,8 @@ internal sealed partial class ClusterController(
         }
         foreach (var d in report.Deployments)
         {
+            if (!caughtUp && !admin.Allows(d.Application))
+                continue;
             var key = d.Key;
             var offered = DesiredDeployment.From(report.NodeId, d);
             if (!state.State.Deployments.TryGetValue(key, out var desired))
@@ -322,7 +380,7 @@ internal sealed partial class ClusterController(
             [.. r.Gpus.Select(g => $"gpu{g.Ordinal} {g.Name} ({g.MemoryBytes} bytes)")],
             r.Custom,
             r.Labels,
-            nodeProblems.TryGetValue(r.NodeId, out var list) ? string.Join(" ", list) : "")).ToArray();
+            string.Join(" ", (nodeProblems.TryGetValue(r.NodeId, out var list) ? list : new List<string>()).Append(r.AdminError).Where(m => m.Length > 0)))).ToArray();
         return new ClusterView(NodeIds.Of(localSilo.SiloAddress), nodes, [.. deployments],
             [.. state.State.Deployments.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => p.Value)]);
     }
@@ -338,6 +396,12 @@ internal sealed partial class ClusterController(
 
     [LoggerMessage(EventId = 1313, Level = LogLevel.Information, Message = "Serve cluster: assignment {Assignment}")]
     private static partial void LogAssigned(ILogger logger, string assignment);
+
+    [LoggerMessage(EventId = 1315, Level = LogLevel.Information, Message = "Serve cluster: admin operation {Revision} ({Operation}) received by node {Node} recorded; the admin log holds {Entries} operation(s)")]
+    private static partial void LogAdminRecorded(ILogger logger, long revision, string operation, string node, int entries);
+
+    [LoggerMessage(EventId = 1316, Level = LogLevel.Error, Message = "Serve cluster: {Error}")]
+    private static partial void LogAdminFailed(ILogger logger, string error);
 
     [LoggerMessage(EventId = 1314, Level = LogLevel.Warning, Message = "Serve cluster: deployment {Deployment}: {Problem}")]
     private static partial void LogProblem(ILogger logger, string deployment, string problem);

@@ -32,6 +32,10 @@ internal sealed partial class ClusterNode(
     // A node declared dead wakes the heartbeat, so the controller re-plans at once instead of at the next interval.
     private readonly System.Threading.Channels.Channel<bool> _wake = System.Threading.Channels.Channel.CreateBounded<bool>(
         new System.Threading.Channels.BoundedChannelOptions(1) { FullMode = System.Threading.Channels.BoundedChannelFullMode.DropWrite });
+    // The admin writes a heartbeat brought, applied apart from the heartbeat (a deploy may wait for replicas the next
+    // heartbeats assign); only the newest batch is kept: each holds everything this node has not applied yet.
+    private readonly System.Threading.Channels.Channel<AdminOperation[]> _adminWrites = System.Threading.Channels.Channel.CreateBounded<AdminOperation[]>(
+        new System.Threading.Channels.BoundedChannelOptions(1) { FullMode = System.Threading.Channels.BoundedChannelFullMode.DropOldest });
 
     private IClusterController Controller => grains.GetGrain<IClusterController>(0);
 
@@ -41,6 +45,7 @@ internal sealed partial class ClusterNode(
     {
         using var stopping = lifetime.ApplicationStopping.Register(() => _draining = true);
         var watching = WatchMembershipAsync(stoppingToken);
+        var applying = ApplyAdminWritesAsync(stoppingToken);
         try
         {
             while (!stoppingToken.IsCancellationRequested)
@@ -69,6 +74,25 @@ internal sealed partial class ClusterNode(
         finally
         {
             await watching.ConfigureAwait(false);
+            await applying.ConfigureAwait(false);
+        }
+    }
+
+    private async Task ApplyAdminWritesAsync(CancellationToken cancellationToken)
+    {
+        await Task.Yield();
+        try
+        {
+            await foreach (var batch in _adminWrites.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            {
+                // Failures are reported by the applier (this node's status and log) and never retried.
+                await host.AdminWrites.ApplyLogAsync(batch, cancellationToken).ConfigureAwait(false);
+                // Report at once what this node now deploys, so the controller plans with it.
+                _wake.Writer.TryWrite(true);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
         }
     }
 
@@ -100,6 +124,13 @@ internal sealed partial class ClusterNode(
             var reply = await Controller.HeartbeatAsync(Report()).WaitAsync(_options.ListTimeout, cancellationToken).ConfigureAwait(false);
             status.Update(reply.View);
             ReportOwnProblems(reply.View);
+            if (reply.AdminOperations.Length > 0)
+            {
+                var applied = host.AdminWrites.Applied;
+                var pending = reply.AdminOperations.Select(e => e.ToOperation(reply.AdminLogId)).Where(o => !applied.Covers(o)).ToArray();
+                if (pending.Length > 0)
+                    _adminWrites.Writer.TryWrite(pending);
+            }
             if (_applied is null || !Same(_applied, reply.Assignment))
             {
                 var counts = new Dictionary<(string App, string Deployment), int>();
@@ -136,6 +167,8 @@ internal sealed partial class ClusterNode(
 
     internal NodeReport Report()
     {
+        // Read before the deployments: a write marked applied has changed them already.
+        var applied = host.AdminWrites.Applied;
         var pool = host.ResourcePool;
         var deployments = new List<DeploymentReport>();
         foreach (var r in host.ClusterRegistrations)
@@ -154,7 +187,10 @@ internal sealed partial class ClusterNode(
             new Dictionary<string, string>(_options.NodeLabels, StringComparer.Ordinal),
             _draining,
             [.. deployments],
-            status.View.Desired);
+            status.View.Desired,
+            applied.LogId,
+            applied.Revision,
+            host.AdminWrites.Error);
     }
 
     /// <summary>A deployment's per-node cap and node selector (DeploymentOptions.MaxReplicasPerNode, NodeSelector).</summary>

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 using Orleans.Runtime;
 using Serve.Control;
 
@@ -69,5 +70,31 @@ internal sealed class ClusterStatus(IServiceProvider services) : IClusterLayer
             IsSelf = n.NodeId == self,
         }).ToArray();
         return new ServeStatus(applications) { Nodes = nodes };
+    }
+
+    public async Task<IReadOnlyList<AdminOperation>> RecordAdminAsync(AdminOperation operation, AdminApplied applied, CancellationToken cancellationToken)
+    {
+        var timeout = services.GetRequiredService<IOptions<ServeClusterOptions>>().Value.ListTimeout;
+        var controller = services.GetRequiredService<IGrainFactory>().GetGrain<IClusterController>(0);
+        AdminRecorded recorded;
+        try
+        {
+            recorded = await controller.RecordAdminAsync(AdminLogEntry.From(operation), applied.LogId, applied.Revision)
+                .WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException e)
+        {
+            throw new ClusterUnavailableException(
+                $"Node {NodeId}: the Serve cluster controller did not answer within ServeClusterOptions.ListTimeout ({timeout}) to record this {operation.Describe()}, " +
+                "so this node applied nothing. If the controller records it late, every node (this one too) applies it with its next heartbeat; " +
+                "check with GET /api/serve/applications, and send the write again once the cluster has settled (or raise ServeClusterOptions.ListTimeout).", e);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            throw new ClusterUnavailableException(
+                $"Node {NodeId} cannot reach the Serve cluster controller to record this {operation.Describe()} ({e.GetType().Name}: {e.Message}); " +
+                "nothing was changed on any node. Send the write again once the cluster has settled (GET /api/serve/applications lists the nodes).", e);
+        }
+        return [.. recorded.Pending.Select(e => e.ToOperation(recorded.LogId))];
     }
 }

@@ -32,7 +32,10 @@ public sealed class ServeClusterOptions
     /// </summary>
     public TimeSpan ReplicaRefreshInterval { get; set; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>How long one node waits for another to list its replicas before it tries again at the next refresh. Default 5 seconds.</summary>
+    /// <summary>
+    /// How long one node waits for another to list its replicas before it tries again at the next refresh, and how long
+    /// its admin API waits for the cluster controller to record a PUT or DELETE before answering 503. Default 5 seconds.
+    /// </summary>
     public TimeSpan ListTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>

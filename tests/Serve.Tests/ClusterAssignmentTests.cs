@@ -19,6 +19,10 @@ public class ClusterAssignmentTests
         {
             Nodes = [new NodeInfo(NodeId, "active", 4, [], new Dictionary<string, double>(), new Dictionary<string, string>(), "") { IsSelf = true }],
         };
+
+        // A controller of one node: the write gets the next revision and is all this node applies.
+        public Task<IReadOnlyList<AdminOperation>> RecordAdminAsync(AdminOperation operation, AdminApplied applied, CancellationToken cancellationToken) =>
+            Task.FromResult<IReadOnlyList<AdminOperation>>([operation with { LogId = "log", Revision = applied.Revision + 1 }]);
     }
 
     private static ServeHost NodeHost() =>

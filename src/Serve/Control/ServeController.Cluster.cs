@@ -110,4 +110,12 @@ internal interface IClusterLayer
 
     /// <summary>This node's status with the rest of the cluster added: other nodes' replicas, the nodes, placement problems.</summary>
     ServeStatus Describe(ServeStatus local);
+
+    /// <summary>
+    /// Records an admin write with the cluster controller, which appends it to its admin log, and returns what this node
+    /// applies now, in order: the logged operations after <paramref name="applied"/> it has not applied yet, then the
+    /// recorded one (last, with its revision). Throws <see cref="ClusterUnavailableException"/> when the controller
+    /// cannot be reached in time; nothing is recorded then.
+    /// </summary>
+    Task<IReadOnlyList<AdminOperation>> RecordAdminAsync(AdminOperation operation, AdminApplied applied, CancellationToken cancellationToken);
 }

@@ -44,7 +44,11 @@ public sealed class ServeHost : IServeClient, IAsyncDisposable
         // A cluster layer (Serve.Orleans) registered in the services: the cluster controller assigns this node its replicas.
         _cluster = services.GetService<IClusterLayer>();
         _controller = new ServeController(options, services, _logger, Metrics, clusterAssigned: _cluster is not null);
+        AdminWrites = new AdminApplier(this, _cluster, _logger);
     }
+
+    /// <summary>Applies admin writes (the admin API's PUT and DELETE, and on a cluster node the other nodes' ones), one at a time.</summary>
+    internal AdminApplier AdminWrites { get; }
 
     private readonly IClusterLayer? _cluster;
 

@@ -10,6 +10,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Serve.Config;
+using Serve.Control;
 using Serve.Observability;
 
 namespace Serve.Http;
@@ -27,7 +28,6 @@ internal sealed class AdminApi : IAsyncDisposable
     private readonly AdminOptions _options;
     private readonly ServeHost _host;
     private readonly ILogger _logger;
-    private readonly SemaphoreSlim _applyLock = new(1, 1);
     private readonly PrometheusExporter _exporter;
     private readonly MetricsHistory _history;
     private KestrelListener? _listener;
@@ -197,19 +197,15 @@ internal sealed class AdminApi : IAsyncDisposable
             return;
         }
 
-        await _applyLock.WaitAsync(context.RequestAborted).ConfigureAwait(false);
         try
         {
-            var listed = config.Applications.Select(a => a.Name).ToHashSet(StringComparer.Ordinal);
-            // An application the document drops goes first when a listed one takes over its route prefix (a rename
-            // keeping the prefix); the others keep serving until the listed ones are deployed.
-            var claimed = config.Applications.Select(a => a.ServedRoutePrefix).ToHashSet(StringComparer.Ordinal);
-            foreach (var stale in _host.GetStatus().Applications.Where(a => !listed.Contains(a.Name) && claimed.Contains(a.RoutePrefix)).Select(a => a.Name).ToArray())
-                await _host.DeleteAsync(stale, context.RequestAborted).ConfigureAwait(false);
-            foreach (var app in config.Applications)
-                await config.ApplyOneAsync(_host, app, context.RequestAborted).ConfigureAwait(false);
-            foreach (var stale in _host.GetStatus().Applications.Where(a => !listed.Contains(a.Name)).Select(a => a.Name).ToArray())
-                await _host.DeleteAsync(stale, context.RequestAborted).ConfigureAwait(false);
+            // On a cluster node the controller records the write first, then this node applies it (the others follow).
+            await _host.AdminWrites.PutAsync(config, text, yaml, context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (ClusterUnavailableException e)
+        {
+            await ErrorAsync(context, StatusCodes.Status503ServiceUnavailable, e.Message).ConfigureAwait(false);
+            return;
         }
         catch (Exception e) when (e is RoutePrefixConflictException or ApplicationSupersededException)
         {
@@ -226,31 +222,25 @@ internal sealed class AdminApi : IAsyncDisposable
             await ErrorAsync(context, StatusCodes.Status500InternalServerError, e.Message).ConfigureAwait(false);
             return;
         }
-        finally
-        {
-            _applyLock.Release();
-        }
         await JsonAsync(context, StatusCodes.Status200OK, AdminJson(_host.GetStatus())).ConfigureAwait(false);
     }
 
     private async Task DeleteAsync(HttpContext context, string? name)
     {
-        await _applyLock.WaitAsync(context.RequestAborted).ConfigureAwait(false);
+        string? notFound;
         try
         {
-            var names = _host.GetStatus().Applications.Select(a => a.Name).ToArray();
-            if (name is not null && !names.Contains(name, StringComparer.Ordinal))
-            {
-                await ErrorAsync(context, StatusCodes.Status404NotFound,
-                    $"No application named '{name}'. Applications: {(names.Length == 0 ? "none" : string.Join(", ", names))}.").ConfigureAwait(false);
-                return;
-            }
-            foreach (var app in name is null ? names : [name])
-                await _host.DeleteAsync(app, context.RequestAborted).ConfigureAwait(false);
+            notFound = await _host.AdminWrites.DeleteAsync(name, context.RequestAborted).ConfigureAwait(false);
         }
-        finally
+        catch (ClusterUnavailableException e)
         {
-            _applyLock.Release();
+            await ErrorAsync(context, StatusCodes.Status503ServiceUnavailable, e.Message).ConfigureAwait(false);
+            return;
+        }
+        if (notFound is not null)
+        {
+            await ErrorAsync(context, StatusCodes.Status404NotFound, notFound).ConfigureAwait(false);
+            return;
         }
         await JsonAsync(context, StatusCodes.Status200OK, AdminJson(_host.GetStatus())).ConfigureAwait(false);
     }
