@@ -71,14 +71,7 @@ public sealed class AdminWriteTests
         builder.ConfigureSilo((_, silo) =>
         {
             silo.AddServeNode(cluster => cluster.ReplicaRefreshInterval = TimeSpan.FromMilliseconds(100));
-            silo.Configure<ClusterMembershipOptions>(o =>
-            {
-                o.ProbeTimeout = TimeSpan.FromMilliseconds(500);
-                o.NumMissedProbesLimit = 1;
-                o.NumVotesForDeathDeclaration = 1;
-                o.TableRefreshTimeout = TimeSpan.FromMilliseconds(500);
-                o.IAmAliveTablePublishTimeout = TimeSpan.FromSeconds(1);
-            });
+            TestSilos.UseShortMembershipProbes(silo);
         });
         var cluster = builder.Build();
         await cluster.DeployAsync();

@@ -64,14 +64,7 @@ public sealed class ClusterControllerTests
                 foreach (var (k, v) in node.Labels ?? [])
                     cluster.NodeLabels[k] = v;
             });
-            silo.Configure<ClusterMembershipOptions>(o =>
-            {
-                o.ProbeTimeout = TimeSpan.FromMilliseconds(500);
-                o.NumMissedProbesLimit = 1;
-                o.NumVotesForDeathDeclaration = 1;
-                o.TableRefreshTimeout = TimeSpan.FromMilliseconds(500);
-                o.IAmAliveTablePublishTimeout = TimeSpan.FromSeconds(1);
-            });
+            TestSilos.UseShortMembershipProbes(silo);
         });
         var cluster = builder.Build();
         await cluster.DeployAsync();
